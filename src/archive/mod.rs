@@ -1,0 +1,4 @@
+//! The duplicity archive format.
+pub mod index;
+pub mod manifest;
+pub mod names;
