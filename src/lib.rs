@@ -5,3 +5,9 @@ pub mod delta;
 pub mod time;
 pub mod cli;
 pub mod serve;
+pub mod backend;
+pub mod error;
+pub mod repo;
+pub mod restore;
+
+pub use error::{Error, Result};

@@ -2,3 +2,8 @@
 pub mod index;
 pub mod manifest;
 pub mod names;
+pub mod difftar;
+pub mod meta;
+pub mod collection;
+pub mod codec;
+pub mod status;

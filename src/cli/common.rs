@@ -1,0 +1,185 @@
+//! What the native and the duplicity-compatible command lines share: opening
+//! a target with its keys and cache, running an engine, and turning the
+//! outcome into messages and an exit code.
+
+use crate::archive::index::Index;
+use crate::archive::names::Naming;
+use crate::crypto::Keyring;
+use crate::error::Error;
+use crate::repo::{self, Repo};
+use crate::restore::{self, RestoreOptions};
+use crate::time;
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Options that say how to reach and read a target.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct TargetArgs {
+    /// Local cache of signatures and manifests (duplicity's --archive-dir).
+    /// Default: ~/.cache/duplicity, shared with duplicity.
+    #[arg(long, value_name = "DIR")]
+    pub archive_dir: Option<PathBuf>,
+    /// Name of this backup inside the archive directory. Default: the MD5 of
+    /// the target URL, as duplicity names it.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Read the passphrase from this file instead of the PASSPHRASE
+    /// environment variable.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Where to put downloads and work files. Default: $TMPDIR or /tmp.
+    #[arg(long, value_name = "DIR")]
+    pub tempdir: Option<PathBuf>,
+    /// OpenPGP secret key file(s) for archives encrypted to a public key.
+    #[arg(long = "secret-key", value_name = "FILE")]
+    pub secret_keys: Vec<PathBuf>,
+}
+
+/// The passphrase from a file (trailing newline dropped) or `PASSPHRASE`.
+pub fn passphrase(file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading passphrase file {}", f.display()))?;
+        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
+    }
+    Ok(std::env::var("PASSPHRASE").ok())
+}
+
+pub fn open_repo(url: &str, args: &TargetArgs) -> anyhow::Result<Repo> {
+    let mut repo = Repo::open(url)?;
+    repo.naming = Naming::default();
+    let root = args.archive_dir.clone().unwrap_or_else(repo::default_archive_root);
+    let name = args.name.clone().unwrap_or_else(|| repo::default_backup_name(url));
+    repo.archive_dir = Some(root.join(name));
+    if let Some(t) = &args.tempdir {
+        repo.tempdir = t.clone();
+    }
+    let mut keys = Keyring::default();
+    if let Some(p) = passphrase(args.passphrase_file.as_ref())? {
+        keys.passphrase = Some(p.into());
+    }
+    for f in &args.secret_keys {
+        keys.add_key_file(f)?;
+    }
+    repo.keys = keys;
+    Ok(repo)
+}
+
+/// How a command ended, beyond success.
+pub struct Outcome {
+    pub code: i32,
+}
+
+impl Outcome {
+    pub fn ok() -> Self {
+        Outcome { code: 0 }
+    }
+}
+
+/// duplicity's exit codes (`log.ErrorCode`) for the errors that have one.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    use crate::backend::BackendError;
+    use crate::crypto::CryptoError;
+    let Some(err) = e.downcast_ref::<Error>() else {
+        if e.downcast_ref::<BackendError>().is_some() {
+            return 50;
+        }
+        if e.downcast_ref::<CryptoError>().is_some() {
+            return 31;
+        }
+        return 1;
+    };
+    match err {
+        Error::DestinationNotEmpty(_) => 11,
+        Error::PathNotInBackup { .. } => 19,
+        Error::Crypto { .. } => 31,
+        Error::Manifest { .. } | Error::NoManifest { .. } => 6,
+        Error::Backend(BackendError::NotFound { .. }) => 52,
+        Error::Backend(_) => 50,
+        Error::Usage(_) => 2,
+        Error::NoBackups(_) | Error::Collection(_) => 30,
+        _ => 1,
+    }
+}
+
+/// Prints an outcome's error, if any, and returns the exit code.
+pub fn report(r: anyhow::Result<Outcome>) -> i32 {
+    match r {
+        Ok(o) => o.code,
+        Err(e) => {
+            eprintln!("cairn: {e:#}");
+            exit_code(&e)
+        }
+    }
+}
+
+pub struct RestoreRequest {
+    pub dest: PathBuf,
+    pub time: Option<String>,
+    pub path: Option<String>,
+    pub force: bool,
+    pub numeric_owner: bool,
+    pub restore_owner: bool,
+}
+
+pub fn parse_time(s: &str) -> anyhow::Result<time::Seconds> {
+    Ok(time::parse_user_time(s, time::now())?)
+}
+
+pub fn parse_restore_path(p: &str) -> anyhow::Result<Option<Index>> {
+    let trimmed = p.trim_matches('/');
+    if trimmed.is_empty() || trimmed == "." {
+        return Ok(None);
+    }
+    Ok(Some(Index::parse(trimmed.as_bytes()).map_err(|e| Error::Usage(e.to_string()))?))
+}
+
+pub fn restore(url: &str, args: &TargetArgs, req: RestoreRequest) -> anyhow::Result<Outcome> {
+    let repo = open_repo(url, args)?;
+    let mut opts = RestoreOptions::new(req.dest);
+    opts.time = req.time.as_deref().map(parse_time).transpose()?;
+    opts.path = match req.path.as_deref() {
+        Some(p) => parse_restore_path(p)?,
+        None => None,
+    };
+    opts.force = req.force;
+    opts.numeric_owner = req.numeric_owner;
+    opts.restore_owner = req.restore_owner;
+    let report = restore::restore(&repo, &opts)?;
+    for p in &report.problems {
+        eprintln!("warning: {p}");
+    }
+    for v in &report.damaged_volumes {
+        eprintln!("error: unusable volume {v}");
+    }
+    for u in &report.unrestored {
+        eprintln!("error: not restored: {u}");
+    }
+    eprintln!(
+        "Restored the backup of {} into {}: {} files ({} bytes), {} directories, {} other entries.",
+        time::to_pretty(report.backup_time),
+        opts.dest.display(),
+        report.files,
+        report.bytes,
+        report.directories,
+        report.others
+    );
+    if report.complete() {
+        Ok(Outcome::ok())
+    } else {
+        eprintln!(
+            "Restore INCOMPLETE: {} path(s) could not be restored and {} volume(s) were unusable; \
+             everything else was restored.",
+            report.unrestored.len(),
+            report.damaged_volumes.len()
+        );
+        Ok(Outcome { code: 21 })
+    }
+}
+
+/// `collection-status`, in duplicity's layout.
+pub fn status(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
+    let repo = open_repo(url, args)?;
+    let coll = repo.collection()?;
+    print!("{}", crate::archive::status::render(&coll, &repo));
+    Ok(Outcome::ok())
+}

@@ -1,0 +1,91 @@
+//! The error type of Cairn's engines (restore, backup, maintenance). Every
+//! message says what went wrong, where, and what to do about it.
+
+use crate::archive::collection::CollectionError;
+use crate::archive::difftar::DifftarError;
+use crate::archive::manifest::ManifestError;
+use crate::backend::BackendError;
+use crate::crypto::CryptoError;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+
+    #[error("cannot decrypt {file}: {source}")]
+    Crypto {
+        file: String,
+        #[source]
+        source: CryptoError,
+    },
+
+    #[error(
+        "manifest {file} is corrupt: {source}; restore an earlier time, or run \
+         `cleanup` to move past the damaged set"
+    )]
+    Manifest {
+        file: String,
+        #[source]
+        source: ManifestError,
+    },
+
+    #[error("{0}")]
+    Collection(#[from] CollectionError),
+
+    #[error(
+        "no backups at {0}: nothing to restore (check the URL, and --name/--file-prefix \
+         if you used them when backing up)"
+    )]
+    NoBackups(String),
+
+    #[error("the {set} has no manifest at the target; it cannot be restored from")]
+    NoManifest { set: String },
+
+    #[error("cannot read {file}: {source}")]
+    Volume {
+        file: String,
+        #[source]
+        source: DifftarError,
+    },
+
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error(
+        "restore destination {0} exists and is not empty; choose an empty or new \
+         directory, or pass --force to restore over what is there"
+    )]
+    DestinationNotEmpty(PathBuf),
+
+    #[error("{path} was not found in the backup of {time}")]
+    PathNotInBackup { path: String, time: String },
+
+    #[error("{op} {path}: {source}")]
+    Local {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("invalid option: {0}")]
+    Usage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn local(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Local {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

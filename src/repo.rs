@@ -1,0 +1,223 @@
+//! A target as the engines see it: the backend holding the archive, the local
+//! archive directory (duplicity's signature and manifest cache), the naming
+//! prefixes and the keys. It answers "what is there" and hands out verified,
+//! decoded files.
+
+use crate::archive::codec;
+use crate::archive::collection::{BackupSet, Collection};
+use crate::archive::manifest::{Manifest, VolumeInfo};
+use crate::archive::names::{Encoding, Naming};
+use crate::backend::{self, Backend, BackendError};
+use crate::crypto::Keyring;
+use crate::error::{Error, Result};
+use sha1::{Digest, Sha1};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub struct Repo {
+    pub backend: Box<dyn Backend>,
+    pub naming: Naming,
+    /// The local archive directory for this target (`--archive-dir`/`--name`).
+    pub archive_dir: Option<PathBuf>,
+    pub keys: Keyring,
+    /// Where downloads and work files go (`--tempdir`).
+    pub tempdir: PathBuf,
+}
+
+/// duplicity's default backup name: the MD5 of the URL exactly as typed.
+pub fn default_backup_name(url: &str) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(url.as_bytes()))
+}
+
+/// duplicity's default archive directory: `$XDG_CACHE_HOME/duplicity`, or
+/// `~/.cache/duplicity`.
+pub fn default_archive_root() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("duplicity");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join(".cache").join("duplicity")
+}
+
+/// A volume ready to decode: its bytes are on local disk and their SHA1
+/// matched the manifest.
+pub struct VerifiedVolume {
+    pub name: String,
+    pub path: PathBuf,
+    /// Set when `path` is a download that must be removed after use.
+    temp: Option<tempfile::TempPath>,
+}
+
+impl VerifiedVolume {
+    pub fn open(&self) -> io::Result<File> {
+        File::open(&self.path)
+    }
+
+    pub fn is_download(&self) -> bool {
+        self.temp.is_some()
+    }
+}
+
+/// Why a volume cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeProblem {
+    Missing,
+    HashMismatch { expected: String, actual: String },
+    Unreadable(String),
+}
+
+impl std::fmt::Display for VolumeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VolumeProblem::Missing => f.write_str("it is missing from the target"),
+            VolumeProblem::HashMismatch { expected, actual } => write!(
+                f,
+                "its SHA1 is {actual}, the manifest says {expected}: it is corrupt or truncated"
+            ),
+            VolumeProblem::Unreadable(e) => write!(f, "it cannot be read: {e}"),
+        }
+    }
+}
+
+pub fn sha1_file(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha1::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+impl Repo {
+    pub fn open(url: &str) -> Result<Repo> {
+        Ok(Repo {
+            backend: backend::open(url)?,
+            naming: Naming::default(),
+            archive_dir: None,
+            keys: Keyring::default(),
+            tempdir: std::env::temp_dir(),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Names in the local archive directory (empty if there is none).
+    pub fn local_names(&self) -> Vec<String> {
+        let Some(dir) = &self.archive_dir else {
+            return Vec::new();
+        };
+        let Ok(rd) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Lists the target and the cache and groups what is there.
+    pub fn collection(&self) -> Result<Collection> {
+        let remote = self.backend.list()?;
+        Ok(Collection::build(&remote, &self.local_names(), &self.naming))
+    }
+
+    /// A cached plain manifest for the set, if the archive directory has one.
+    fn local_manifest_path(&self, set: &BackupSet) -> Option<PathBuf> {
+        let dir = self.archive_dir.as_ref()?;
+        for n in self.local_names() {
+            let Some(p) = self.naming.parse(&n) else { continue };
+            if p.manifest
+                && p.time == set.time
+                && p.start_time == set.start_time
+                && p.end_time == set.end_time
+                && (p.kind == crate::archive::names::Kind::Full) == (set.kind == crate::archive::collection::SetKind::Full)
+            {
+                return Some(dir.join(n));
+            }
+        }
+        None
+    }
+
+    /// Reads a whole stored file and removes its encoding.
+    pub fn read_decoded(&self, name: &str) -> Result<Vec<u8>> {
+        let enc = self.naming.parse(name).map_or(Encoding::Plain, |p| p.encoding());
+        let raw = self.backend.open(name)?;
+        let mut r = codec::decode(raw, enc, &self.keys).map_err(|source| Error::Crypto {
+            file: name.to_string(),
+            source,
+        })?;
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).map_err(|source| Error::Read {
+            file: name.to_string(),
+            source,
+        })?;
+        Ok(out)
+    }
+
+    /// The set's manifest, preferring the local cache as duplicity does.
+    pub fn manifest(&self, set: &BackupSet) -> Result<Manifest> {
+        let (name, bytes) = match self.local_manifest_path(set) {
+            Some(p) => {
+                let bytes = fs::read(&p).map_err(|e| Error::local("read", &p, e))?;
+                (p.display().to_string(), bytes)
+            }
+            None => {
+                let name = set.manifest.clone().ok_or_else(|| Error::NoManifest {
+                    set: set.describe(),
+                })?;
+                let bytes = self.read_decoded(&name)?;
+                (name, bytes)
+            }
+        };
+        Manifest::parse(&bytes).map_err(|source| Error::Manifest { file: name, source })
+    }
+
+    /// Makes a volume available locally and checks it against its manifest
+    /// entry before anything reads its contents.
+    pub fn fetch_volume(&self, name: &str, info: Option<&VolumeInfo>) -> std::result::Result<VerifiedVolume, VolumeProblem> {
+        let (path, temp) = match self.backend.local_path(name) {
+            Some(p) if p.exists() => (p, None),
+            Some(_) => return Err(VolumeProblem::Missing),
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("cairn-volume-")
+                    .tempfile_in(&self.tempdir)
+                    .map_err(|e| VolumeProblem::Unreadable(e.to_string()))?
+                    .into_temp_path();
+                match self.backend.get(name, &tmp) {
+                    Ok(()) => {}
+                    Err(BackendError::NotFound { .. }) => return Err(VolumeProblem::Missing),
+                    Err(e) => return Err(VolumeProblem::Unreadable(e.to_string())),
+                }
+                (tmp.to_path_buf(), Some(tmp))
+            }
+        };
+        if let Some((algo, expected)) = info.and_then(VolumeInfo::best_hash)
+            && algo == "SHA1"
+        {
+            let actual = sha1_file(&path).map_err(|e| VolumeProblem::Unreadable(e.to_string()))?;
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(VolumeProblem::HashMismatch {
+                    expected: expected.to_string(),
+                    actual,
+                });
+            }
+        }
+        Ok(VerifiedVolume {
+            name: name.to_string(),
+            path,
+            temp,
+        })
+    }
+}

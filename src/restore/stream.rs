@@ -1,0 +1,383 @@
+//! One backup set's entries, in index order, produced by background threads:
+//! a fetcher that makes each volume local and checks its SHA1 against the
+//! manifest (one volume ahead), and a decoder that decrypts or gunzips it and
+//! walks its tar entries, joining multivol chunks into one logical entry.
+//!
+//! The consumer side, [`SetCursor`], peeks at the next entry's index and reads
+//! or skips its data. Channels are bounded, so memory stays at a few chunks
+//! per set however large the archive is.
+
+use crate::archive::difftar::{self, DiffType, DifftarError};
+use crate::archive::index::Index;
+use crate::archive::manifest::VolumeInfo;
+use crate::archive::meta::Meta;
+use crate::archive::names::Encoding;
+use crate::archive::codec;
+use crate::crypto::CryptoError;
+use crate::repo::{Repo, VerifiedVolume, VolumeProblem};
+use std::io::{self, Read};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+/// The head of a logical entry.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub index: Index,
+    pub difftype: DiffType,
+    pub meta: Meta,
+    /// Which volume it starts in, for messages.
+    pub volume: u64,
+}
+
+/// A range of a set that cannot be read.
+#[derive(Debug, Clone)]
+pub struct Gap {
+    pub volume: u64,
+    pub file: String,
+    pub start: Index,
+    pub end: Index,
+    pub reason: String,
+}
+
+impl Gap {
+    pub fn covers(&self, ix: &Index) -> bool {
+        self.start <= *ix && *ix <= self.end
+    }
+}
+
+pub enum Item {
+    Head(Head),
+    Data(Vec<u8>),
+    /// The current entry's data is complete.
+    End,
+    /// The current entry's data was cut short by a damaged volume.
+    Broken,
+    Gap(Gap),
+    /// Reading the set cannot go on (for example, the wrong passphrase).
+    Fatal(String),
+}
+
+/// A volume to read, with the manifest entry that vouches for it.
+pub struct VolumeJob {
+    pub number: u64,
+    pub name: Option<String>,
+    pub info: VolumeInfo,
+    pub encoding: Encoding,
+}
+
+/// Starts the threads for one set. `restrict` keeps only indexes under a
+/// prefix, with the prefix removed (`patchdir.filter_path_iter`).
+pub fn spawn<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    repo: &'env Repo,
+    jobs: Vec<VolumeJob>,
+    restrict: Option<Index>,
+) -> SetCursor {
+    let (vol_tx, vol_rx) = sync_channel::<(VolumeJob, Result<VerifiedVolume, VolumeProblem>)>(1);
+    let (tx, rx) = sync_channel::<Item>(64);
+    scope.spawn(move || {
+        for job in jobs {
+            let fetched = match &job.name {
+                Some(n) => repo.fetch_volume(n, Some(&job.info)),
+                None => Err(VolumeProblem::Missing),
+            };
+            if vol_tx.send((job, fetched)).is_err() {
+                return;
+            }
+        }
+    });
+    scope.spawn(move || decode_set(repo, vol_rx, tx, restrict));
+    SetCursor {
+        rx,
+        peeked: None,
+        gaps: Vec::new(),
+        finished: false,
+        fatal: None,
+    }
+}
+
+struct Decoder {
+    tx: SyncSender<Item>,
+    /// Index of the entry whose data is being sent, if it is a multivol one.
+    open: Option<(Index, bool)>,
+    restrict: Option<Index>,
+}
+
+/// Marks the consumer as gone, so producers can stop.
+struct Hangup;
+
+impl Decoder {
+    fn send(&self, item: Item) -> Result<(), Hangup> {
+        self.tx.send(item).map_err(|_| Hangup)
+    }
+
+    fn close_open(&mut self, ok: bool) -> Result<(), Hangup> {
+        if self.open.take().is_some() {
+            self.send(if ok { Item::End } else { Item::Broken })?;
+        }
+        Ok(())
+    }
+}
+
+fn decode_set(
+    repo: &Repo,
+    vols: Receiver<(VolumeJob, Result<VerifiedVolume, VolumeProblem>)>,
+    tx: SyncSender<Item>,
+    restrict: Option<Index>,
+) {
+    let mut d = Decoder {
+        tx,
+        open: None,
+        restrict,
+    };
+    let _ = (|| -> Result<(), Hangup> {
+        for (job, fetched) in vols {
+            let file = job.name.clone().unwrap_or_else(|| format!("volume {}", job.number));
+            let gap = |reason: String| {
+                Item::Gap(Gap {
+                    volume: job.number,
+                    file: file.clone(),
+                    start: job.info.start.clone(),
+                    end: job.info.end.clone(),
+                    reason,
+                })
+            };
+            let vol = match fetched {
+                Ok(v) => v,
+                Err(p) => {
+                    d.close_open(false)?;
+                    d.send(gap(p.to_string()))?;
+                    continue;
+                }
+            };
+            let raw = match vol.open() {
+                Ok(f) => f,
+                Err(e) => {
+                    d.close_open(false)?;
+                    d.send(gap(e.to_string()))?;
+                    continue;
+                }
+            };
+            let reader = match codec::decode(raw, job.encoding, &repo.keys) {
+                Ok(r) => r,
+                Err(e @ (CryptoError::WrongPassphrase | CryptoError::NoPassphrase | CryptoError::NoSecretKey(_))) => {
+                    d.close_open(false)?;
+                    return d.send(Item::Fatal(format!("cannot decrypt {file}: {e}")));
+                }
+                Err(e) => {
+                    d.close_open(false)?;
+                    d.send(gap(e.to_string()))?;
+                    continue;
+                }
+            };
+            match read_volume(&mut d, reader, job.number) {
+                Ok(()) => {}
+                Err(VolumeError::Hangup) => return Err(Hangup),
+                Err(VolumeError::Bad(e)) => {
+                    d.close_open(false)?;
+                    d.send(gap(format!("it is damaged: {e}")))?;
+                }
+            }
+            drop(vol);
+        }
+        d.close_open(true)
+    })();
+}
+
+enum VolumeError {
+    Hangup,
+    Bad(DifftarError),
+}
+
+fn read_volume(d: &mut Decoder, reader: Box<dyn Read + Send + '_>, volume: u64) -> Result<(), VolumeError> {
+    let mut hung = false;
+    let res = difftar::for_each_entry(reader, |raw, data| {
+        let name = difftar::parse_entry_name(&raw.name)?;
+        let mut index = name.index;
+        if let Some(prefix) = &d.restrict {
+            match index.strip_prefix(prefix) {
+                Some(rest) => index = rest,
+                None => {
+                    // Not under the restored path; nothing to send.
+                    if d.close_open(true).is_err() {
+                        hung = true;
+                        return Err(DifftarError::Tar(io::Error::other("consumer gone")));
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        let continues = matches!(&d.open, Some((ix, true)) if name.multivol && *ix == index);
+        let step = (|| -> Result<(), Hangup> {
+            if !continues {
+                d.close_open(true)?;
+                let mut meta = raw.meta;
+                if name.difftype == DiffType::Deleted {
+                    meta.kind = None;
+                }
+                let carries_data = meta.is_regular();
+                d.send(Item::Head(Head {
+                    index: index.clone(),
+                    difftype: name.difftype,
+                    meta,
+                    volume,
+                }))?;
+                if !carries_data {
+                    d.send(Item::End)?;
+                    return Ok(());
+                }
+                d.open = Some((index, name.multivol));
+            }
+            Ok(())
+        })();
+        if step.is_err() {
+            hung = true;
+            return Err(DifftarError::Tar(io::Error::other("consumer gone")));
+        }
+        if d.open.is_none() {
+            return Ok(());
+        }
+        // Send the data in pieces of at most one duplicity chunk.
+        let mut buf = vec![0u8; difftar::CHUNK];
+        loop {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match data.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(DifftarError::Tar(e)),
+                }
+            }
+            if filled == 0 {
+                break;
+            }
+            if d.send(Item::Data(buf[..filled].to_vec())).is_err() {
+                hung = true;
+                return Err(DifftarError::Tar(io::Error::other("consumer gone")));
+            }
+            if filled < buf.len() {
+                break;
+            }
+        }
+        if !name.multivol && d.close_open(true).is_err() {
+            hung = true;
+            return Err(DifftarError::Tar(io::Error::other("consumer gone")));
+        }
+        Ok(())
+    });
+    match res {
+        Ok(()) => Ok(()),
+        Err(_) if hung => Err(VolumeError::Hangup),
+        Err(e) => Err(VolumeError::Bad(e)),
+    }
+}
+
+/// The consumer's view of one set's entry stream.
+pub struct SetCursor {
+    rx: Receiver<Item>,
+    peeked: Option<Head>,
+    /// Unreadable ranges seen so far.
+    pub gaps: Vec<Gap>,
+    finished: bool,
+    pub fatal: Option<String>,
+}
+
+impl SetCursor {
+    /// The head of the next entry, without consuming it.
+    pub fn peek(&mut self) -> Option<&Head> {
+        while self.peeked.is_none() && !self.finished {
+            match self.rx.recv() {
+                Ok(Item::Head(h)) => self.peeked = Some(h),
+                Ok(Item::Gap(g)) => self.gaps.push(g),
+                // Stray data of an entry that was skipped.
+                Ok(Item::Data(_) | Item::End | Item::Broken) => {}
+                Ok(Item::Fatal(e)) => {
+                    self.fatal = Some(e);
+                    self.finished = true;
+                }
+                Err(_) => self.finished = true,
+            }
+        }
+        self.peeked.as_ref()
+    }
+
+    /// Takes the peeked entry; its data must then be read with
+    /// [`SetCursor::data`] or dropped with [`SetCursor::skip`].
+    pub fn take(&mut self) -> Option<Head> {
+        self.peek();
+        self.peeked.take()
+    }
+
+    /// A reader over the taken entry's data.
+    pub fn data(&mut self) -> EntryData<'_> {
+        EntryData {
+            cursor: self,
+            buf: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+
+    /// Discards the taken entry's data. Returns false if it was broken.
+    pub fn skip(&mut self) -> bool {
+        let mut d = self.data();
+        io::copy(&mut d, &mut io::sink()).is_ok()
+    }
+
+    /// Whether `ix` lies in a range of this set that could not be read.
+    pub fn damaged(&self, ix: &Index) -> Option<&Gap> {
+        self.gaps.iter().find(|g| g.covers(ix))
+    }
+}
+
+pub struct EntryData<'a> {
+    cursor: &'a mut SetCursor,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for EntryData<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.cursor.rx.recv() {
+                Ok(Item::Data(b)) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Ok(Item::End) => self.done = true,
+                Ok(Item::Broken) => {
+                    self.done = true;
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the rest of this file is in a damaged or missing volume",
+                    ));
+                }
+                Ok(Item::Gap(g)) => self.cursor.gaps.push(g),
+                Ok(Item::Head(h)) => {
+                    // Should not happen: the producer always ends an entry first.
+                    self.cursor.peeked = Some(h);
+                    self.done = true;
+                }
+                Ok(Item::Fatal(e)) => {
+                    self.cursor.fatal = Some(e.clone());
+                    self.cursor.finished = true;
+                    self.done = true;
+                    return Err(io::Error::other(e));
+                }
+                Err(_) => {
+                    self.cursor.finished = true;
+                    self.done = true;
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "backup set ended in the middle of a file"));
+                }
+            }
+        }
+        let n = (self.buf.len() - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
