@@ -155,7 +155,10 @@ impl DecryptionHelper for Helper<'_> {
         }
         let recipients: Vec<String> = pkesks
             .iter()
-            .map(|p| p.recipient().map_or("a hidden recipient".into(), |r| r.to_hex()))
+            .map(|p| {
+                p.recipient()
+                    .map_or("a hidden recipient".into(), |r| r.to_hex())
+            })
             .collect();
         Err(CryptoError::NoSecretKey(recipients.join(", ")).into())
     }
@@ -265,7 +268,8 @@ where
         let mut c = Compressor::new(message).algo(cfg.compression);
         if let Some(l) = cfg.compress_level {
             c = c.level(
-                openpgp::types::CompressionLevel::new(l).map_err(|x| CryptoError::Encrypt(x.to_string()))?,
+                openpgp::types::CompressionLevel::new(l)
+                    .map_err(|x| CryptoError::Encrypt(x.to_string()))?,
             );
         }
         message = c.build().map_err(e)?;
@@ -289,14 +293,20 @@ mod tests {
         assert_eq!(plain, b"hello duplicity");
 
         let wrong = decrypt_bytes(out.clone(), &Keyring::with_passphrase("nope"));
-        assert!(matches!(wrong, Err(CryptoError::WrongPassphrase)), "{wrong:?}");
+        assert!(
+            matches!(wrong, Err(CryptoError::WrongPassphrase)),
+            "{wrong:?}"
+        );
         let none = decrypt_bytes(out, &Keyring::default());
         assert!(matches!(none, Err(CryptoError::NoPassphrase)), "{none:?}");
     }
 
     #[test]
     fn garbage_is_malformed() {
-        let r = decrypt_bytes(b"this is not openpgp".to_vec(), &Keyring::with_passphrase("x"));
+        let r = decrypt_bytes(
+            b"this is not openpgp".to_vec(),
+            &Keyring::with_passphrase("x"),
+        );
         assert!(matches!(r, Err(CryptoError::Malformed(_))), "{r:?}");
     }
 }

@@ -129,19 +129,26 @@ impl Repo {
     /// Lists the target and the cache and groups what is there.
     pub fn collection(&self) -> Result<Collection> {
         let remote = self.backend.list()?;
-        Ok(Collection::build(&remote, &self.local_names(), &self.naming))
+        Ok(Collection::build(
+            &remote,
+            &self.local_names(),
+            &self.naming,
+        ))
     }
 
     /// A cached plain manifest for the set, if the archive directory has one.
     fn local_manifest_path(&self, set: &BackupSet) -> Option<PathBuf> {
         let dir = self.archive_dir.as_ref()?;
         for n in self.local_names() {
-            let Some(p) = self.naming.parse(&n) else { continue };
+            let Some(p) = self.naming.parse(&n) else {
+                continue;
+            };
             if p.manifest
                 && p.time == set.time
                 && p.start_time == set.start_time
                 && p.end_time == set.end_time
-                && (p.kind == crate::archive::names::Kind::Full) == (set.kind == crate::archive::collection::SetKind::Full)
+                && (p.kind == crate::archive::names::Kind::Full)
+                    == (set.kind == crate::archive::collection::SetKind::Full)
             {
                 return Some(dir.join(n));
             }
@@ -151,7 +158,10 @@ impl Repo {
 
     /// Reads a whole stored file and removes its encoding.
     pub fn read_decoded(&self, name: &str) -> Result<Vec<u8>> {
-        let enc = self.naming.parse(name).map_or(Encoding::Plain, |p| p.encoding());
+        let enc = self
+            .naming
+            .parse(name)
+            .map_or(Encoding::Plain, |p| p.encoding());
         let raw = self.backend.open(name)?;
         let mut r = codec::decode(raw, enc, &self.keys).map_err(|source| Error::Crypto {
             file: name.to_string(),
@@ -163,6 +173,33 @@ impl Repo {
             source,
         })?;
         Ok(out)
+    }
+
+    /// Opens one file of a signature chain, decoded: from the archive
+    /// directory for a local chain, from the target otherwise.
+    pub fn open_signature_file(
+        &self,
+        local: bool,
+        name: &str,
+    ) -> Result<Box<dyn Read + Send + '_>> {
+        let enc = self
+            .naming
+            .parse(name)
+            .map_or(Encoding::Plain, |p| p.encoding());
+        let raw: Box<dyn Read + Send + Sync> = if local {
+            let dir = self
+                .archive_dir
+                .as_ref()
+                .ok_or_else(|| Error::Usage("no archive directory".into()))?;
+            let p = dir.join(name);
+            Box::new(File::open(&p).map_err(|e| Error::local("open", &p, e))?)
+        } else {
+            self.backend.open(name)?
+        };
+        codec::decode(raw, enc, &self.keys).map_err(|source| Error::Crypto {
+            file: name.to_string(),
+            source,
+        })
     }
 
     /// The set's manifest, preferring the local cache as duplicity does.
@@ -185,7 +222,11 @@ impl Repo {
 
     /// Makes a volume available locally and checks it against its manifest
     /// entry before anything reads its contents.
-    pub fn fetch_volume(&self, name: &str, info: Option<&VolumeInfo>) -> std::result::Result<VerifiedVolume, VolumeProblem> {
+    pub fn fetch_volume(
+        &self,
+        name: &str,
+        info: Option<&VolumeInfo>,
+    ) -> std::result::Result<VerifiedVolume, VolumeProblem> {
         let (path, temp) = match self.backend.local_path(name) {
             Some(p) if p.exists() => (p, None),
             Some(_) => return Err(VolumeProblem::Missing),

@@ -129,7 +129,11 @@ fn tzd_to_seconds(tzd: &str, sep: char) -> Option<Seconds> {
     }
     let hours: i64 = tzd[..3].parse().ok()?;
     let minutes: i64 = tzd[4..].parse().ok()?;
-    let sign = if hours < 0 || tzd.starts_with('-') { -1 } else { 1 };
+    let sign = if hours < 0 || tzd.starts_with('-') {
+        -1
+    } else {
+        1
+    };
     Some(-60 * (60 * hours + sign * minutes))
 }
 
@@ -336,7 +340,10 @@ mod tests {
             Ok(NOW - 14 * 86400 - 3 * 86400)
         );
         assert_eq!(parse_user_time("1h30m", NOW), Ok(NOW - 5400));
-        assert!(parse_user_time("3d", NOW).is_err(), "units are case-sensitive");
+        assert!(
+            parse_user_time("3d", NOW).is_err(),
+            "units are case-sensitive"
+        );
         assert!(parse_user_time("yesterday", NOW).is_err());
     }
 
@@ -344,7 +351,13 @@ mod tests {
     fn dates_are_local_midnight() {
         let tzd = local_standard_tzd();
         let expect = from_string(&format!("2026-11-25T00:00:00{tzd}")).unwrap();
-        for s in ["2026-11-25", "2026/11/25", "11/25/2026", "11-25-2026", "20261125Z"] {
+        for s in [
+            "2026-11-25",
+            "2026/11/25",
+            "11/25/2026",
+            "11-25-2026",
+            "20261125Z",
+        ] {
             assert_eq!(parse_user_time(s, NOW), Ok(expect), "{s}");
         }
     }

@@ -134,7 +134,9 @@ impl BackupChain {
     }
 
     pub fn end_time(&self) -> Seconds {
-        self.incs.last().map_or(self.start_time(), BackupSet::set_time)
+        self.incs
+            .last()
+            .map_or(self.start_time(), BackupSet::set_time)
     }
 
     /// `BackupChain.add_inc`.
@@ -211,7 +213,9 @@ impl SignatureChain {
 pub enum CollectionError {
     #[error("no backups found at the target")]
     NoChains,
-    #[error("two backup chains cover the requested time; remove one of them (see collection-status)")]
+    #[error(
+        "two backup chains cover the requested time; remove one of them (see collection-status)"
+    )]
     Ambiguous,
 }
 
@@ -232,7 +236,11 @@ pub struct Collection {
     pub dropped_unsigned_set: bool,
 }
 
-fn sig_chains(names: &[String], local: bool, naming: &Naming) -> (Vec<SignatureChain>, Vec<String>) {
+fn sig_chains(
+    names: &[String],
+    local: bool,
+    naming: &Naming,
+) -> (Vec<SignatureChain>, Vec<String>) {
     let mut chains = Vec::new();
     let mut news: Vec<(String, Seconds, Seconds)> = Vec::new();
     for n in names {
@@ -244,7 +252,11 @@ fn sig_chains(names: &[String], local: bool, naming: &Naming) -> (Vec<SignatureC
                 full_time: p.time.unwrap_or(0),
                 incs: Vec::new(),
             }),
-            Kind::NewSig => news.push((n.clone(), p.start_time.unwrap_or(0), p.end_time.unwrap_or(0))),
+            Kind::NewSig => news.push((
+                n.clone(),
+                p.start_time.unwrap_or(0),
+                p.end_time.unwrap_or(0),
+            )),
             _ => {}
         }
     }
@@ -275,8 +287,13 @@ impl Collection {
 
         let mut sets: Vec<BackupSet> = Vec::new();
         for name in all {
-            let Some(p) = naming.parse(name) else { continue };
-            if !matches!(p.kind, Kind::Full | Kind::Inc | Kind::FullStat | Kind::IncStat) {
+            let Some(p) = naming.parse(name) else {
+                continue;
+            };
+            if !matches!(
+                p.kind,
+                Kind::Full | Kind::Inc | Kind::FullStat | Kind::IncStat
+            ) {
                 continue;
             }
             if sets.iter_mut().any(|s| s.add(name, &p)) {
@@ -380,10 +397,7 @@ impl Collection {
     /// The chain a restore at `t` uses (`get_backup_chain_at_time`): the one
     /// covering `t`, else the latest that ended before it, else the first.
     pub fn chain_at(&self, t: Seconds) -> Result<&BackupChain, CollectionError> {
-        let complete: Vec<&BackupChain> = self
-            .chains
-            .iter()
-            .collect();
+        let complete: Vec<&BackupChain> = self.chains.iter().collect();
         if complete.is_empty() {
             return Err(CollectionError::NoChains);
         }
@@ -469,7 +483,9 @@ mod tests {
 
     fn full(t: Seconds, vols: u64) -> Vec<String> {
         let n = default_naming();
-        let mut v: Vec<String> = (1..=vols).map(|i| n.full_volume(t, i, Encoding::Gpg)).collect();
+        let mut v: Vec<String> = (1..=vols)
+            .map(|i| n.full_volume(t, i, Encoding::Gpg))
+            .collect();
         v.push(n.manifest(None, t, Encoding::Gpg, false));
         v.push(n.signatures(None, t, Encoding::Gpg, false));
         v
@@ -499,8 +515,16 @@ mod tests {
         assert_eq!(c.matched, Some((1, 1)));
         assert!(c.orphaned_sets.is_empty() && c.incomplete_sets.is_empty());
         assert_eq!(c.chain_at(T0 + 15).unwrap().start_time(), T0);
-        assert_eq!(c.chain_at(T0 + 25).unwrap().start_time(), T0, "latest ending before");
-        assert_eq!(c.chain_at(T0 - 100).unwrap().start_time(), T0, "first chain");
+        assert_eq!(
+            c.chain_at(T0 + 25).unwrap().start_time(),
+            T0,
+            "latest ending before"
+        );
+        assert_eq!(
+            c.chain_at(T0 - 100).unwrap().start_time(),
+            T0,
+            "first chain"
+        );
         assert_eq!(c.chain_at(T0 + 1000).unwrap().start_time(), T0 + 30);
         assert_eq!(c.chain_at(T0 + 15).unwrap().sets_at(T0 + 15).len(), 2);
         assert_eq!(c.chains_older_than(T0 + 25), vec![0]);
@@ -530,7 +554,10 @@ mod tests {
     #[test]
     fn local_partial_manifest_makes_a_partial_set() {
         let n = default_naming();
-        let remote = vec![n.full_volume(T0, 1, Encoding::Gzip), n.full_volume(T0, 2, Encoding::Gzip)];
+        let remote = vec![
+            n.full_volume(T0, 1, Encoding::Gzip),
+            n.full_volume(T0, 2, Encoding::Gzip),
+        ];
         let local = vec![
             n.manifest(None, T0, Encoding::Plain, true),
             n.signatures(None, T0, Encoding::Plain, true),

@@ -24,7 +24,9 @@ pub enum DiffType {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DifftarError {
-    #[error("unrecognized entry {0:?} in a backup volume (not snapshot/, diff/, deleted/ or multivol_*)")]
+    #[error(
+        "unrecognized entry {0:?} in a backup volume (not snapshot/, diff/, deleted/ or multivol_*)"
+    )]
     UnknownEntry(String),
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -172,13 +174,27 @@ mod tests {
             (b"snapshot/sub/", "sub", DiffType::Snapshot, false),
             (b"diff/a.txt", "a.txt", DiffType::Diff, false),
             (b"deleted/emptydir", "emptydir", DiffType::Deleted, false),
-            (b"multivol_snapshot/big.bin/481", "big.bin", DiffType::Snapshot, true),
+            (
+                b"multivol_snapshot/big.bin/481",
+                "big.bin",
+                DiffType::Snapshot,
+                true,
+            ),
             (b"multivol_diff/sub/x y/2", "sub/x y", DiffType::Diff, true),
-            (b"snapshot/with/slash/in/name", "with/slash/in/name", DiffType::Snapshot, false),
+            (
+                b"snapshot/with/slash/in/name",
+                "with/slash/in/name",
+                DiffType::Snapshot,
+                false,
+            ),
         ];
         for (name, path, t, mv) in cases {
             let e = parse_entry_name(name).unwrap();
-            assert_eq!((e.index, e.difftype, e.multivol), (ix(path), t, mv), "{name:?}");
+            assert_eq!(
+                (e.index, e.difftype, e.multivol),
+                (ix(path), t, mv),
+                "{name:?}"
+            );
         }
         assert!(matches!(
             parse_entry_name(b"snapshot/../../etc/passwd"),
@@ -199,9 +215,18 @@ mod tests {
         ] {
             let name = entry_name(&index, t, chunk, dir);
             let back = parse_entry_name(&name).unwrap();
-            assert_eq!((back.index, back.difftype, back.multivol), (index, t, chunk.is_some()));
+            assert_eq!(
+                (back.index, back.difftype, back.multivol),
+                (index, t, chunk.is_some())
+            );
         }
-        assert_eq!(entry_name(&Index::root(), DiffType::Snapshot, None, true), b"snapshot/./");
-        assert_eq!(entry_name(&ix("big.bin"), DiffType::Snapshot, Some(16), false), b"multivol_snapshot/big.bin/16");
+        assert_eq!(
+            entry_name(&Index::root(), DiffType::Snapshot, None, true),
+            b"snapshot/./"
+        );
+        assert_eq!(
+            entry_name(&ix("big.bin"), DiffType::Snapshot, Some(16), false),
+            b"multivol_snapshot/big.bin/16"
+        );
     }
 }

@@ -141,7 +141,10 @@ impl fmt::Display for Index {
 
 /// The bytes duplicity escapes in manifests: Python's `\s` and `\ " '`.
 fn needs_quote(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'\\' | b'"' | b'\'')
+    matches!(
+        b,
+        b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'\\' | b'"' | b'\''
+    )
 }
 
 /// `manifest.Quote`: wrap in `"…"` and write each special byte as `\xNN`.

@@ -185,7 +185,10 @@ fn is_py_space(b: u8) -> bool {
 
 /// `^Volume ([0-9]+):`, case-insensitive.
 fn parse_volume_header(line: &[u8]) -> Option<u64> {
-    let rest = line.get(..7)?.eq_ignore_ascii_case(b"volume ").then(|| &line[7..])?;
+    let rest = line
+        .get(..7)?
+        .eq_ignore_ascii_case(b"volume ")
+        .then(|| &line[7..])?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || rest.get(digits) != Some(&b':') {
         return None;

@@ -1,9 +1,10 @@
 //! The duplicity archive format.
+pub mod codec;
+pub mod collection;
+pub mod difftar;
 pub mod index;
 pub mod manifest;
-pub mod names;
-pub mod difftar;
 pub mod meta;
-pub mod collection;
-pub mod codec;
+pub mod names;
+pub mod sigtar;
 pub mod status;

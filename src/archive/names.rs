@@ -365,8 +365,18 @@ impl Naming {
     }
 
     /// Manifests are plain or `.gpg`, never gzipped.
-    pub fn manifest(&self, prev: Option<Seconds>, t: Seconds, enc: Encoding, partial: bool) -> String {
-        let enc = if enc == Encoding::Gzip { Encoding::Plain } else { enc };
+    pub fn manifest(
+        &self,
+        prev: Option<Seconds>,
+        t: Seconds,
+        enc: Encoding,
+        partial: bool,
+    ) -> String {
+        let enc = if enc == Encoding::Gzip {
+            Encoding::Plain
+        } else {
+            enc
+        };
         let part = if partial { ".part" } else { "" };
         match prev {
             None => format!(
@@ -385,7 +395,13 @@ impl Naming {
         }
     }
 
-    pub fn signatures(&self, prev: Option<Seconds>, t: Seconds, enc: Encoding, partial: bool) -> String {
+    pub fn signatures(
+        &self,
+        prev: Option<Seconds>,
+        t: Seconds,
+        enc: Encoding,
+        partial: bool,
+    ) -> String {
         let part = if partial { ".part" } else { "" };
         match prev {
             None => format!(
@@ -453,7 +469,11 @@ mod tests {
         assert!(m.partial && m.manifest);
         let s = parse("duplicity-full-signatures.20261125T073022Z.sigtar.part").unwrap();
         assert!(s.partial);
-        let short = format!("df.{}.{}.dt.z", time::to_base36(T as u64), time::to_base36(40));
+        let short = format!(
+            "df.{}.{}.dt.z",
+            time::to_base36(T as u64),
+            time::to_base36(40)
+        );
         let v = parse(&short).unwrap();
         assert_eq!((v.time, v.volume, v.compressed), (Some(T), Some(40), true));
         let old = parse("duplicity-full.2026-11-25T07:30:22Z.vol1.difftar.gpg").unwrap();
@@ -477,7 +497,10 @@ mod tests {
         let name = n.full_volume(T, 1, Encoding::Gzip);
         assert!(name.starts_with("host1_duplicity-full."));
         assert!(n.parse(&name).is_some());
-        assert!(n.parse("duplicity-full.20261125T073022Z.vol1.difftar.gz").is_none());
+        assert!(
+            n.parse("duplicity-full.20261125T073022Z.vol1.difftar.gz")
+                .is_none()
+        );
         assert!(default_naming().parse(&name).is_none());
     }
 }

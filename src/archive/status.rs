@@ -7,7 +7,11 @@ use crate::time;
 use std::fmt::Write;
 
 fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 { one.to_string() } else { many.to_string() }
+    if n == 1 {
+        one.to_string()
+    } else {
+        many.to_string()
+    }
 }
 
 /// `BackupChain.__str__`.
@@ -18,10 +22,17 @@ pub fn render_chain(c: &BackupChain) -> String {
         format!("Chain end time: {}", time::to_pretty(c.end_time())),
         format!("Number of contained backup sets: {}", c.incs.len() + 1),
         format!("Total number of contained volumes: {}", c.volume_count()),
-        format!("{:>20}   {:>30}   {:>15}", "Type of backup set:", "Time:", "Num volumes:"),
+        format!(
+            "{:>20}   {:>30}   {:>15}",
+            "Type of backup set:", "Time:", "Num volumes:"
+        ),
     ];
     for s in c.all_sets() {
-        let kind = if s.kind == SetKind::Full { "Full" } else { "Incremental" };
+        let kind = if s.kind == SetKind::Full {
+            "Full"
+        } else {
+            "Incremental"
+        };
         l.push(format!(
             "{:>20}   {:>30}   {:>15}",
             kind,
@@ -79,8 +90,13 @@ pub fn render(coll: &Collection, repo: &Repo) -> String {
             "Also found {o} backup {} not part of any chain,",
             plural(o, "set", "sets")
         ));
-        l.push(format!("and {i} incomplete backup {}.", plural(i, "set", "sets")));
-        l.push("These may be deleted by running duplicity with the \"cleanup\" command.".to_string());
+        l.push(format!(
+            "and {i} incomplete backup {}.",
+            plural(i, "set", "sets")
+        ));
+        l.push(
+            "These may be deleted by running duplicity with the \"cleanup\" command.".to_string(),
+        );
     } else {
         l.push("No orphaned or incomplete backup sets found.".to_string());
     }

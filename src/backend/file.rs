@@ -180,11 +180,18 @@ mod tests {
         let mut u = b.create("b.gpg").unwrap();
         u.write_all(b"half").unwrap();
         drop(u);
-        assert_eq!(fs::read_dir(d.path().join("target")).unwrap().count(), 1, "aborted upload leaves nothing");
+        assert_eq!(
+            fs::read_dir(d.path().join("target")).unwrap().count(),
+            1,
+            "aborted upload leaves nothing"
+        );
 
         b.delete(&["a.gpg".into(), "never-there".into()]).unwrap();
         assert!(b.list().unwrap().is_empty());
-        assert!(matches!(b.open("a.gpg"), Err(BackendError::NotFound { .. })));
+        assert!(matches!(
+            b.open("a.gpg"),
+            Err(BackendError::NotFound { .. })
+        ));
         assert!(b.open("../etc").is_err());
     }
 }

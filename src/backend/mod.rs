@@ -23,7 +23,9 @@ pub enum BackendError {
         #[source]
         source: io::Error,
     },
-    #[error("unsupported target URL {0:?}: use file:///path (more schemes arrive with remote targets)")]
+    #[error(
+        "unsupported target URL {0:?}: use file:///path (more schemes arrive with remote targets)"
+    )]
     UnsupportedUrl(String),
     #[error("bad target URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },

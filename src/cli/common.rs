@@ -38,7 +38,8 @@ pub struct TargetArgs {
 /// The passphrase from a file (trailing newline dropped) or `PASSPHRASE`.
 pub fn passphrase(file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
     if let Some(f) = file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading passphrase file {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading passphrase file {}", f.display()))?;
         return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
     }
     Ok(std::env::var("PASSPHRASE").ok())
@@ -47,8 +48,14 @@ pub fn passphrase(file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
 pub fn open_repo(url: &str, args: &TargetArgs) -> anyhow::Result<Repo> {
     let mut repo = Repo::open(url)?;
     repo.naming = Naming::default();
-    let root = args.archive_dir.clone().unwrap_or_else(repo::default_archive_root);
-    let name = args.name.clone().unwrap_or_else(|| repo::default_backup_name(url));
+    let root = args
+        .archive_dir
+        .clone()
+        .unwrap_or_else(repo::default_archive_root);
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| repo::default_backup_name(url));
     repo.archive_dir = Some(root.join(name));
     if let Some(t) = &args.tempdir {
         repo.tempdir = t.clone();
@@ -130,7 +137,9 @@ pub fn parse_restore_path(p: &str) -> anyhow::Result<Option<Index>> {
     if trimmed.is_empty() || trimmed == "." {
         return Ok(None);
     }
-    Ok(Some(Index::parse(trimmed.as_bytes()).map_err(|e| Error::Usage(e.to_string()))?))
+    Ok(Some(
+        Index::parse(trimmed.as_bytes()).map_err(|e| Error::Usage(e.to_string()))?,
+    ))
 }
 
 pub fn restore(url: &str, args: &TargetArgs, req: RestoreRequest) -> anyhow::Result<Outcome> {
@@ -181,5 +190,56 @@ pub fn status(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     let repo = open_repo(url, args)?;
     let coll = repo.collection()?;
     print!("{}", crate::archive::status::render(&coll, &repo));
+    Ok(Outcome::ok())
+}
+
+/// `list-current-files`: every path in the backup at a time, from the
+/// signatures alone, as `asctime(mtime) path`.
+pub fn list_current_files(
+    url: &str,
+    args: &TargetArgs,
+    at: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    use std::io::Write;
+    let repo = open_repo(url, args)?;
+    let coll = repo.collection()?;
+    let t = at.map(parse_time).transpose()?.unwrap_or_else(time::now);
+    let chain = coll
+        .sig_chain_at(t)
+        .ok_or_else(|| Error::NoBackups(repo.describe()))?
+        .clone();
+    let repo_ref = &repo;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        type Open<'a> =
+            Box<dyn FnOnce() -> Result<Box<dyn std::io::Read + Send + 'a>, String> + Send + 'a>;
+        let sources: Vec<(String, Open<'_>)> = chain
+            .files_at(Some(t))
+            .into_iter()
+            .map(|name| {
+                let name = name.to_string();
+                let local = chain.local;
+                let n2 = name.clone();
+                let open: Open<'_> = Box::new(move || {
+                    repo_ref
+                        .open_signature_file(local, &n2)
+                        .map_err(|e| e.to_string())
+                });
+                (name, open)
+            })
+            .collect();
+        let mut combined = crate::archive::sigtar::Combined::start(scope, sources);
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        while let Some(e) = combined.next_entry().map_err(anyhow::Error::msg)? {
+            if e.is_deleted() {
+                continue;
+            }
+            write!(out, "{} ", time::to_pretty(e.meta.mtime))?;
+            out.write_all(&e.index.to_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok(())
+    })?;
     Ok(Outcome::ok())
 }

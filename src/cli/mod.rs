@@ -2,6 +2,7 @@
 //! here turns library results into what a person (or cron) sees.
 
 mod common;
+mod duplicity;
 mod native;
 
 use std::ffi::OsString;
@@ -23,7 +24,5 @@ pub fn main() -> i32 {
 
 /// The duplicity-compatible command line (`duplicity …` or `cairn duplicity …`).
 pub fn duplicity_main(args: Vec<OsString>) -> i32 {
-    let _ = args;
-    eprintln!("duplicity compatibility: not yet implemented");
-    2
+    duplicity::main(args)
 }

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
 #[derive(Parser)]
-#[command(name = "cairn", version, about = "Encrypted, incremental backups in duplicity's format")]
+#[command(
+    name = "cairn",
+    version,
+    about = "Encrypted, incremental backups in duplicity's format"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,6 +106,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 restore_owner: !no_restore_ownership,
             },
         )),
-        Command::Status { url, target } => super::common::report(super::common::status(&url, &target)),
+        Command::Status { url, target } => {
+            super::common::report(super::common::status(&url, &target))
+        }
     }
 }

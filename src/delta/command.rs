@@ -9,7 +9,10 @@ pub enum Command {
     /// This many literal bytes follow in the stream.
     Literal(u64),
     /// Copy `len` bytes from `offset` in the basis.
-    Copy { offset: u64, len: u64 },
+    Copy {
+        offset: u64,
+        len: u64,
+    },
     End,
 }
 
@@ -181,7 +184,10 @@ mod tests {
         assert_eq!(enc.described, 32 + 300 + 70_000 + 1);
         let bytes = enc.finish().unwrap();
         let mut r = CommandReader::new(&bytes[..]);
-        assert_eq!(r.next_command().unwrap(), Command::Copy { offset: 0, len: 32 });
+        assert_eq!(
+            r.next_command().unwrap(),
+            Command::Copy { offset: 0, len: 32 }
+        );
         assert_eq!(r.next_command().unwrap(), Command::Literal(300));
         let mut lit = vec![0u8; 300];
         r.inner().read_exact(&mut lit).unwrap();
@@ -202,7 +208,10 @@ mod tests {
         // diff/a.txt from the samples: copy offset 0, length 12; END.
         let bytes = [0x72, 0x73, 0x02, 0x36, 0x45, 0x00, 0x0c, 0x00];
         let mut r = CommandReader::new(&bytes[..]);
-        assert_eq!(r.next_command().unwrap(), Command::Copy { offset: 0, len: 12 });
+        assert_eq!(
+            r.next_command().unwrap(),
+            Command::Copy { offset: 0, len: 12 }
+        );
         assert_eq!(r.next_command().unwrap(), Command::End);
     }
 

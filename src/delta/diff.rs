@@ -196,11 +196,15 @@ mod tests {
     #[test]
     fn empty_inputs() {
         let sig = sig_of(b"", 512);
-        let (d, s) = Differ::new(&sig).diff(Cursor::new(b"abc"), Vec::new(), |_| {}).unwrap();
+        let (d, s) = Differ::new(&sig)
+            .diff(Cursor::new(b"abc"), Vec::new(), |_| {})
+            .unwrap();
         assert_eq!(s.literal, 3);
         assert_eq!(patch(b"", &d), b"abc");
         let sig = sig_of(b"abc", 512);
-        let (d, _) = Differ::new(&sig).diff(Cursor::new(b""), Vec::new(), |_| {}).unwrap();
+        let (d, _) = Differ::new(&sig)
+            .diff(Cursor::new(b""), Vec::new(), |_| {})
+            .unwrap();
         assert_eq!(d, [0x72, 0x73, 2, 0x36, 0]);
     }
 }

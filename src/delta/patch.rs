@@ -33,13 +33,20 @@ const BUF: usize = 256 * 1024;
 
 /// Applies `delta` to `basis`, writing the new version to `out`; returns the
 /// number of bytes written. Fails if the result would exceed `limit` bytes.
-pub fn apply(basis: &File, delta: impl Read, mut out: impl Write, limit: u64) -> Result<u64, PatchError> {
+pub fn apply(
+    basis: &File,
+    delta: impl Read,
+    mut out: impl Write,
+    limit: u64,
+) -> Result<u64, PatchError> {
     let basis_len = basis.metadata()?.len();
     let mut cmds = CommandReader::new(delta);
     let mut written: u64 = 0;
     let mut buf = vec![0u8; BUF];
     let corrupt = |e: io::Error| match e.kind() {
-        io::ErrorKind::UnexpectedEof => PatchError::Corrupt("delta ends before its END command".into()),
+        io::ErrorKind::UnexpectedEof => {
+            PatchError::Corrupt("delta ends before its END command".into())
+        }
         io::ErrorKind::InvalidData => PatchError::Corrupt(e.to_string()),
         _ => PatchError::Io(e),
     };
@@ -56,7 +63,9 @@ pub fn apply(basis: &File, delta: impl Read, mut out: impl Write, limit: u64) ->
             Command::Literal(n) => {
                 let copied = io::copy(&mut cmds.inner().take(n), &mut out)?;
                 if copied != n {
-                    return Err(PatchError::Corrupt("literal runs past the end of the delta".into()));
+                    return Err(PatchError::Corrupt(
+                        "literal runs past the end of the delta".into(),
+                    ));
                 }
             }
             Command::Copy { offset, len } => {

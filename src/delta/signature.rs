@@ -135,7 +135,9 @@ mod tests {
 
     #[test]
     fn chunked_equals_whole() {
-        let data: Vec<u8> = (0..3_000_017u32).map(|i| (i.wrapping_mul(7919) % 251) as u8).collect();
+        let data: Vec<u8> = (0..3_000_017u32)
+            .map(|i| (i.wrapping_mul(7919) % 251) as u8)
+            .collect();
         for bs in [512u32, 1000, 2048, 5632] {
             let whole = Signature::calculate(
                 &data,

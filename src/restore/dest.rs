@@ -91,7 +91,12 @@ fn remove_at(dir: impl AsFd + Copy, name: &OsStr) -> nix::Result<()> {
 impl<'o> DestTree<'o> {
     /// Prepares to restore into `dest`, which must not exist, be empty, or
     /// `force` must be set. Creates missing parent directories.
-    pub fn open(dest: &Path, force: bool, owners: &'o OwnerMap, restore_owner: bool) -> Result<Self> {
+    pub fn open(
+        dest: &Path,
+        force: bool,
+        owners: &'o OwnerMap,
+        restore_owner: bool,
+    ) -> Result<Self> {
         let dest = if dest.is_absolute() {
             dest.to_path_buf()
         } else {
@@ -99,16 +104,19 @@ impl<'o> DestTree<'o> {
                 .map_err(|e| Error::local("find the current directory for", dest, e))?
                 .join(dest)
         };
-        let dest_name = dest
-            .file_name()
-            .map(OsStr::to_os_string)
-            .ok_or_else(|| Error::Usage(format!("restore destination {} has no final name", dest.display())))?;
+        let dest_name = dest.file_name().map(OsStr::to_os_string).ok_or_else(|| {
+            Error::Usage(format!(
+                "restore destination {} has no final name",
+                dest.display()
+            ))
+        })?;
         let parent_path = dest.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(parent_path).map_err(|e| Error::local("create", parent_path, e))?;
         if !force {
             match std::fs::symlink_metadata(&dest) {
                 Ok(m) if m.is_dir() => {
-                    let mut rd = std::fs::read_dir(&dest).map_err(|e| Error::local("read", &dest, e))?;
+                    let mut rd =
+                        std::fs::read_dir(&dest).map_err(|e| Error::local("read", &dest, e))?;
                     if rd.next().is_some() {
                         return Err(Error::DestinationNotEmpty(dest));
                     }
@@ -147,19 +155,38 @@ impl<'o> DestTree<'o> {
             return Ok(());
         }
         let root = Index::root();
-        match mkdirat(&self.parent, self.dest_name.as_os_str(), Mode::from_bits_truncate(0o700)) {
+        match mkdirat(
+            &self.parent,
+            self.dest_name.as_os_str(),
+            Mode::from_bits_truncate(0o700),
+        ) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(self.err("create directory", &root, e)),
         }
-        let fd = match openat(&self.parent, self.dest_name.as_os_str(), dir_flags(), Mode::empty()) {
+        let fd = match openat(
+            &self.parent,
+            self.dest_name.as_os_str(),
+            dir_flags(),
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             Err(Errno::ENOTDIR | Errno::ELOOP) => {
                 // DEST is a file or symlink (only reachable with --force).
-                remove_at(&self.parent, &self.dest_name).map_err(|e| self.err("replace", &root, e))?;
-                mkdirat(&self.parent, self.dest_name.as_os_str(), Mode::from_bits_truncate(0o700))
-                    .map_err(|e| self.err("create directory", &root, e))?;
-                openat(&self.parent, self.dest_name.as_os_str(), dir_flags(), Mode::empty())
-                    .map_err(|e| self.err("open", &root, e))?
+                remove_at(&self.parent, &self.dest_name)
+                    .map_err(|e| self.err("replace", &root, e))?;
+                mkdirat(
+                    &self.parent,
+                    self.dest_name.as_os_str(),
+                    Mode::from_bits_truncate(0o700),
+                )
+                .map_err(|e| self.err("create directory", &root, e))?;
+                openat(
+                    &self.parent,
+                    self.dest_name.as_os_str(),
+                    dir_flags(),
+                    Mode::empty(),
+                )
+                .map_err(|e| self.err("open", &root, e))?
             }
             Err(e) => return Err(self.err("open", &root, e)),
         };
@@ -188,13 +215,19 @@ impl<'o> DestTree<'o> {
             );
         }
         if let Err(e) = fchmod(fd, Mode::from_bits_truncate(m.mode as libc::mode_t)) {
-            self.problems
-                .push(format!("{}: cannot set mode: {}", index.to_path(&self.dest).display(), nix_io(e)));
+            self.problems.push(format!(
+                "{}: cannot set mode: {}",
+                index.to_path(&self.dest).display(),
+                nix_io(e)
+            ));
         }
         let mtime = TimeSpec::new(m.mtime.max(0), 0);
         if let Err(e) = futimens(fd, &TimeSpec::UTIME_NOW, &mtime) {
-            self.problems
-                .push(format!("{}: cannot set mtime: {}", index.to_path(&self.dest).display(), nix_io(e)));
+            self.problems.push(format!(
+                "{}: cannot set mtime: {}",
+                index.to_path(&self.dest).display(),
+                nix_io(e)
+            ));
         }
     }
 
@@ -203,7 +236,8 @@ impl<'o> DestTree<'o> {
     fn enter_parent(&mut self, index: &Index) -> Result<()> {
         self.ensure_root()?;
         let parent = index.parent().unwrap_or_else(Index::root);
-        while self.stack.len() > 1 && !parent.starts_with(&self.stack.last().expect("frame").index) {
+        while self.stack.len() > 1 && !parent.starts_with(&self.stack.last().expect("frame").index)
+        {
             let f = self.stack.pop().expect("frame");
             self.apply_dir_attrs(f);
         }
@@ -235,7 +269,8 @@ impl<'o> DestTree<'o> {
                 remove_at(top, &name).map_err(|e| self.err("replace", index, e))?;
                 mkdirat(top, name.as_os_str(), Mode::from_bits_truncate(0o700))
                     .map_err(|e| self.err("create directory", index, e))?;
-                openat(top, name.as_os_str(), dir_flags(), Mode::empty()).map_err(|e| self.err("open", index, e))
+                openat(top, name.as_os_str(), dir_flags(), Mode::empty())
+                    .map_err(|e| self.err("open", index, e))
             }
             Err(e) => Err(self.err("open", index, e)),
         }
@@ -260,7 +295,11 @@ impl<'o> DestTree<'o> {
 
     fn temp_name(&mut self) -> OsString {
         self.counter += 1;
-        OsString::from(format!(".cairn-restore.{}.{}", std::process::id(), self.counter))
+        OsString::from(format!(
+            ".cairn-restore.{}.{}",
+            std::process::id(),
+            self.counter
+        ))
     }
 
     /// The directory fd a non-directory at `index` goes into, and its name.
@@ -303,7 +342,11 @@ impl<'o> DestTree<'o> {
         let Scratch { file, name, depth } = s;
         drop(file);
         if depth == usize::MAX || depth < self.stack.len() {
-            let _ = unlinkat(self.dir_fd(depth), name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(
+                self.dir_fd(depth),
+                name.as_os_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
         }
     }
 
@@ -320,7 +363,8 @@ impl<'o> DestTree<'o> {
             Ok(()) => Ok(()),
             Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST) => {
                 remove_at(dir, &name).map_err(|e| self.err("replace", index, e))?;
-                renameat(dir, tmp, dir, name.as_os_str()).map_err(|e| self.err("rename into place", index, e))
+                renameat(dir, tmp, dir, name.as_os_str())
+                    .map_err(|e| self.err("rename into place", index, e))
             }
             Err(e) => Err(self.err("rename into place", index, e)),
         }
@@ -342,7 +386,9 @@ impl<'o> DestTree<'o> {
         let dir = self.dir_fd(depth);
         let perm = Mode::from_bits_truncate(meta.mode as libc::mode_t);
         let made = match meta.kind {
-            Some(FileType::Symlink) => symlinkat(OsStr::from_bytes(&meta.link_target), dir, tmp.as_os_str()),
+            Some(FileType::Symlink) => {
+                symlinkat(OsStr::from_bytes(&meta.link_target), dir, tmp.as_os_str())
+            }
             Some(FileType::Fifo) => mkfifoat(dir, tmp.as_os_str(), perm),
             Some(FileType::CharDevice) | Some(FileType::BlockDevice) => {
                 let kind = if meta.kind == Some(FileType::CharDevice) {
@@ -350,7 +396,13 @@ impl<'o> DestTree<'o> {
                 } else {
                     SFlag::S_IFBLK
                 };
-                mknodat(dir, tmp.as_os_str(), kind, perm, libc::makedev(meta.devmajor, meta.devminor))
+                mknodat(
+                    dir,
+                    tmp.as_os_str(),
+                    kind,
+                    perm,
+                    libc::makedev(meta.devmajor, meta.devminor),
+                )
             }
             _ => return Ok(()),
         };
@@ -384,7 +436,12 @@ impl<'o> DestTree<'o> {
                 );
             }
             // The node was just made here by us, so following is safe.
-            let _ = nix::sys::stat::fchmodat(dir, tmp.as_os_str(), perm, nix::sys::stat::FchmodatFlags::FollowSymlink);
+            let _ = nix::sys::stat::fchmodat(
+                dir,
+                tmp.as_os_str(),
+                perm,
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            );
             let _ = nix::sys::stat::utimensat(
                 dir,
                 tmp.as_os_str(),

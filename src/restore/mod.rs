@@ -86,7 +86,11 @@ pub fn sets_for_time(coll: &Collection, t: Seconds) -> Result<Vec<BackupSet>> {
 /// The volumes of a set that may hold `restrict` (all of them for `None`).
 fn volume_jobs(repo: &Repo, set: &BackupSet, restrict: Option<&Index>) -> Result<Vec<VolumeJob>> {
     let manifest = repo.manifest(set)?;
-    let default_enc = if set.encrypted { Encoding::Gpg } else { Encoding::Plain };
+    let default_enc = if set.encrypted {
+        Encoding::Gpg
+    } else {
+        Encoding::Plain
+    };
     let mut jobs = Vec::new();
     for (n, info) in &manifest.volumes {
         if let Some(p) = restrict
@@ -236,7 +240,12 @@ impl Walker<'_> {
     }
 
     /// Decides and writes one path from the entries the sets hold for it.
-    fn one_path(&mut self, ix: &Index, heads: Vec<Option<Head>>, cursors: &mut [SetCursor]) -> Result<()> {
+    fn one_path(
+        &mut self,
+        ix: &Index,
+        heads: Vec<Option<Head>>,
+        cursors: &mut [SetCursor],
+    ) -> Result<()> {
         // `normalize_ps`: the last non-diff entry and the diffs after it.
         let base = heads
             .iter()
@@ -254,7 +263,8 @@ impl Walker<'_> {
             }
             let why = match damaged {
                 Some(f) => format!("its earlier version is in damaged volume {f}"),
-                None => "the backup holds only a delta for it, with no full version to apply it to".into(),
+                None => "the backup holds only a delta for it, with no full version to apply it to"
+                    .into(),
             };
             self.unrestored(ix, why);
             return Ok(());
@@ -294,7 +304,10 @@ impl Walker<'_> {
                     cursors[*k].skip();
                 }
                 if seq.len() > 1 {
-                    self.unrestored(ix, "the backup applies a delta to something that is not a file");
+                    self.unrestored(
+                        ix,
+                        "the backup applies a delta to something that is not a file",
+                    );
                     return Ok(());
                 }
                 if kind == FileType::Directory {
@@ -310,7 +323,13 @@ impl Walker<'_> {
         }
     }
 
-    fn regular(&mut self, ix: &Index, seq: &[(usize, Head)], meta: &Meta, cursors: &mut [SetCursor]) -> Result<()> {
+    fn regular(
+        &mut self,
+        ix: &Index,
+        seq: &[(usize, Head)],
+        meta: &Meta,
+        cursors: &mut [SetCursor],
+    ) -> Result<()> {
         let mut scratch = self.tree.scratch(ix)?;
         let (k0, _) = seq[0];
         let copied = {

@@ -7,12 +7,12 @@
 //! or skips its data. Channels are bounded, so memory stays at a few chunks
 //! per set however large the archive is.
 
+use crate::archive::codec;
 use crate::archive::difftar::{self, DiffType, DifftarError};
 use crate::archive::index::Index;
 use crate::archive::manifest::VolumeInfo;
 use crate::archive::meta::Meta;
 use crate::archive::names::Encoding;
-use crate::archive::codec;
 use crate::crypto::CryptoError;
 use crate::repo::{Repo, VerifiedVolume, VolumeProblem};
 use std::io::{self, Read};
@@ -131,7 +131,10 @@ fn decode_set(
     };
     let _ = (|| -> Result<(), Hangup> {
         for (job, fetched) in vols {
-            let file = job.name.clone().unwrap_or_else(|| format!("volume {}", job.number));
+            let file = job
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("volume {}", job.number));
             let gap = |reason: String| {
                 Item::Gap(Gap {
                     volume: job.number,
@@ -159,7 +162,11 @@ fn decode_set(
             };
             let reader = match codec::decode(raw, job.encoding, &repo.keys) {
                 Ok(r) => r,
-                Err(e @ (CryptoError::WrongPassphrase | CryptoError::NoPassphrase | CryptoError::NoSecretKey(_))) => {
+                Err(
+                    e @ (CryptoError::WrongPassphrase
+                    | CryptoError::NoPassphrase
+                    | CryptoError::NoSecretKey(_)),
+                ) => {
                     d.close_open(false)?;
                     return d.send(Item::Fatal(format!("cannot decrypt {file}: {e}")));
                 }
@@ -188,7 +195,11 @@ enum VolumeError {
     Bad(DifftarError),
 }
 
-fn read_volume(d: &mut Decoder, reader: Box<dyn Read + Send + '_>, volume: u64) -> Result<(), VolumeError> {
+fn read_volume(
+    d: &mut Decoder,
+    reader: Box<dyn Read + Send + '_>,
+    volume: u64,
+) -> Result<(), VolumeError> {
     let mut hung = false;
     let res = difftar::for_each_entry(reader, |raw, data| {
         let name = difftar::parse_entry_name(&raw.name)?;
@@ -371,7 +382,10 @@ impl Read for EntryData<'_> {
                 Err(_) => {
                     self.cursor.finished = true;
                     self.done = true;
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "backup set ended in the middle of a file"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "backup set ended in the middle of a file",
+                    ));
                 }
             }
         }

@@ -1,0 +1,720 @@
+//! duplicity's command line, as 0.8 parses it (`duplicity/commandline.py`,
+//! optparse): an optional command (any unique prefix, plus 3.x's short
+//! aliases), options anywhere, long options by any unique prefix, `--opt=v`
+//! or `--opt v`, and the action implied by argument order when no command is
+//! given (`SRC URL` backs up, `URL DIR` restores).
+//!
+//! Every option duplicity knows is recognised. Each is either honoured,
+//! accepted as having no effect on Cairn (with the reason in the table), or
+//! refused with a message naming it — never silently dropped.
+
+use super::common::{self, Outcome, TargetArgs};
+use crate::error::Error;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// How Cairn treats an option.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Use {
+    /// Honoured.
+    Yes,
+    /// Accepted; it changes nothing in Cairn, for the reason given.
+    NoEffect(&'static str),
+    /// Refused, for the reason given.
+    No(&'static str),
+}
+
+struct Spec {
+    name: &'static str,
+    /// Number of values the option takes (0, 1, or 2 for `--rename`).
+    values: usize,
+    usage: Use,
+}
+
+const fn opt(name: &'static str, values: usize, usage: Use) -> Spec {
+    Spec {
+        name,
+        values,
+        usage,
+    }
+}
+
+const NOT_BACKEND: &str = "Cairn supports file://, rsync://, sftp:// and s3:// targets";
+const NOT_PAR2: &str = "par2 redundancy is not supported; keep a second copy of the target instead";
+
+/// Every long option of duplicity 0.8.22, plus the 3.x spellings people use.
+const OPTIONS: &[Spec] = &[
+    opt("allow-source-mismatch", 0, Use::Yes),
+    opt("archive-dir", 1, Use::Yes),
+    opt(
+        "asynchronous-upload",
+        0,
+        Use::NoEffect("Cairn always uploads while it writes the next volume"),
+    ),
+    opt("compare-data", 0, Use::Yes),
+    opt(
+        "config-dir",
+        1,
+        Use::NoEffect("only the Tahoe-LAFS and similar backends read it"),
+    ),
+    opt("copy-links", 0, Use::Yes),
+    opt("current-time", 1, Use::Yes),
+    opt("dry-run", 0, Use::Yes),
+    opt("encrypt-key", 1, Use::Yes),
+    opt("encrypt-secret-keyring", 1, Use::Yes),
+    opt("encrypt-sign-key", 1, Use::Yes),
+    opt("exclude", 1, Use::Yes),
+    opt("exclude-device-files", 0, Use::Yes),
+    opt("exclude-filelist", 1, Use::Yes),
+    opt("exclude-filelist-stdin", 0, Use::Yes),
+    opt("exclude-globbing-filelist", 1, Use::Yes),
+    opt("exclude-if-present", 1, Use::Yes),
+    opt("exclude-other-filesystems", 0, Use::Yes),
+    opt("exclude-regexp", 1, Use::Yes),
+    opt("exclude-older-than", 1, Use::Yes),
+    opt("fail-on-volume", 1, Use::Yes),
+    opt("file-prefix", 1, Use::Yes),
+    opt("file-prefix-manifest", 1, Use::Yes),
+    opt("file-prefix-archive", 1, Use::Yes),
+    opt("file-prefix-signature", 1, Use::Yes),
+    opt(
+        "skip-volume",
+        1,
+        Use::No(
+            "skipping volumes on restore is a debugging option; Cairn skips damaged volumes by itself",
+        ),
+    ),
+    opt("file-to-restore", 1, Use::Yes),
+    opt("path-to-restore", 1, Use::Yes),
+    opt("force", 0, Use::Yes),
+    opt("ftp-passive", 0, Use::NoEffect(NOT_BACKEND)),
+    opt("ftp-regular", 0, Use::NoEffect(NOT_BACKEND)),
+    opt("full-if-older-than", 1, Use::Yes),
+    opt("gio", 0, Use::No(NOT_BACKEND)),
+    opt(
+        "gpg-binary",
+        1,
+        Use::NoEffect("Cairn does OpenPGP itself, without gpg"),
+    ),
+    opt("gpg-options", 1, Use::Yes),
+    opt("hidden-encrypt-key", 1, Use::Yes),
+    opt("idr-fakeroot", 1, Use::No(NOT_BACKEND)),
+    opt("ignore-errors", 0, Use::Yes),
+    opt("imap-full-address", 0, Use::No(NOT_BACKEND)),
+    opt("imap-mailbox", 1, Use::No(NOT_BACKEND)),
+    opt("include", 1, Use::Yes),
+    opt("include-filelist", 1, Use::Yes),
+    opt("include-filelist-stdin", 0, Use::Yes),
+    opt("include-globbing-filelist", 1, Use::Yes),
+    opt("include-regexp", 1, Use::Yes),
+    opt("log-fd", 1, Use::Yes),
+    opt("log-file", 1, Use::Yes),
+    opt(
+        "log-timestamp",
+        0,
+        Use::NoEffect("Cairn's log lines carry no machine-readable codes"),
+    ),
+    opt("max-blocksize", 1, Use::Yes),
+    opt("name", 1, Use::Yes),
+    opt("no-encryption", 0, Use::Yes),
+    opt("no-compression", 0, Use::Yes),
+    opt("no-print-statistics", 0, Use::Yes),
+    opt("null-separator", 0, Use::Yes),
+    opt("num-retries", 1, Use::Yes),
+    opt("numeric-owner", 0, Use::Yes),
+    opt("do-not-restore-ownership", 0, Use::Yes),
+    opt("no-restore-ownership", 0, Use::Yes),
+    opt("restore-ownership", 0, Use::Yes),
+    opt(
+        "old-filenames",
+        0,
+        Use::No("old-style file names are read but never written; drop the option"),
+    ),
+    opt(
+        "metadata-sync-mode",
+        1,
+        Use::NoEffect("Cairn reads remote metadata only for the chain it needs"),
+    ),
+    opt("par2-redundancy", 1, Use::No(NOT_PAR2)),
+    opt("par2-options", 1, Use::No(NOT_PAR2)),
+    opt("par2-volumes", 1, Use::No(NOT_PAR2)),
+    opt("progress", 0, Use::Yes),
+    opt(
+        "progress-rate",
+        1,
+        Use::NoEffect("Cairn's progress display sets its own rate"),
+    ),
+    opt("pydevd", 0, Use::NoEffect("a Python debugger hook")),
+    opt(
+        "rename",
+        2,
+        Use::No("--rename is not supported; restore into a directory and move the files"),
+    ),
+    opt("restore-time", 1, Use::Yes),
+    opt("time", 1, Use::Yes),
+    opt("rsync-options", 1, Use::Yes),
+    opt(
+        "s3-european-buckets",
+        0,
+        Use::NoEffect("buckets are addressed by endpoint and region"),
+    ),
+    opt(
+        "s3-use-rrs",
+        0,
+        Use::No("S3 storage classes are not supported yet"),
+    ),
+    opt(
+        "s3-use-ia",
+        0,
+        Use::No("S3 storage classes are not supported yet"),
+    ),
+    opt(
+        "s3-use-glacier",
+        0,
+        Use::No("S3 storage classes are not supported yet"),
+    ),
+    opt(
+        "s3-use-glacier-ir",
+        0,
+        Use::No("S3 storage classes are not supported yet"),
+    ),
+    opt(
+        "s3-use-deep-archive",
+        0,
+        Use::No("S3 storage classes are not supported yet"),
+    ),
+    opt(
+        "s3-use-onezone-ia",
+        0,
+        Use::No("S3 storage classes are not supported yet"),
+    ),
+    opt(
+        "s3-use-new-style",
+        0,
+        Use::NoEffect("Cairn always uses new-style S3 addressing"),
+    ),
+    opt("s3-unencrypted-connection", 0, Use::Yes),
+    opt("s3-multipart-chunk-size", 1, Use::Yes),
+    opt(
+        "s3-multipart-max-procs",
+        1,
+        Use::NoEffect("Cairn uploads parts in its own pipeline"),
+    ),
+    opt(
+        "s3-multipart-max-timeout",
+        1,
+        Use::NoEffect("Cairn uses --timeout for every request"),
+    ),
+    opt(
+        "s3-use-multiprocessing",
+        0,
+        Use::NoEffect("Cairn uploads parts in its own pipeline"),
+    ),
+    opt(
+        "s3-use-server-side-encryption",
+        0,
+        Use::No(
+            "S3 server-side encryption is not supported; volumes are OpenPGP-encrypted already",
+        ),
+    ),
+    opt(
+        "s3-use-server-side-kms-encryption",
+        0,
+        Use::No(
+            "S3 server-side encryption is not supported; volumes are OpenPGP-encrypted already",
+        ),
+    ),
+    opt(
+        "s3-kms-key-id",
+        1,
+        Use::No("S3 server-side encryption is not supported"),
+    ),
+    opt(
+        "s3-kms-grant",
+        1,
+        Use::No("S3 server-side encryption is not supported"),
+    ),
+    opt("s3-region-name", 1, Use::Yes),
+    opt("s3-endpoint-url", 1, Use::Yes),
+    opt("swift-storage-policy", 1, Use::No(NOT_BACKEND)),
+    opt("azure-max-single-put-size", 1, Use::No(NOT_BACKEND)),
+    opt("azure-max-block-size", 1, Use::No(NOT_BACKEND)),
+    opt("azure-max-connections", 1, Use::No(NOT_BACKEND)),
+    opt("azure-blob-tier", 1, Use::No(NOT_BACKEND)),
+    opt(
+        "scp-command",
+        1,
+        Use::No("Cairn's SFTP client is built in; use sftp:// with keys in ~/.ssh"),
+    ),
+    opt(
+        "sftp-command",
+        1,
+        Use::No("Cairn's SFTP client is built in; use sftp:// with keys in ~/.ssh"),
+    ),
+    opt("cf-backend", 1, Use::No(NOT_BACKEND)),
+    opt("b2-hide-files", 0, Use::No(NOT_BACKEND)),
+    opt(
+        "short-filenames",
+        0,
+        Use::No("short file names are read but never written; drop the option"),
+    ),
+    opt("sign-key", 1, Use::Yes),
+    opt(
+        "ssh-askpass",
+        0,
+        Use::No("Cairn authenticates SFTP with keys only"),
+    ),
+    opt("ssh-options", 1, Use::Yes),
+    opt("ssl-cacert-file", 1, Use::Yes),
+    opt("ssl-cacert-path", 1, Use::Yes),
+    opt("ssl-no-check-certificate", 0, Use::Yes),
+    opt("tempdir", 1, Use::Yes),
+    opt("timeout", 1, Use::Yes),
+    opt(
+        "time-separator",
+        1,
+        Use::No("old-style time separators are read but never written"),
+    ),
+    opt(
+        "use-agent",
+        0,
+        Use::NoEffect("Cairn does not use gpg-agent; give PASSPHRASE or a key file"),
+    ),
+    opt("verbosity", 1, Use::Yes),
+    opt("version", 0, Use::Yes),
+    opt("mf-purge", 0, Use::No(NOT_BACKEND)),
+    opt("mp-segment-size", 1, Use::Yes),
+    opt("volsize", 1, Use::Yes),
+    opt("file-changed", 1, Use::Yes),
+    opt("no-files-changed", 0, Use::Yes),
+    opt("show-changes-in-set", 1, Use::Yes),
+    opt("backend-retry-delay", 1, Use::Yes),
+    opt(
+        "jsonstat",
+        0,
+        Use::No("3.x JSON statistics files are not written"),
+    ),
+    opt("help", 0, Use::Yes),
+];
+
+/// Short options: `-r`, `-t`, `-v`, `-V`, `-h`.
+fn short_option(c: char) -> Option<&'static str> {
+    Some(match c {
+        'r' => "file-to-restore",
+        't' => "time",
+        'v' => "verbosity",
+        'V' => "version",
+        'h' => "help",
+        _ => return None,
+    })
+}
+
+/// The commands, in 0.8's order (prefix matching uses it).
+const COMMANDS: &[&str] = &[
+    "cleanup",
+    "collection-status",
+    "full",
+    "incremental",
+    "list-current-files",
+    "remove-older-than",
+    "remove-all-but-n-full",
+    "remove-all-inc-of-but-n-full",
+    "restore",
+    "verify",
+    "replicate",
+];
+
+/// 3.x's short command aliases.
+fn alias(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "bu" | "backup" => "backup",
+        "fb" => "full",
+        "inc" | "incr" | "ib" => "incremental",
+        "rb" => "restore",
+        "vb" => "verify",
+        "st" => "collection-status",
+        "ls" => "list-current-files",
+        "ro" => "remove-older-than",
+        "ra" => "remove-all-but-n-full",
+        "ri" => "remove-all-inc-of-but-n-full",
+        "cl" => "cleanup",
+        _ => return None,
+    })
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("no such option: {0}")]
+    Unknown(String),
+    #[error("ambiguous option: {0} (could be {1})")]
+    Ambiguous(String, String),
+    #[error("{0} option requires {1} argument(s)")]
+    MissingValue(String, usize),
+    #[error("--{0} option does not take a value")]
+    UnexpectedValue(String),
+    #[error("command '{0}' not unique, could be {1}")]
+    AmbiguousCommand(String, String),
+    #[error("option --{0} is not supported by Cairn: {1}")]
+    Unsupported(String, &'static str),
+}
+
+/// A parsed command line.
+#[derive(Debug, Default)]
+pub struct Invocation {
+    /// The command, if one was given.
+    pub command: Option<String>,
+    pub args: Vec<String>,
+    /// Option values by long name, in order; flags have an empty value list
+    /// per occurrence.
+    pub values: BTreeMap<&'static str, Vec<String>>,
+    /// Options accepted without effect, with why, for `-v info` and up.
+    pub no_effect: Vec<(String, &'static str)>,
+}
+
+impl Invocation {
+    pub fn flag(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    /// The last value given for an option.
+    pub fn last(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+    }
+
+    pub fn all(&self, name: &str) -> &[String] {
+        self.values.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn lookup(name: &str) -> Result<&'static Spec, ParseError> {
+    if let Some(s) = OPTIONS.iter().find(|s| s.name == name) {
+        return Ok(s);
+    }
+    let matches: Vec<&Spec> = OPTIONS
+        .iter()
+        .filter(|s| s.name.starts_with(name))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches[0]),
+        0 => Err(ParseError::Unknown(format!("--{name}"))),
+        _ => Err(ParseError::Ambiguous(
+            format!("--{name}"),
+            matches
+                .iter()
+                .map(|s| format!("--{}", s.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+    }
+}
+
+/// Parses duplicity's arguments (without the program name).
+pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
+    let mut inv = Invocation::default();
+    let mut positionals = Vec::new();
+    let mut i = 0;
+    let take = |spec: &'static Spec,
+                inline: Option<String>,
+                i: &mut usize,
+                inv: &mut Invocation|
+     -> Result<(), ParseError> {
+        let mut vals = Vec::new();
+        if spec.values == 0 {
+            if inline.is_some() {
+                return Err(ParseError::UnexpectedValue(spec.name.into()));
+            }
+        } else {
+            let mut need = spec.values;
+            if let Some(v) = inline {
+                vals.push(v);
+                need -= 1;
+            }
+            for _ in 0..need {
+                *i += 1;
+                let v = argv.get(*i).ok_or_else(|| {
+                    ParseError::MissingValue(format!("--{}", spec.name), spec.values)
+                })?;
+                vals.push(v.clone());
+            }
+        }
+        match spec.usage {
+            Use::No(why) => return Err(ParseError::Unsupported(spec.name.into(), why)),
+            Use::NoEffect(why) => inv.no_effect.push((spec.name.into(), why)),
+            Use::Yes => {}
+        }
+        let entry = inv.values.entry(spec.name).or_default();
+        if vals.is_empty() {
+            entry.push(String::new());
+        } else {
+            entry.push(vals.join(" "));
+        }
+        Ok(())
+    };
+    while i < argv.len() {
+        let a = &argv[i];
+        if a == "--" {
+            positionals.extend(argv[i + 1..].iter().cloned());
+            break;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let spec = lookup(name)?;
+            take(spec, inline, &mut i, &mut inv)?;
+        } else if a.len() > 1 && a.starts_with('-') {
+            let mut chars = a[1..].chars();
+            let c = chars.next().expect("nonempty");
+            let name = short_option(c).ok_or_else(|| ParseError::Unknown(format!("-{c}")))?;
+            let spec = lookup(name)?;
+            let rest: String = chars.collect();
+            let inline = (!rest.is_empty()).then_some(rest);
+            if spec.values == 0 && inline.is_some() {
+                return Err(ParseError::Unknown(a.clone()));
+            }
+            take(spec, inline, &mut i, &mut inv)?;
+        } else {
+            positionals.push(a.clone());
+        }
+        i += 1;
+    }
+    if let Some(first) = positionals.first().cloned() {
+        if let Some(c) = alias(&first) {
+            inv.command = Some(c.to_string());
+            positionals.remove(0);
+        } else {
+            let possible: Vec<&str> = COMMANDS
+                .iter()
+                .copied()
+                .filter(|c| c.starts_with(first.as_str()))
+                .collect();
+            match possible.len() {
+                0 => {}
+                1 => {
+                    inv.command = Some(possible[0].to_string());
+                    positionals.remove(0);
+                }
+                _ if possible.contains(&first.as_str()) => {
+                    inv.command = Some(first.clone());
+                    positionals.remove(0);
+                }
+                _ => return Err(ParseError::AmbiguousCommand(first, format!("{possible:?}"))),
+            }
+        }
+    }
+    inv.args = positionals;
+    Ok(inv)
+}
+
+fn command_line_error(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("Command line error: {msg}\nEnter 'duplicity --help' for help screen.");
+    2
+}
+
+/// The target options shared with the native CLI.
+fn target_args(inv: &Invocation) -> TargetArgs {
+    TargetArgs {
+        archive_dir: inv.last("archive-dir").map(PathBuf::from),
+        name: inv.last("name").map(str::to_string),
+        passphrase_file: None,
+        tempdir: inv
+            .last("tempdir")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from)),
+        secret_keys: inv
+            .all("encrypt-secret-keyring")
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+    }
+}
+
+const HELP: &str = "Usage (Cairn's duplicity-compatible command line):
+  duplicity [full|incremental] [options] source_dir target_url
+  duplicity [restore] [options] source_url target_dir
+  duplicity verify [options] source_url target_dir
+  duplicity collection-status [options] target_url
+  duplicity list-current-files [options] target_url
+  duplicity cleanup [--force] [options] target_url
+  duplicity remove-older-than time [--force] [options] target_url
+  duplicity remove-all-but-n-full count [--force] [options] target_url
+  duplicity remove-all-inc-of-but-n-full count [--force] [options] target_url
+Run `cairn --help` for Cairn's own command line.";
+
+/// Runs a duplicity command line and returns the exit code.
+pub fn main(argv: Vec<OsString>) -> i32 {
+    let argv: Vec<String> = argv
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let inv = match parse(&argv) {
+        Ok(inv) => inv,
+        Err(e) => return command_line_error(e),
+    };
+    if inv.flag("version") {
+        println!("duplicity 0.8.22 (Cairn {})", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    if inv.flag("help") {
+        println!("{HELP}");
+        return 0;
+    }
+    let command = inv.command.clone();
+    let args = &inv.args;
+    let expect = |n: usize| -> Result<(), i32> {
+        if args.len() != n {
+            return Err(command_line_error(format!(
+                "Expected {n} args, got {}",
+                args.len()
+            )));
+        }
+        Ok(())
+    };
+    let target = target_args(&inv);
+    let result = match command.as_deref() {
+        Some("collection-status") => {
+            if let Err(c) = expect(1) {
+                return c;
+            }
+            common::status(&args[0], &target)
+        }
+        Some("list-current-files") => {
+            if let Err(c) = expect(1) {
+                return c;
+            }
+            common::list_current_files(&args[0], &target, inv.last("time"))
+        }
+        Some("restore") => {
+            if let Err(c) = expect(2) {
+                return c;
+            }
+            restore(&inv, &args[0], &args[1], target)
+        }
+        None if args.len() == 2
+            && crate::backend::is_url(&args[0])
+            && !crate::backend::is_url(&args[1]) =>
+        {
+            restore(&inv, &args[0], &args[1], target)
+        }
+        None if args.len() != 2 => {
+            return command_line_error(format!("Expected 2 args, got {}", args.len()));
+        }
+        other => Err(anyhow::Error::new(Error::Usage(format!(
+            "the {} action is not available in this build of Cairn yet",
+            other.unwrap_or("backup")
+        )))),
+    };
+    common::report(result)
+}
+
+fn restore(inv: &Invocation, url: &str, dest: &str, target: TargetArgs) -> anyhow::Result<Outcome> {
+    let path = inv
+        .last("path-to-restore")
+        .or(inv.last("file-to-restore"))
+        .map(str::to_string);
+    let time = inv
+        .last("time")
+        .or(inv.last("restore-time"))
+        .map(str::to_string);
+    common::restore(
+        url,
+        &target,
+        common::RestoreRequest {
+            dest: PathBuf::from(dest),
+            time,
+            path,
+            force: inv.flag("force"),
+            numeric_owner: inv.flag("numeric-owner"),
+            restore_owner: !(inv.flag("do-not-restore-ownership")
+                || inv.flag("no-restore-ownership")),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Invocation, ParseError> {
+        parse(&s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn cron_lines_parse() {
+        let inv = p("--full-if-older-than 2M --gpg-options=--cipher-algo=AES256 --rsync-options=--partial /src rsync://u@h::backups/").unwrap();
+        assert_eq!(inv.command, None);
+        assert_eq!(inv.args, vec!["/src", "rsync://u@h::backups/"]);
+        assert_eq!(inv.last("full-if-older-than"), Some("2M"));
+        assert_eq!(inv.last("gpg-options"), Some("--cipher-algo=AES256"));
+
+        let inv = p("remove-all-but-n-full 12 --force rsync://u@h::backups/").unwrap();
+        assert_eq!(inv.command.as_deref(), Some("remove-all-but-n-full"));
+        assert_eq!(inv.args, vec!["12", "rsync://u@h::backups/"]);
+        assert!(inv.flag("force"));
+    }
+
+    #[test]
+    fn prefixes_aliases_and_short_options() {
+        assert_eq!(
+            p("coll file:///x").unwrap().command.as_deref(),
+            Some("collection-status")
+        );
+        assert_eq!(
+            p("inc a file:///x").unwrap().command.as_deref(),
+            Some("incremental")
+        );
+        assert_eq!(
+            p("rb file:///x d").unwrap().command.as_deref(),
+            Some("restore")
+        );
+        assert!(matches!(
+            p("remove-all x file:///x"),
+            Err(ParseError::AmbiguousCommand(..))
+        ));
+        let inv = p("restore -t 3D -r sub/x --no-enc file:///x d").unwrap();
+        assert_eq!(inv.last("time"), Some("3D"));
+        assert_eq!(inv.last("file-to-restore"), Some("sub/x"));
+        assert!(inv.flag("no-encryption"), "unique prefix of a long option");
+        assert_eq!(
+            p("-v4 collection-status file:///x")
+                .unwrap()
+                .last("verbosity"),
+            Some("4")
+        );
+        assert_eq!(
+            p("-tnow collection-status file:///x").unwrap().last("time"),
+            Some("now")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        assert_eq!(
+            p("--frobnicate file:///x d").unwrap_err(),
+            ParseError::Unknown("--frobnicate".into())
+        );
+        assert!(matches!(
+            p("--no file:///x d"),
+            Err(ParseError::Ambiguous(..))
+        ));
+        assert!(matches!(
+            p("--par2-redundancy 10 a file:///x"),
+            Err(ParseError::Unsupported(..))
+        ));
+        assert!(matches!(
+            p("restore file:///x d --time"),
+            Err(ParseError::MissingValue(..))
+        ));
+        assert!(matches!(
+            p("--force=yes file:///x d"),
+            Err(ParseError::UnexpectedValue(_))
+        ));
+        let inv = p("--asynchronous-upload a file:///x").unwrap();
+        assert_eq!(inv.no_effect.len(), 1);
+    }
+}

@@ -1,0 +1,685 @@
+//! The Raspberry Pi SD image, built and booted (issue 6).
+//!
+//! Builds `out/cairn-<version>-arm64.img` with `image/build` (or takes the one
+//! named by `CAIRN_IMAGE`), boots a copy of it under `qemu-system-aarch64`,
+//! with user-mode networking that forwards one loopback port to the guest's
+//! :8080, and waits until `cairn serve` answers `/health` from inside the guest.
+//! Then it cuts the power (kills QEMU) and reads the disk from the host, without
+//! mounting it: the root partition must be byte-for-byte unchanged (read-only),
+//! the data partition must have grown to the end of the (enlarged) card and be
+//! clean after journal recovery, and the `cairn.toml`, secret and SSH key placed
+//! on the FAT partition must have moved to the data partition, root-only.
+//!
+//! Ignored by default: it needs root, the tools from `scripts/setup-image`, and
+//! minutes. `just boot-test` runs it.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const BUILD_LIMIT: Duration = Duration::from_secs(45 * 60);
+const VIRT_BOOT_LIMIT: Duration = Duration::from_secs(10 * 60);
+const RASPI_BOOT_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// The test copy of the card: bigger than the image (the data partition must
+/// grow into it) and a power of two (QEMU's raspi SD card model needs that).
+const CARD_BYTES: u64 = 2 << 30;
+const QEMU: &str = "qemu-system-aarch64";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---------------------------------------------------------------- processes
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    String::from_utf8(run(cmd).stdout).unwrap()
+}
+
+/// Kills a process group when dropped, so that nothing outlives a failed test.
+struct Group(Child);
+
+impl Group {
+    fn spawn(cmd: &mut Command) -> Group {
+        cmd.process_group(0);
+        // SAFETY: prctl is async-signal-safe; the child dies with this thread.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        Group(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+        )
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().unwrap()
+    }
+
+    /// SIGKILL to the whole group, then reap: for QEMU, a power cut.
+    fn kill(&mut self) {
+        let pgid = self.0.id() as libc::pid_t;
+        // SAFETY: plain syscall on our own child's process group.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------- the image
+
+static IMAGE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// The image under test, built once per test process.
+fn image() -> PathBuf {
+    IMAGE
+        .get_or_init(build_image)
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn build_image() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("CAIRN_IMAGE") {
+        return Ok(PathBuf::from(p));
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let out = repo().join("out");
+    let img = out.join(format!("cairn-{version}-arm64.img"));
+    let t = Instant::now();
+    let mut build = Group::spawn(
+        Command::new(repo().join("image/build"))
+            .env("COMPRESS", "0")
+            .env("OUT_DIR", &out),
+    );
+    let status = loop {
+        if let Some(s) = build.exited() {
+            break s;
+        }
+        if t.elapsed() > BUILD_LIMIT {
+            build.kill();
+            return Err(format!("image/build took more than {BUILD_LIMIT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    if !status.success() {
+        return Err(format!("image/build failed: {status}"));
+    }
+    eprintln!(
+        "image/build: {:.0} s, {}",
+        t.elapsed().as_secs_f64(),
+        img.display()
+    );
+    // The build leaves nothing mounted.
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let out_str = out.to_str().unwrap();
+    if let Some(m) = mounts.lines().find(|l| l.contains(out_str)) {
+        return Err(format!("image/build left a mount behind: {m}"));
+    }
+    Ok(img)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    start: u64,
+    size: u64,
+    kind: u32,
+    bootable: bool,
+}
+
+/// The MBR partitions, from `sfdisk --json`.
+fn partitions(img: &Path) -> Vec<Part> {
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(Command::new("sfdisk").arg("--json").arg(img))).unwrap();
+    let table = &json["partitiontable"];
+    assert_eq!(table["label"], "dos", "not an MBR disk: {json}");
+    let sector = table["sectorsize"].as_u64().unwrap_or(512);
+    table["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Part {
+            start: p["start"].as_u64().unwrap() * sector,
+            size: p["size"].as_u64().unwrap() * sector,
+            kind: u32::from_str_radix(p["type"].as_str().unwrap(), 16).unwrap(),
+            bootable: p["bootable"].as_bool().unwrap_or(false),
+        })
+        .collect()
+}
+
+/// A writable test copy of the card, `CARD_BYTES` long.
+fn card_copy(dir: &Path) -> PathBuf {
+    let card = dir.join("card.img");
+    run(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(image())
+        .arg(&card));
+    let len = fs::metadata(&card).unwrap().len();
+    assert!(
+        len < CARD_BYTES,
+        "image ({len} bytes) is not smaller than the test card"
+    );
+    File::options()
+        .write(true)
+        .open(&card)
+        .unwrap()
+        .set_len(CARD_BYTES)
+        .unwrap();
+    card
+}
+
+/// The FAT partition as an mtools image specification (`file@@offset`).
+fn fat(card: &Path, boot: Part) -> String {
+    format!("{}@@{}", card.display(), boot.start)
+}
+
+fn mtools(tool: &str) -> Command {
+    let mut c = Command::new(tool);
+    c.env("MTOOLS_SKIP_CHECK", "1");
+    c
+}
+
+fn fat_names(spec: &str) -> Vec<String> {
+    stdout(mtools("mdir").args(["-b", "-i", spec, "::/"]))
+        .lines()
+        .map(|l| {
+            l.trim_start_matches("::/")
+                .trim_end_matches('/')
+                .to_lowercase()
+        })
+        .collect()
+}
+
+fn fat_read(spec: &str, name: &str) -> String {
+    stdout(mtools("mtype").args(["-i", spec, &format!("::/{name}")]))
+}
+
+fn fat_get(spec: &str, name: &str, dest: &Path) {
+    run(mtools("mcopy")
+        .args(["-n", "-i", spec, &format!("::/{name}")])
+        .arg(dest));
+}
+
+fn fat_put(spec: &str, src: &Path, name: &str) {
+    run(mtools("mcopy")
+        .args(["-o", "-i", spec])
+        .arg(src)
+        .arg(format!("::/{name}")));
+}
+
+/// SHA-1 of a partition's bytes.
+fn digest(card: &Path, p: Part) -> String {
+    use sha1::{Digest, Sha1};
+    let mut f = File::open(card).unwrap();
+    f.seek(SeekFrom::Start(p.start)).unwrap();
+    let mut h = Sha1::new();
+    let mut rest = p.size;
+    let mut buf = vec![0u8; 1 << 20];
+    while rest > 0 {
+        let n = rest.min(buf.len() as u64) as usize;
+        f.read_exact(&mut buf[..n]).unwrap();
+        h.update(&buf[..n]);
+        rest -= n as u64;
+    }
+    hex::encode(h.finalize())
+}
+
+/// Copies a partition out into its own file (for e2fsck and debugfs).
+fn extract(card: &Path, p: Part, dest: &Path) {
+    let mut f = File::open(card).unwrap();
+    f.seek(SeekFrom::Start(p.start)).unwrap();
+    let mut out = File::create(dest).unwrap();
+    let copied = std::io::copy(&mut f.take(p.size), &mut out).unwrap();
+    assert_eq!(copied, p.size);
+}
+
+/// What the firmware would load, per config.txt and cmdline.txt on FAT.
+struct BootFiles {
+    kernel: PathBuf,
+    initrd: PathBuf,
+    cmdline: String,
+}
+
+fn boot_files(spec: &str, dir: &Path) -> BootFiles {
+    let config = fat_read(spec, "config.txt");
+    let value = |key: &str, sep: char| {
+        config
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(sep))
+            .unwrap_or_else(|| panic!("config.txt names no {key}:\n{config}"))
+            .trim()
+            .to_string()
+    };
+    let (kernel, initrd) = (dir.join("kernel"), dir.join("initrd"));
+    fat_get(spec, &value("kernel", '='), &kernel);
+    fat_get(spec, &value("initramfs", ' '), &initrd);
+    let cmdline = fat_read(spec, "cmdline.txt").trim().to_string();
+    assert!(
+        cmdline
+            .split_whitespace()
+            .rev()
+            .find(|w| *w == "ro" || *w == "rw")
+            == Some("ro"),
+        "the kernel command line does not mount the root read-only: {cmdline}"
+    );
+    BootFiles {
+        kernel,
+        initrd,
+        cmdline,
+    }
+}
+
+// ---------------------------------------------------------------- the guest
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.0 GET on loopback; `None` until the guest answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: cairn\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+struct Guest {
+    qemu: Group,
+    port: u16,
+    serial: PathBuf,
+    started: Instant,
+}
+
+impl Guest {
+    fn boot(machine_args: &[String], dir: &Path) -> Guest {
+        let port = free_port();
+        let serial = dir.join("serial.log");
+        let mut cmd = Command::new(QEMU);
+        cmd.args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            .args(machine_args)
+            .args([
+                "-netdev",
+                &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.join("qemu.out")).unwrap())
+            .stderr(File::create(dir.join("qemu.err")).unwrap());
+        eprintln!("booting: {cmd:?}");
+        Guest {
+            qemu: Group::spawn(&mut cmd),
+            port,
+            serial,
+            started: Instant::now(),
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let mut s = String::new();
+        for f in [&self.serial, &self.serial.with_file_name("qemu.err")] {
+            let text = fs::read_to_string(f).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            s += &format!("--- {}\n{}\n", f.display(), lines[from..].join("\n"));
+        }
+        s
+    }
+
+    /// Polls `/health` until it answers 200; returns its JSON and the seconds
+    /// from QEMU's start.
+    fn wait_for_health(&mut self, limit: Duration) -> (serde_json::Value, f64) {
+        loop {
+            if let Some(status) = self.qemu.exited() {
+                panic!(
+                    "QEMU exited ({status}) before cairn answered\n{}",
+                    self.log_tail()
+                );
+            }
+            if let Some((200, body)) = http_get(self.port, "/health") {
+                let secs = self.started.elapsed().as_secs_f64();
+                let json = serde_json::from_str(&body)
+                    .unwrap_or_else(|e| panic!("/health is not JSON ({e}): {body}"));
+                return (json, secs);
+            }
+            if self.started.elapsed() > limit {
+                panic!(
+                    "no answer from the guest within {limit:?}\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path).unwrap_or_else(|| panic!("no answer to GET {path}"))
+    }
+
+    fn power_cut(mut self) {
+        self.qemu.kill();
+    }
+}
+
+fn qemu_supports(what: &[&str], name: &str) -> bool {
+    Command::new(QEMU)
+        .args(what)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|w| w.trim_matches(|c| c == '"' || c == ',') == name)
+        })
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------- host-side checks
+
+fn e2fsck(fs_image: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new("e2fsck")
+        .args(args)
+        .arg(fs_image)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn debugfs(fs_image: &Path, request: &str) -> String {
+    let out = run(Command::new("debugfs").arg("-R").arg(request).arg(fs_image));
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Asserts that `path` in the ext4 image is a regular file owned by root with
+/// mode 0600 and exactly `content`.
+fn assert_root_only_file(fs_image: &Path, path: &str, content: &[u8], scratch: &Path) {
+    let stat = debugfs(fs_image, &format!("stat {path}"));
+    assert!(stat.contains("Type: regular"), "{path}: {stat}");
+    assert!(stat.contains("Mode:  0600"), "{path} is not 0600: {stat}");
+    assert!(
+        stat.contains("User:     0") && stat.contains("Group:     0"),
+        "{path} is not root's: {stat}"
+    );
+    let dumped = scratch.join("dumped");
+    let _ = fs::remove_file(&dumped);
+    debugfs(fs_image, &format!("dump {path} {}", dumped.display()));
+    assert_eq!(fs::read(&dumped).unwrap(), content, "{path} differs");
+}
+
+fn layout(card: &Path) -> (Part, Part, Part) {
+    let parts = partitions(card);
+    assert_eq!(
+        parts.len(),
+        3,
+        "expected boot, root and data partitions: {parts:?}"
+    );
+    let (boot, root, data) = (parts[0], parts[1], parts[2]);
+    assert_eq!(boot.kind, 0x0c, "boot partition is not FAT32 (LBA)");
+    assert!(boot.bootable, "boot partition is not marked bootable");
+    assert_eq!((root.kind, data.kind), (0x83, 0x83));
+    (boot, root, data)
+}
+
+// ---------------------------------------------------------------- the tests
+
+/// `-M virt`: the fast path. The card is configured through its FAT partition.
+#[test]
+#[ignore = "builds and boots the SD image (root, scripts/setup-image, minutes): just boot-test"]
+fn virt_boots_configured_from_the_boot_partition() {
+    let tmp = tempfile::tempdir_in(repo().join("target")).unwrap();
+    let dir = tmp.path();
+    let card = card_copy(dir);
+    let (boot, root, data) = layout(&card);
+    let image_data_size = data.size;
+    let spec = fat(&card, boot);
+    let root_before = digest(&card, root);
+
+    // What a user drops onto the FAT partition (with Windows line ends).
+    let token = format!("test-{}", std::process::id());
+    let toml = format!("# cairn.toml written by the boot test\nname = \"{token}\"\n");
+    let secret = format!("passphrase-{token}\n");
+    let key = format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{token} test@host\r\n");
+    fs::write(dir.join("cairn.toml"), &toml).unwrap();
+    fs::write(dir.join("passphrase"), &secret).unwrap();
+    fs::write(dir.join("authorized_keys"), &key).unwrap();
+    fat_put(&spec, &dir.join("cairn.toml"), "cairn.toml");
+    fat_put(&spec, &dir.join("authorized_keys"), "authorized_keys");
+    run(mtools("mmd").args(["-i", &spec, "::/cairn-secrets"]));
+    fat_put(&spec, &dir.join("passphrase"), "cairn-secrets/passphrase");
+
+    let files = boot_files(&spec, dir);
+    let args: Vec<String> = [
+        "-M",
+        "virt",
+        "-cpu",
+        "cortex-a53",
+        "-smp",
+        "2",
+        "-m",
+        "1024",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "-kernel".into(),
+        files.kernel.display().to_string(),
+        "-initrd".into(),
+        files.initrd.display().to_string(),
+        // the card's own command line; the console moves to virt's PL011
+        "-append".into(),
+        format!("{} console=ttyAMA0", files.cmdline),
+        "-drive".into(),
+        format!("file={},if=none,format=raw,id=card", card.display()),
+        "-device".into(),
+        "virtio-blk-pci,drive=card".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0,romfile=".into(),
+        "-serial".into(),
+        format!("file:{}", dir.join("serial.log").display()),
+    ])
+    .collect();
+    let mut guest = Guest::boot(&args, dir);
+    let (health, secs) = guest.wait_for_health(VIRT_BOOT_LIMIT);
+    println!("boot-to-answer (virt): {secs:.1} s");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"), "{health}");
+    assert_eq!(
+        health["configured"],
+        true,
+        "cairn.toml was not moved into place: {health}\n{}",
+        guest.log_tail()
+    );
+    let (status, page) = guest.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("Configured."), "{page}");
+    // cairn answers only after cairn-firstboot and cairn-grow-data ran (units
+    // order it so) and both flush what they write; now cut the power.
+    guest.power_cut();
+
+    // The root partition was never written.
+    assert_eq!(
+        digest(&card, root),
+        root_before,
+        "the root partition changed"
+    );
+
+    // The FAT partition no longer holds the configuration.
+    let names = fat_names(&spec);
+    for gone in ["cairn.toml", "authorized_keys", "cairn-secrets"] {
+        assert!(
+            !names.iter().any(|n| n == gone),
+            "{gone} still on FAT: {names:?}"
+        );
+    }
+    assert!(names.iter().any(|n| n == "config.txt"), "{names:?}");
+    let boot_fs = dir.join("boot.vfat");
+    extract(&card, boot, &boot_fs);
+    let fsck = Command::new("fsck.vfat")
+        .arg("-n")
+        .arg(&boot_fs)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "FAT partition damaged: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+
+    // The data partition grew to the end of the card, file system included.
+    let (_, _, data) = layout(&card);
+    assert!(
+        data.size > image_data_size,
+        "the data partition did not grow"
+    );
+    assert!(
+        CARD_BYTES - (data.start + data.size) < 4 << 20,
+        "the data partition does not reach the end of the card: {data:?}"
+    );
+    let data_fs = dir.join("data.ext4");
+    extract(&card, data, &data_fs);
+    // Replay the journal (the power was cut), then it must be clean.
+    let (code, text) = e2fsck(&data_fs, &["-fy"]);
+    assert!(code == 0 || code == 1, "e2fsck -fy: {code}\n{text}");
+    let (code, text) = e2fsck(&data_fs, &["-fn"]);
+    assert_eq!(
+        code, 0,
+        "data file system not clean after recovery:\n{text}"
+    );
+    let sb = stdout(Command::new("dumpe2fs").arg("-h").arg(&data_fs));
+    let field = |name: &str| -> u64 {
+        sb.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in dumpe2fs output"))
+    };
+    let fs_bytes = field("Block count:") * field("Block size:");
+    assert!(
+        data.size - fs_bytes < 4 << 20,
+        "the data file system ({fs_bytes} bytes) was not grown to its partition ({} bytes)",
+        data.size
+    );
+
+    // The configuration arrived, root-only; CR LF became LF where daemons parse lines.
+    assert_root_only_file(&data_fs, "/cairn/cairn.toml", toml.as_bytes(), dir);
+    assert_root_only_file(
+        &data_fs,
+        "/cairn/secrets/passphrase",
+        secret.as_bytes(),
+        dir,
+    );
+    assert_root_only_file(
+        &data_fs,
+        "/cairn/ssh/authorized_keys",
+        key.replace('\r', "").as_bytes(),
+        dir,
+    );
+    let ls = debugfs(&data_fs, "ls -l /cairn");
+    assert!(ls.contains("40700"), "/data/cairn is not 0700: {ls}");
+    // SSH was turned on by the key: its host key was made on /data.
+    let ls = debugfs(&data_fs, "ls -l /cairn/ssh");
+    assert!(ls.contains("ssh_host_ed25519_key"), "no SSH host key: {ls}");
+    // /var is an overlay whose changes went to /data.
+    let ls = debugfs(&data_fs, "ls /var/upper");
+    assert!(
+        ls.contains("lib"),
+        "nothing written through the /var overlay: {ls}"
+    );
+}
+
+/// `-M raspi3b`: the Pi 3's SoC, SD host and USB network, with the card's own
+/// device tree and command line. Nothing on FAT: the appliance comes up
+/// unconfigured and says so.
+#[test]
+#[ignore = "builds and boots the SD image (root, scripts/setup-image, minutes): just boot-test"]
+fn raspi3b_boots_unconfigured() {
+    if !qemu_supports(&["-machine", "help"], "raspi3b")
+        || !qemu_supports(&["-device", "help"], "usb-net")
+    {
+        println!("SKIPPED: this {QEMU} has no raspi3b machine or no usb-net device");
+        return;
+    }
+    let tmp = tempfile::tempdir_in(repo().join("target")).unwrap();
+    let dir = tmp.path();
+    let card = card_copy(dir);
+    let (boot, root, _) = layout(&card);
+    let spec = fat(&card, boot);
+    let root_before = digest(&card, root);
+    let files = boot_files(&spec, dir);
+    let dtb = dir.join("board.dtb");
+    fat_get(&spec, "bcm2837-rpi-3-b.dtb", &dtb);
+    let d = |p: &Path| p.display().to_string();
+    let args: Vec<String> = vec![
+        "-M".into(),
+        "raspi3b".into(),
+        "-kernel".into(),
+        d(&files.kernel),
+        "-initrd".into(),
+        d(&files.initrd),
+        "-dtb".into(),
+        d(&dtb),
+        "-append".into(),
+        files.cmdline.clone(),
+        "-drive".into(),
+        format!("file={},if=sd,format=raw", card.display()),
+        "-device".into(),
+        "usb-net,netdev=n0".into(),
+        // UART0 (PL011), then the mini UART: ttyS1, the card's console
+        "-serial".into(),
+        format!("file:{}", dir.join("uart0.log").display()),
+        "-serial".into(),
+        format!("file:{}", dir.join("serial.log").display()),
+    ];
+    let mut guest = Guest::boot(&args, dir);
+    let (health, secs) = guest.wait_for_health(RASPI_BOOT_LIMIT);
+    println!("boot-to-answer (raspi3b): {secs:.1} s");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["configured"], false, "{health}");
+    let (status, page) = guest.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("Not configured"), "{page}");
+    guest.power_cut();
+    assert_eq!(
+        digest(&card, root),
+        root_before,
+        "the root partition changed"
+    );
+}
