@@ -683,3 +683,31 @@ fn raspi3b_boots_unconfigured() {
         "the root partition changed"
     );
 }
+
+/// `cross/Cross.toml` (for users of the `cross` tool) and `.cargo/config.toml`
+/// (the container-free path CI uses) name the same targets, each of which has a
+/// linker and a test runner in the latter.
+#[test]
+fn cross_configurations_agree() {
+    fn targets(path: &str) -> Vec<String> {
+        let text = fs::read_to_string(repo().join(path)).unwrap();
+        let mut t: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("[target.")?.strip_suffix(']'))
+            .map(str::to_string)
+            .collect();
+        t.sort();
+        t
+    }
+    let cargo = targets(".cargo/config.toml");
+    assert_eq!(
+        cargo,
+        ["aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf"]
+    );
+    assert_eq!(targets("cross/Cross.toml"), cargo);
+    let config = fs::read_to_string(repo().join(".cargo/config.toml")).unwrap();
+    for section in config.split("[target.").skip(1) {
+        assert!(section.contains("\nlinker = "), "no linker: {section}");
+        assert!(section.contains("\nrunner = "), "no runner: {section}");
+    }
+}

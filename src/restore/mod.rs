@@ -13,7 +13,7 @@ pub mod stream;
 
 pub use dest::DestTree;
 
-use crate::archive::collection::{BackupSet, Collection};
+use crate::archive::collection::{BackupSet, Collection, SetKind};
 use crate::archive::difftar::DiffType;
 use crate::archive::index::Index;
 use crate::archive::meta::{FileType, Meta, OwnerMap};
@@ -98,14 +98,18 @@ fn volume_jobs(repo: &Repo, set: &BackupSet, restrict: Option<&Index>) -> Result
         {
             continue;
         }
-        let name = set.volumes.get(n).cloned();
-        let encoding = name
+        let present = set.volumes.get(n).cloned();
+        let encoding = present
             .as_deref()
             .and_then(|nm| repo.naming.parse(nm))
             .map_or(default_enc, |p| p.encoding());
+        let prev = (set.kind == SetKind::Inc).then(|| set.start_time.unwrap_or(0));
         jobs.push(VolumeJob {
             number: *n,
-            name,
+            name: present
+                .clone()
+                .unwrap_or_else(|| repo.naming.volume(prev, set.set_time(), *n, encoding)),
+            present: present.is_some(),
             info: info.clone(),
             encoding,
         });
@@ -216,8 +220,13 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn collect_gaps(&mut self, cursors: &[SetCursor]) {
-        for c in cursors {
+    fn collect_gaps(&mut self, cursors: &mut [SetCursor]) {
+        for c in cursors.iter_mut() {
+            for r in c.refused.drain(..) {
+                self.report
+                    .unrestored
+                    .push(format!("refused archive entry: {r}"));
+            }
             for g in &c.gaps {
                 let msg = format!(
                     "{} (volume {}, paths {} to {}): {}",

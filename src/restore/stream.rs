@@ -52,6 +52,8 @@ pub enum Item {
     /// The current entry's data was cut short by a damaged volume.
     Broken,
     Gap(Gap),
+    /// An entry that was refused (a hostile or unrecognised name), with why.
+    Refused(String),
     /// Reading the set cannot go on (for example, the wrong passphrase).
     Fatal(String),
 }
@@ -59,7 +61,10 @@ pub enum Item {
 /// A volume to read, with the manifest entry that vouches for it.
 pub struct VolumeJob {
     pub number: u64,
-    pub name: Option<String>,
+    /// The volume's file name (the expected one, if it is missing).
+    pub name: String,
+    /// Whether the target holds it.
+    pub present: bool,
     pub info: VolumeInfo,
     pub encoding: Encoding,
 }
@@ -76,9 +81,10 @@ pub fn spawn<'scope, 'env>(
     let (tx, rx) = sync_channel::<Item>(64);
     scope.spawn(move || {
         for job in jobs {
-            let fetched = match &job.name {
-                Some(n) => repo.fetch_volume(n, Some(&job.info)),
-                None => Err(VolumeProblem::Missing),
+            let fetched = if job.present {
+                repo.fetch_volume(&job.name, Some(&job.info))
+            } else {
+                Err(VolumeProblem::Missing)
             };
             if vol_tx.send((job, fetched)).is_err() {
                 return;
@@ -90,6 +96,7 @@ pub fn spawn<'scope, 'env>(
         rx,
         peeked: None,
         gaps: Vec::new(),
+        refused: Vec::new(),
         finished: false,
         fatal: None,
     }
@@ -131,10 +138,7 @@ fn decode_set(
     };
     let _ = (|| -> Result<(), Hangup> {
         for (job, fetched) in vols {
-            let file = job
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("volume {}", job.number));
+            let file = job.name.clone();
             let gap = |reason: String| {
                 Item::Gap(Gap {
                     volume: job.number,
@@ -202,7 +206,17 @@ fn read_volume(
 ) -> Result<(), VolumeError> {
     let mut hung = false;
     let res = difftar::for_each_entry(reader, |raw, data| {
-        let name = difftar::parse_entry_name(&raw.name)?;
+        let name = match difftar::parse_entry_name(&raw.name) {
+            Ok(n) => n,
+            Err(e) => {
+                // Refuse this entry alone; the rest of the volume is fine.
+                if d.close_open(true).is_err() || d.send(Item::Refused(e.to_string())).is_err() {
+                    hung = true;
+                    return Err(DifftarError::Tar(io::Error::other("consumer gone")));
+                }
+                return Ok(());
+            }
+        };
         let mut index = name.index;
         if let Some(prefix) = &d.restrict {
             match index.strip_prefix(prefix) {
@@ -289,6 +303,8 @@ pub struct SetCursor {
     peeked: Option<Head>,
     /// Unreadable ranges seen so far.
     pub gaps: Vec<Gap>,
+    /// Entries refused so far, with why.
+    pub refused: Vec<String>,
     finished: bool,
     pub fatal: Option<String>,
 }
@@ -300,6 +316,7 @@ impl SetCursor {
             match self.rx.recv() {
                 Ok(Item::Head(h)) => self.peeked = Some(h),
                 Ok(Item::Gap(g)) => self.gaps.push(g),
+                Ok(Item::Refused(r)) => self.refused.push(r),
                 // Stray data of an entry that was skipped.
                 Ok(Item::Data(_) | Item::End | Item::Broken) => {}
                 Ok(Item::Fatal(e)) => {
@@ -368,6 +385,7 @@ impl Read for EntryData<'_> {
                     ));
                 }
                 Ok(Item::Gap(g)) => self.cursor.gaps.push(g),
+                Ok(Item::Refused(r)) => self.cursor.refused.push(r),
                 Ok(Item::Head(h)) => {
                     // Should not happen: the producer always ends an entry first.
                     self.cursor.peeked = Some(h);

@@ -3,6 +3,8 @@
 //! tree's contents and metadata for comparison.
 #![allow(dead_code)]
 
+pub mod edge;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
