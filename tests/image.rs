@@ -460,11 +460,26 @@ fn layout(card: &Path) -> (Part, Part, Part) {
 
 // ---------------------------------------------------------------- the tests
 
+/// A scratch directory under target/, removed afterwards (even on failure)
+/// unless CAIRN_BOOT_TEST_KEEP=1 asks to keep it for a post-mortem.
+fn scratch_dir() -> tempfile::TempDir {
+    let keep = std::env::var_os("CAIRN_BOOT_TEST_KEEP").is_some_and(|v| v == "1");
+    let dir = tempfile::Builder::new()
+        .prefix("boot-test-")
+        .disable_cleanup(keep)
+        .tempdir_in(repo().join("target"))
+        .unwrap();
+    if keep {
+        eprintln!("keeping {}", dir.path().display());
+    }
+    dir
+}
+
 /// `-M virt`: the fast path. The card is configured through its FAT partition.
 #[test]
 #[ignore = "builds and boots the SD image (root, scripts/setup-image, minutes): just boot-test"]
 fn virt_boots_configured_from_the_boot_partition() {
-    let tmp = tempfile::tempdir_in(repo().join("target")).unwrap();
+    let tmp = scratch_dir();
     let dir = tmp.path();
     let card = card_copy(dir);
     let (boot, root, data) = layout(&card);
@@ -534,12 +549,34 @@ fn virt_boots_configured_from_the_boot_partition() {
     // order it so) and both flush what they write; now cut the power.
     guest.power_cut();
 
-    // The root partition was never written.
+    // The root partition was never written, and holds no password or key.
     assert_eq!(
         digest(&card, root),
         root_before,
         "the root partition changed"
     );
+    let root_fs = dir.join("root.ext4");
+    extract(&card, root, &root_fs);
+    let shadow = debugfs(&root_fs, "cat /etc/shadow");
+    let unlocked: Vec<&str> = shadow
+        .lines()
+        .filter(|l| l.contains(':'))
+        .filter(|l| {
+            !l.split(':')
+                .nth(1)
+                .is_some_and(|p| p.starts_with(['!', '*']))
+        })
+        .collect();
+    assert!(
+        unlocked.is_empty(),
+        "accounts that are not locked: {unlocked:?}"
+    );
+    let ssh = debugfs(&root_fs, "ls /etc/ssh");
+    assert!(
+        !ssh.contains("ssh_host_"),
+        "SSH host keys in the image: {ssh}"
+    );
+    fs::remove_file(&root_fs).unwrap();
 
     // The FAT partition no longer holds the configuration.
     let names = fat_names(&spec);
@@ -637,11 +674,12 @@ fn raspi3b_boots_unconfigured() {
         println!("SKIPPED: this {QEMU} has no raspi3b machine or no usb-net device");
         return;
     }
-    let tmp = tempfile::tempdir_in(repo().join("target")).unwrap();
+    let tmp = scratch_dir();
     let dir = tmp.path();
     let card = card_copy(dir);
     let (boot, root, _) = layout(&card);
     let spec = fat(&card, boot);
+    let names_before = fat_names(&spec);
     let root_before = digest(&card, root);
     let files = boot_files(&spec, dir);
     let dtb = dir.join("board.dtb");
@@ -682,6 +720,16 @@ fn raspi3b_boots_unconfigured() {
         root_before,
         "the root partition changed"
     );
+    assert_eq!(fat_names(&spec), names_before, "the FAT partition changed");
+    // Without an authorized_keys file SSH never started: no host key was made.
+    let (_, _, data) = layout(&card);
+    let data_fs = dir.join("data.ext4");
+    extract(&card, data, &data_fs);
+    let (code, text) = e2fsck(&data_fs, &["-fy"]);
+    assert!(code == 0 || code == 1, "e2fsck -fy: {code}\n{text}");
+    let ls = debugfs(&data_fs, "ls /cairn");
+    assert!(!ls.contains("ssh"), "SSH started without a key: {ls}");
+    assert!(!ls.contains("cairn.toml"), "{ls}");
 }
 
 /// `cross/Cross.toml` (for users of the `cross` tool) and `.cargo/config.toml`

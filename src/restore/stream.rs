@@ -45,7 +45,13 @@ impl Gap {
 }
 
 pub enum Item {
-    Head(Head),
+    /// A new entry with the first part of its data; `complete` means no
+    /// `Data`/`End`/`Broken` follow for it.
+    Entry {
+        head: Head,
+        data: Vec<u8>,
+        complete: bool,
+    },
     Data(Vec<u8>),
     /// The current entry's data is complete.
     End,
@@ -95,6 +101,7 @@ pub fn spawn<'scope, 'env>(
     SetCursor {
         rx,
         peeked: None,
+        taken: None,
         gaps: Vec::new(),
         refused: Vec::new(),
         finished: false,
@@ -102,10 +109,22 @@ pub fn spawn<'scope, 'env>(
     }
 }
 
+/// Data is sent in batches of about this size, so a small file is one
+/// message and a large one a few, not one per 64 KiB chunk.
+const BATCH: usize = 1 << 20;
+
+struct OpenEntry {
+    index: Index,
+    multivol: bool,
+    /// The head, until it is sent with the first batch.
+    head: Option<Head>,
+    pending: Vec<u8>,
+}
+
 struct Decoder {
     tx: SyncSender<Item>,
-    /// Index of the entry whose data is being sent, if it is a multivol one.
-    open: Option<(Index, bool)>,
+    /// The entry whose data is being gathered.
+    open: Option<OpenEntry>,
     restrict: Option<Index>,
 }
 
@@ -117,10 +136,43 @@ impl Decoder {
         self.tx.send(item).map_err(|_| Hangup)
     }
 
+    /// Sends what has been gathered of the open entry.
+    fn flush(&mut self, complete: bool) -> Result<(), Hangup> {
+        let Some(o) = self.open.as_mut() else {
+            return Ok(());
+        };
+        let data = std::mem::take(&mut o.pending);
+        let item = match o.head.take() {
+            Some(head) => Item::Entry {
+                head,
+                data,
+                complete,
+            },
+            None => Item::Data(data),
+        };
+        self.send(item)
+    }
+
+    /// Finishes the open entry: complete, or cut short by damage.
     fn close_open(&mut self, ok: bool) -> Result<(), Hangup> {
-        if self.open.take().is_some() {
-            self.send(if ok { Item::End } else { Item::Broken })?;
+        let Some(o) = self.open.as_ref() else {
+            return Ok(());
+        };
+        let head_sent = o.head.is_none();
+        if ok {
+            if head_sent {
+                self.flush(false)?;
+                self.send(Item::End)?;
+            } else {
+                self.flush(true)?;
+            }
+        } else {
+            if !head_sent {
+                self.flush(false)?;
+            }
+            self.send(Item::Broken)?;
         }
+        self.open = None;
         Ok(())
     }
 }
@@ -231,62 +283,64 @@ fn read_volume(
                 }
             }
         }
-        let continues = matches!(&d.open, Some((ix, true)) if name.multivol && *ix == index);
-        let step = (|| -> Result<(), Hangup> {
-            if !continues {
-                d.close_open(true)?;
-                let mut meta = raw.meta;
-                if name.difftype == DiffType::Deleted {
-                    meta.kind = None;
-                }
-                let carries_data = meta.is_regular();
-                d.send(Item::Head(Head {
-                    index: index.clone(),
-                    difftype: name.difftype,
-                    meta,
-                    volume,
-                }))?;
-                if !carries_data {
-                    d.send(Item::End)?;
-                    return Ok(());
-                }
-                d.open = Some((index, name.multivol));
+        let continues =
+            matches!(&d.open, Some(o) if o.multivol && name.multivol && o.index == index);
+        let gone = |hung: &mut bool| {
+            *hung = true;
+            DifftarError::Tar(io::Error::other("consumer gone"))
+        };
+        if !continues {
+            if d.close_open(true).is_err() {
+                return Err(gone(&mut hung));
             }
-            Ok(())
-        })();
-        if step.is_err() {
-            hung = true;
-            return Err(DifftarError::Tar(io::Error::other("consumer gone")));
+            let mut meta = raw.meta;
+            if name.difftype == DiffType::Deleted {
+                meta.kind = None;
+            }
+            let carries_data = meta.is_regular();
+            let head = Head {
+                index: index.clone(),
+                difftype: name.difftype,
+                meta,
+                volume,
+            };
+            if !carries_data {
+                if d.send(Item::Entry {
+                    head,
+                    data: Vec::new(),
+                    complete: true,
+                })
+                .is_err()
+                {
+                    return Err(gone(&mut hung));
+                }
+                return Ok(());
+            }
+            d.open = Some(OpenEntry {
+                index,
+                multivol: name.multivol,
+                head: Some(head),
+                pending: Vec::new(),
+            });
         }
-        if d.open.is_none() {
-            return Ok(());
-        }
-        // Send the data in pieces of at most one duplicity chunk.
-        let mut buf = vec![0u8; difftar::CHUNK];
+        // Gather the data, sending a batch whenever one is full (so even a
+        // huge single entry from a foreign writer stays bounded in memory).
         loop {
-            let mut filled = 0;
-            while filled < buf.len() {
-                match data.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(DifftarError::Tar(e)),
-                }
-            }
-            if filled == 0 {
+            let o = d.open.as_mut().expect("open entry");
+            let want = BATCH.saturating_sub(o.pending.len()).max(difftar::CHUNK);
+            let n = (&mut *data)
+                .take(want as u64)
+                .read_to_end(&mut o.pending)
+                .map_err(DifftarError::Tar)?;
+            if n == 0 {
                 break;
             }
-            if d.send(Item::Data(buf[..filled].to_vec())).is_err() {
-                hung = true;
-                return Err(DifftarError::Tar(io::Error::other("consumer gone")));
-            }
-            if filled < buf.len() {
-                break;
+            if o.pending.len() >= BATCH && d.flush(false).is_err() {
+                return Err(gone(&mut hung));
             }
         }
         if !name.multivol && d.close_open(true).is_err() {
-            hung = true;
-            return Err(DifftarError::Tar(io::Error::other("consumer gone")));
+            return Err(gone(&mut hung));
         }
         Ok(())
     });
@@ -300,7 +354,9 @@ fn read_volume(
 /// The consumer's view of one set's entry stream.
 pub struct SetCursor {
     rx: Receiver<Item>,
-    peeked: Option<Head>,
+    peeked: Option<(Head, Vec<u8>, bool)>,
+    /// The taken entry's first data, and whether it was all of it.
+    taken: Option<(Vec<u8>, bool)>,
     /// Unreadable ranges seen so far.
     pub gaps: Vec<Gap>,
     /// Entries refused so far, with why.
@@ -314,7 +370,11 @@ impl SetCursor {
     pub fn peek(&mut self) -> Option<&Head> {
         while self.peeked.is_none() && !self.finished {
             match self.rx.recv() {
-                Ok(Item::Head(h)) => self.peeked = Some(h),
+                Ok(Item::Entry {
+                    head,
+                    data,
+                    complete,
+                }) => self.peeked = Some((head, data, complete)),
                 Ok(Item::Gap(g)) => self.gaps.push(g),
                 Ok(Item::Refused(r)) => self.refused.push(r),
                 // Stray data of an entry that was skipped.
@@ -326,23 +386,26 @@ impl SetCursor {
                 Err(_) => self.finished = true,
             }
         }
-        self.peeked.as_ref()
+        self.peeked.as_ref().map(|p| &p.0)
     }
 
     /// Takes the peeked entry; its data must then be read with
     /// [`SetCursor::data`] or dropped with [`SetCursor::skip`].
     pub fn take(&mut self) -> Option<Head> {
         self.peek();
-        self.peeked.take()
+        let (head, data, complete) = self.peeked.take()?;
+        self.taken = Some((data, complete));
+        Some(head)
     }
 
     /// A reader over the taken entry's data.
     pub fn data(&mut self) -> EntryData<'_> {
+        let (buf, done) = self.taken.take().unwrap_or((Vec::new(), true));
         EntryData {
             cursor: self,
-            buf: Vec::new(),
+            buf,
             pos: 0,
-            done: false,
+            done,
         }
     }
 
@@ -386,9 +449,13 @@ impl Read for EntryData<'_> {
                 }
                 Ok(Item::Gap(g)) => self.cursor.gaps.push(g),
                 Ok(Item::Refused(r)) => self.cursor.refused.push(r),
-                Ok(Item::Head(h)) => {
+                Ok(Item::Entry {
+                    head,
+                    data,
+                    complete,
+                }) => {
                     // Should not happen: the producer always ends an entry first.
-                    self.cursor.peeked = Some(h);
+                    self.cursor.peeked = Some((head, data, complete));
                     self.done = true;
                 }
                 Ok(Item::Fatal(e)) => {
