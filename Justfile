@@ -11,8 +11,35 @@ build:
 # Every test: formatting, lints, unit and integration tests.
 test: lint
     cargo test --all-targets
+    just test-aarch64
+    just boot-test
 
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
+
+# Release binary for a Raspberry Pi, no containers: `just cross aarch64` (64-bit) or `just cross armv7` (32-bit).
+cross arch="aarch64":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{arch}}" in
+      aarch64|arm64) triple=aarch64-unknown-linux-gnu ;;
+      armv7|armhf) triple=armv7-unknown-linux-gnueabihf ;;
+      *) echo "just cross: unknown arch '{{arch}}' (aarch64 or armv7)" >&2; exit 2 ;;
+    esac
+    cargo build --release --locked --target "$triple" --bin cairn
+    bin=${CARGO_TARGET_DIR:-target}/$triple/release/cairn
+    echo "$bin: $(stat -c %s "$bin") bytes"
+
+# The library's unit tests, built for aarch64 and run under qemu-user.
+test-aarch64:
+    cargo test --lib --target aarch64-unknown-linux-gnu
+
+# The Raspberry Pi SD image: out/cairn-<version>-arm64.img (+ .img.xz). As root.
+image:
+    image/build
+
+# Build the image and boot it under QEMU (machines virt and raspi3b). As root; minutes.
+boot-test:
+    cargo test --test image -- --ignored --nocapture --test-threads=1
