@@ -11,3 +11,5 @@ pub mod serve;
 pub mod time;
 
 pub use error::{Error, Result};
+pub mod backup;
+pub mod source;

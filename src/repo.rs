@@ -4,9 +4,10 @@
 //! decoded files.
 
 use crate::archive::codec;
-use crate::archive::collection::{BackupSet, Collection};
+use crate::archive::collection::{BackupSet, Collection, SignatureChain};
 use crate::archive::manifest::{Manifest, VolumeInfo};
-use crate::archive::names::{Encoding, Naming};
+use crate::archive::names::{Encoding, Kind, Naming};
+use crate::archive::sigtar::OpenFn;
 use crate::backend::{self, Backend, BackendError};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
@@ -79,6 +80,24 @@ impl std::fmt::Display for VolumeProblem {
             VolumeProblem::Unreadable(e) => write!(f, "it cannot be read: {e}"),
         }
     }
+}
+
+/// Writes a file so that its name never holds partial contents: a temporary
+/// file in the same directory, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let err = |e| Error::local("write", path, e);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cairn-tmp-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    std::io::Write::write_all(&mut tmp, data).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 pub fn sha1_file(path: &Path) -> io::Result<String> {
@@ -200,6 +219,103 @@ impl Repo {
             file: name.to_string(),
             source,
         })
+    }
+
+    /// The archive directory, created if needed.
+    pub fn cache_dir(&self) -> Result<&Path> {
+        let dir = self
+            .archive_dir
+            .as_deref()
+            .ok_or_else(|| Error::Usage("no archive directory".into()))?;
+        fs::create_dir_all(dir).map_err(|e| Error::local("create archive directory", dir, e))?;
+        Ok(dir)
+    }
+
+    /// The plain name a manifest or signature file has in the archive
+    /// directory: manifests plain, signatures gzipped (`.sigtar.gz`).
+    fn cache_name(&self, remote: &str) -> Option<String> {
+        let p = self.naming.parse(remote)?;
+        if p.partial {
+            return None;
+        }
+        let prev = p.start_time;
+        let t = p.set_time();
+        match p.kind {
+            Kind::Full | Kind::Inc if p.manifest => {
+                Some(self.naming.manifest(prev, t, Encoding::Plain, false))
+            }
+            Kind::FullSig | Kind::NewSig => {
+                Some(self.naming.signatures(prev, t, Encoding::Gzip, false))
+            }
+            _ => None,
+        }
+    }
+
+    /// Brings the archive directory in line with the target, as duplicity's
+    /// `sync_archive` does: fetches the manifests and signatures it lacks
+    /// (decrypted; signatures re-gzipped) and removes metadata the target no
+    /// longer has. Partial files of an interrupted run are left alone.
+    /// Returns the names fetched.
+    pub fn sync_cache(&self) -> Result<Vec<String>> {
+        let dir = self.cache_dir()?.to_path_buf();
+        let remote = self.backend.list()?;
+        let local = self.local_names();
+        let mut wanted = std::collections::BTreeSet::new();
+        let mut fetched = Vec::new();
+        for r in &remote {
+            let Some(cached) = self.cache_name(r) else {
+                continue;
+            };
+            wanted.insert(cached.clone());
+            if local.contains(&cached) {
+                continue;
+            }
+            let data = self.read_decoded(r)?;
+            let bytes = if cached.ends_with(".gz") {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+                std::io::Write::write_all(&mut gz, &data)
+                    .and_then(|()| gz.finish())
+                    .map_err(|e| Error::local("compress", dir.join(&cached), e))?
+            } else {
+                data
+            };
+            write_atomic(&dir.join(&cached), &bytes)?;
+            fetched.push(r.clone());
+        }
+        for l in &local {
+            let Some(p) = self.naming.parse(l) else {
+                continue;
+            };
+            let metadata = p.manifest || matches!(p.kind, Kind::FullSig | Kind::NewSig);
+            if metadata && !p.partial && !wanted.contains(l) {
+                let path = dir.join(l);
+                fs::remove_file(&path)
+                    .map_err(|e| Error::local("remove stale cache file", &path, e))?;
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// Openers for the files of a signature chain up to `t` (all for `None`),
+    /// for [`crate::archive::sigtar::Combined`].
+    pub fn signature_sources(
+        &self,
+        chain: &SignatureChain,
+        t: Option<crate::time::Seconds>,
+    ) -> Vec<(String, OpenFn<'_>)> {
+        let local = chain.local;
+        chain
+            .files_at(t)
+            .into_iter()
+            .map(|name| {
+                let n2 = name.to_string();
+                let open: OpenFn<'_> = Box::new(move || {
+                    self.open_signature_file(local, &n2)
+                        .map_err(|e| e.to_string())
+                });
+                (name.to_string(), open)
+            })
+            .collect()
     }
 
     /// The set's manifest, preferring the local cache as duplicity does.

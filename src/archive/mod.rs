@@ -8,3 +8,4 @@ pub mod meta;
 pub mod names;
 pub mod sigtar;
 pub mod status;
+pub mod tarfmt;

@@ -75,6 +75,9 @@ pub fn read<R: Read>(
     })
 }
 
+/// Opens one signature file's decoded stream (run on a reader thread).
+pub type OpenFn<'a> = Box<dyn FnOnce() -> Result<Box<dyn Read + Send + 'a>, String> + Send + 'a>;
+
 /// Entries of one signature file, read by a background thread.
 struct Feed {
     rx: Receiver<Result<SigEntry, String>>,
@@ -250,5 +253,75 @@ mod tests {
                 ("sub".into(), Some(FileType::Directory))
             ]
         );
+    }
+}
+
+/// Writes a signature tar: entries in index order, ended as Python's
+/// `TarFile.close()` ends it (two zero blocks, padded to a 10 KiB record).
+pub struct SigtarWriter<W: std::io::Write> {
+    out: W,
+    offset: u64,
+    buf: Vec<u8>,
+}
+
+fn sig_name(prefix: &[u8], index: &Index, dir: bool) -> Vec<u8> {
+    let mut n = prefix.to_vec();
+    n.extend_from_slice(&index.joined());
+    if dir && !index.is_root() {
+        n.push(b'/');
+    }
+    n
+}
+
+impl<W: std::io::Write> SigtarWriter<W> {
+    pub fn new(out: W) -> Self {
+        SigtarWriter {
+            out,
+            offset: 0,
+            buf: Vec::with_capacity(2048),
+        }
+    }
+
+    fn put(&mut self, name: &[u8], meta: Option<&Meta>, data: &[u8]) -> std::io::Result<()> {
+        use super::tarfmt::{Entry, pad, write_header};
+        self.buf.clear();
+        let e = match meta {
+            Some(m) => Entry::from_meta(name, m, data.len() as u64),
+            None => Entry::deleted(name),
+        };
+        write_header(&e, &mut self.buf);
+        self.buf.extend_from_slice(data);
+        pad(&mut self.buf);
+        self.out.write_all(&self.buf)?;
+        self.offset += self.buf.len() as u64;
+        Ok(())
+    }
+
+    /// A regular file and its signature.
+    pub fn signature(&mut self, index: &Index, meta: &Meta, sig: &[u8]) -> std::io::Result<()> {
+        self.put(&sig_name(b"signature/", index, false), Some(meta), sig)
+    }
+
+    /// Anything that is not a regular file.
+    pub fn snapshot(&mut self, index: &Index, meta: &Meta) -> std::io::Result<()> {
+        self.put(
+            &sig_name(b"snapshot/", index, meta.is_dir()),
+            Some(meta),
+            b"",
+        )
+    }
+
+    pub fn deleted(&mut self, index: &Index) -> std::io::Result<()> {
+        self.put(&sig_name(b"deleted/", index, false), None, b"")
+    }
+
+    /// Ends the archive and returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        let end = self.offset + 1024;
+        let total = end.div_ceil(super::tarfmt::RECORD as u64) * super::tarfmt::RECORD as u64;
+        let zeros = vec![0u8; (total - self.offset) as usize];
+        self.out.write_all(&zeros)?;
+        self.out.flush()?;
+        Ok(self.out)
     }
 }

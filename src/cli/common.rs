@@ -208,26 +208,9 @@ pub fn list_current_files(
         .sig_chain_at(t)
         .ok_or_else(|| Error::NoBackups(repo.describe()))?
         .clone();
-    let repo_ref = &repo;
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        type Open<'a> =
-            Box<dyn FnOnce() -> Result<Box<dyn std::io::Read + Send + 'a>, String> + Send + 'a>;
-        let sources: Vec<(String, Open<'_>)> = chain
-            .files_at(Some(t))
-            .into_iter()
-            .map(|name| {
-                let name = name.to_string();
-                let local = chain.local;
-                let n2 = name.clone();
-                let open: Open<'_> = Box::new(move || {
-                    repo_ref
-                        .open_signature_file(local, &n2)
-                        .map_err(|e| e.to_string())
-                });
-                (name, open)
-            })
-            .collect();
-        let mut combined = crate::archive::sigtar::Combined::start(scope, sources);
+        let mut combined =
+            crate::archive::sigtar::Combined::start(scope, repo.signature_sources(&chain, Some(t)));
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         while let Some(e) = combined.next_entry().map_err(anyhow::Error::msg)? {
@@ -241,5 +224,84 @@ pub fn list_current_files(
         out.flush()?;
         Ok(())
     })?;
+    Ok(Outcome::ok())
+}
+
+pub struct BackupRequest {
+    pub source: PathBuf,
+    pub mode: crate::backup::Mode,
+    pub volsize_mib: u64,
+    pub encrypt: bool,
+    pub compress: bool,
+    pub allow_source_mismatch: bool,
+    pub full_if_older_than: Option<String>,
+    pub current_time: Option<time::Seconds>,
+    pub print_statistics: bool,
+}
+
+/// Runs a backup and prints duplicity's statistics block.
+pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Result<Outcome> {
+    use crate::backup::{self, BackupOptions, Storage};
+    let repo = open_repo(url, args)?;
+    let storage = if req.encrypt {
+        let p = repo
+            .keys
+            .passphrase
+            .clone()
+            .ok_or(crate::crypto::CryptoError::NoPassphrase)?;
+        Storage::Encrypted(crate::crypto::EncryptConfig::symmetric(p))
+    } else if req.compress {
+        Storage::Gzip
+    } else {
+        Storage::Plain
+    };
+    let mut opts = BackupOptions::new(req.source, storage);
+    opts.mode = req.mode;
+    opts.volsize = req.volsize_mib.max(1) << 20;
+    opts.allow_source_mismatch = req.allow_source_mismatch;
+    opts.full_if_older_than = req
+        .full_if_older_than
+        .as_deref()
+        .map(parse_time)
+        .transpose()?;
+    opts.time = req.current_time;
+    let started = std::time::Instant::now();
+    let start_wall = time::now();
+    let r = backup::backup(&repo, &opts)?;
+    if let Some(n) = &r.note {
+        println!("{n}");
+    }
+    for s in &r.skipped {
+        eprintln!(
+            "warning: skipped {}: {}",
+            crate::source::shown(&s.path),
+            s.why
+        );
+    }
+    for c in &r.changed_while_read {
+        eprintln!("warning: {c} changed while it was being backed up; stored as it was read");
+    }
+    if req.print_statistics {
+        let elapsed = started.elapsed().as_secs_f64();
+        println!("--------------[ Backup Statistics ]--------------");
+        println!(
+            "StartTime {start_wall}.00 ({})",
+            time::to_pretty(start_wall)
+        );
+        println!(
+            "EndTime {}.00 ({})",
+            time::now(),
+            time::to_pretty(time::now())
+        );
+        println!("ElapsedTime {elapsed:.2} ({elapsed:.2} seconds)");
+        println!("SourceFiles {}", r.source_files);
+        println!("SourceFileSize {}", r.source_bytes);
+        println!("NewFiles {}", r.new_files);
+        println!("DeletedFiles {}", r.deleted_files);
+        println!("ChangedFiles {}", r.changed_files);
+        println!("TotalDestinationSizeChange {}", r.stored_bytes);
+        println!("Errors {}", r.skipped.len());
+        println!("-------------------------------------------------");
+    }
     Ok(Outcome::ok())
 }

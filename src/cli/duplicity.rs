@@ -601,6 +601,18 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         {
             restore(&inv, &args[0], &args[1], target)
         }
+        Some("full") | Some("incremental") | Some("backup") => {
+            if let Err(c) = expect(2) {
+                return c;
+            }
+            backup(&inv, command.as_deref(), &args[0], &args[1], target)
+        }
+        None if args.len() == 2
+            && !crate::backend::is_url(&args[0])
+            && crate::backend::is_url(&args[1]) =>
+        {
+            backup(&inv, None, &args[0], &args[1], target)
+        }
         None if args.len() != 2 => {
             return command_line_error(format!("Expected 2 args, got {}", args.len()));
         }
@@ -610,6 +622,48 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         )))),
     };
     common::report(result)
+}
+
+fn backup(
+    inv: &Invocation,
+    command: Option<&str>,
+    src: &str,
+    url: &str,
+    target: TargetArgs,
+) -> anyhow::Result<Outcome> {
+    use crate::backup::Mode;
+    let volsize = match inv.last("volsize") {
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            Error::Usage(format!("--volsize wants a whole number of MiB, not {v:?}"))
+        })?,
+        None => 200,
+    };
+    let current_time = inv
+        .last("current-time")
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| Error::Usage(format!("--current-time wants epoch seconds, not {v:?}")))
+        })
+        .transpose()?;
+    common::backup(
+        url,
+        &target,
+        common::BackupRequest {
+            source: PathBuf::from(src),
+            mode: match command {
+                Some("full") => Mode::Full,
+                Some("incremental") => Mode::Incremental,
+                _ => Mode::Auto,
+            },
+            volsize_mib: volsize,
+            encrypt: !inv.flag("no-encryption"),
+            compress: !inv.flag("no-compression"),
+            allow_source_mismatch: inv.flag("allow-source-mismatch"),
+            full_if_older_than: inv.last("full-if-older-than").map(str::to_string),
+            current_time,
+            print_statistics: !inv.flag("no-print-statistics"),
+        },
+    )
 }
 
 fn restore(inv: &Invocation, url: &str, dest: &str, target: TargetArgs) -> anyhow::Result<Outcome> {

@@ -16,6 +16,40 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Back up a directory to a target.
+    ///
+    /// Writes an incremental backup on top of the latest chain at the target,
+    /// or a full backup if there is none (or with --full). Encrypts with the
+    /// passphrase in PASSPHRASE (or --passphrase-file) unless --no-encryption.
+    Backup {
+        /// The directory to back up.
+        source: std::path::PathBuf,
+        /// The target, e.g. file:///mnt/usb/backups.
+        url: String,
+        /// Start a new chain with a full backup.
+        #[arg(long, conflicts_with = "incremental")]
+        full: bool,
+        /// Insist on an incremental backup (fail if there is no chain to extend).
+        #[arg(long)]
+        incremental: bool,
+        /// Make a full backup instead if the last full is older than this (e.g. 2M).
+        #[arg(long, value_name = "TIME")]
+        full_if_older_than: Option<String>,
+        /// Volume size in MiB.
+        #[arg(long, default_value_t = 200, value_name = "MIB")]
+        volsize: u64,
+        /// Store volumes unencrypted (gzip only).
+        #[arg(long)]
+        no_encryption: bool,
+        /// Store volumes uncompressed (with --no-encryption).
+        #[arg(long)]
+        no_compression: bool,
+        /// Extend a chain made from another host or directory.
+        #[arg(long)]
+        allow_source_mismatch: bool,
+        #[command(flatten)]
+        target: super::common::TargetArgs,
+    },
     /// Restore a point in time from a target into a directory.
     ///
     /// Restores the latest backup unless --time names another moment; with
@@ -85,6 +119,38 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         },
         Command::Duplicity { args } => super::duplicity_main(args),
+        Command::Backup {
+            source,
+            url,
+            full,
+            incremental,
+            full_if_older_than,
+            volsize,
+            no_encryption,
+            no_compression,
+            allow_source_mismatch,
+            target,
+        } => super::common::report(super::common::backup(
+            &url,
+            &target,
+            super::common::BackupRequest {
+                source,
+                mode: if full {
+                    crate::backup::Mode::Full
+                } else if incremental {
+                    crate::backup::Mode::Incremental
+                } else {
+                    crate::backup::Mode::Auto
+                },
+                volsize_mib: volsize,
+                encrypt: !no_encryption,
+                compress: !no_compression,
+                allow_source_mismatch,
+                full_if_older_than,
+                current_time: None,
+                print_statistics: true,
+            },
+        )),
         Command::Restore {
             url,
             dest,

@@ -1,0 +1,833 @@
+//! Writing a backup set (`duplicity full` / `incremental`): walk the source
+//! in index order beside the combined signatures of the chain being extended,
+//! and for every path that is new, changed or gone emit what duplicity would:
+//! a `snapshot/` (whole file, 64 KiB chunks), a `diff/` (rsync delta against
+//! the old signature), or a `deleted/` entry; write each file's new signature
+//! into the set's signature tar as it is read; cut the entry stream into
+//! volumes; upload the signatures and, last, the manifest, whose presence is
+//! what makes a set complete.
+
+mod volumes;
+
+use crate::archive::codec::Encoder;
+use crate::archive::collection::{Collection, SetKind};
+use crate::archive::difftar::{self, CHUNK, DiffType};
+use crate::archive::index::Index;
+use crate::archive::manifest::{Manifest, VolumeInfo};
+use crate::archive::meta::{Meta, OwnerMap};
+use crate::archive::names::Encoding;
+use crate::archive::sigtar::{Combined, SigEntry, SigtarWriter};
+use crate::archive::tarfmt;
+use crate::crypto::EncryptConfig;
+use crate::delta::{self, Differ, SignatureBuilder};
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::source::selection::Selection;
+use crate::source::{Skipped, SourceEntry, Walk};
+use crate::time::{self, Seconds};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use volumes::{VolumeLog, VolumeWriter, encode_err};
+
+/// Which kind of set to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Incremental,
+    /// Incremental if there is a chain to extend, else full (duplicity's
+    /// implicit backup).
+    Auto,
+}
+
+/// How stored files are encoded.
+#[derive(Clone)]
+pub enum Storage {
+    Encrypted(EncryptConfig),
+    Gzip,
+    Plain,
+}
+
+impl Storage {
+    pub fn encoding(&self) -> Encoding {
+        match self {
+            Storage::Encrypted(_) => Encoding::Gpg,
+            Storage::Gzip => Encoding::Gzip,
+            Storage::Plain => Encoding::Plain,
+        }
+    }
+
+    fn crypt(&self) -> Option<&EncryptConfig> {
+        match self {
+            Storage::Encrypted(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+pub struct BackupOptions {
+    /// The source directory, as given (recorded as the manifest's Localdir).
+    pub source: PathBuf,
+    pub mode: Mode,
+    /// Volume size target in bytes (`--volsize` MiB × 2²⁰).
+    pub volsize: u64,
+    pub storage: Storage,
+    pub selection: Selection,
+    /// Recorded as the manifest's Hostname and checked on incrementals.
+    pub hostname: String,
+    pub allow_source_mismatch: bool,
+    /// An incremental becomes a full when the last full is older than this.
+    pub full_if_older_than: Option<Seconds>,
+    /// The backup time (`--current-time`); default now.
+    pub time: Option<Seconds>,
+}
+
+impl BackupOptions {
+    pub fn new(source: impl Into<PathBuf>, storage: Storage) -> Self {
+        BackupOptions {
+            source: source.into(),
+            mode: Mode::Auto,
+            volsize: 200 << 20,
+            storage,
+            selection: Selection::default(),
+            hostname: hostname(),
+            allow_source_mismatch: false,
+            full_if_older_than: None,
+            time: None,
+        }
+    }
+}
+
+/// `socket.gethostname()`.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The source path as duplicity records it (`Path.get_canonical`): `.`
+/// components and trailing slashes removed, not made absolute.
+pub fn canonical_source(p: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = p.as_os_str().as_bytes();
+    let absolute = raw.starts_with(b"/");
+    let parts: Vec<&[u8]> = raw
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    let mut out = if absolute { b"/".to_vec() } else { Vec::new() };
+    out.extend_from_slice(&parts.join(&b'/'));
+    if out.is_empty() {
+        out.push(b'.');
+    }
+    out
+}
+
+/// What a backup did.
+#[derive(Debug, Default)]
+pub struct BackupReport {
+    pub kind: Option<SetKind>,
+    pub time: Seconds,
+    /// For an incremental, the time of the set it extends.
+    pub previous: Option<Seconds>,
+    /// Why the kind was chosen, when it was not asked for (for the log).
+    pub note: Option<String>,
+    pub source_files: u64,
+    pub source_bytes: u64,
+    pub new_files: u64,
+    pub changed_files: u64,
+    pub deleted_files: u64,
+    pub volumes: u64,
+    /// Bytes stored at the target (volumes, signatures, manifest).
+    pub stored_bytes: u64,
+    pub skipped: Vec<Skipped>,
+    /// Sockets passed over (never backed up, as in duplicity).
+    pub sockets: u64,
+    /// Files that changed while they were read (stored as read).
+    pub changed_while_read: Vec<String>,
+}
+
+/// The manifest being written to the archive directory as the backup goes.
+struct ManifestPart {
+    path: PathBuf,
+    file: File,
+}
+
+impl VolumeLog for ManifestPart {
+    fn volume_done(
+        &mut self,
+        info: &VolumeInfo,
+        _stored: &crate::archive::codec::Stored,
+    ) -> Result<()> {
+        let mut b = info.to_bytes();
+        b.push(b'\n');
+        let err = |e| Error::local("write", self.path.clone(), e);
+        self.file.write_all(&b).map_err(err)?;
+        self.file.sync_data().map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Feeds tar entries to the volume writer and records what the manifest's
+/// Filelist needs.
+struct Emitter<'r, 'c, 'm> {
+    vw: VolumeWriter<'r, 'c>,
+    log: &'m mut ManifestPart,
+    header: Vec<u8>,
+    /// `(change, path)` lines of the Filelist, spooled to disk.
+    filelist: BufWriter<File>,
+    filelist_count: u64,
+}
+
+impl Emitter<'_, '_, '_> {
+    fn entry(
+        &mut self,
+        index: &Index,
+        difftype: DiffType,
+        chunk: Option<(u64, bool)>,
+        meta: Option<&Meta>,
+        data: &[u8],
+    ) -> Result<()> {
+        let is_dir = meta.is_some_and(Meta::is_dir);
+        let name = difftar::entry_name(index, difftype, chunk.map(|c| c.0), is_dir);
+        self.header.clear();
+        let e = match meta {
+            Some(m) => tarfmt::Entry::from_meta(&name, m, data.len() as u64),
+            None => tarfmt::Entry::deleted(&name),
+        };
+        tarfmt::write_header(&e, &mut self.header);
+        // The manifest records a chunk number only for chunks that are not
+        // their file's last.
+        let block = chunk.and_then(|(k, last)| (!last).then_some(k));
+        let header = std::mem::take(&mut self.header);
+        let r = self.vw.add(index, block, &header, data, self.log);
+        self.header = header;
+        r
+    }
+
+    fn changed(&mut self, change: &str, index: &Index) -> Result<()> {
+        let line = format!("{change}\0");
+        let mut b = line.into_bytes();
+        b.extend_from_slice(&index.to_bytes());
+        b.push(b'\n');
+        self.filelist
+            .write_all(&b)
+            .map_err(|e| Error::local("write", "the file list spool", e))?;
+        self.filelist_count += 1;
+        Ok(())
+    }
+}
+
+/// Streams a file's data (or delta) into 64 KiB volume entries exactly as
+/// duplicity chunks it: one entry if it is under 64 KiB, else numbered
+/// multivol chunks, the last one short (empty if the size is a multiple).
+struct Chunker<'a, 'r, 'c, 'm> {
+    em: &'a mut Emitter<'r, 'c, 'm>,
+    index: &'a Index,
+    meta: &'a Meta,
+    difftype: DiffType,
+    pending: Vec<u8>,
+    emitted: u64,
+    /// The first error from the volume writer (I/O errors returned to the
+    /// delta code are only a carrier for it).
+    failed: Option<Error>,
+    bytes: u64,
+}
+
+impl Chunker<'_, '_, '_, '_> {
+    fn emit_full_chunk(&mut self) -> Result<()> {
+        self.emitted += 1;
+        let chunk = std::mem::take(&mut self.pending);
+        let r = self.em.entry(
+            self.index,
+            self.difftype,
+            Some((self.emitted, false)),
+            Some(self.meta),
+            &chunk,
+        );
+        self.pending = chunk;
+        self.pending.clear();
+        r
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if self.emitted == 0 && self.pending.len() < CHUNK {
+            let data = std::mem::take(&mut self.pending);
+            self.em
+                .entry(self.index, self.difftype, None, Some(self.meta), &data)?;
+        } else {
+            let data = std::mem::take(&mut self.pending);
+            self.em.entry(
+                self.index,
+                self.difftype,
+                Some((self.emitted + 1, true)),
+                Some(self.meta),
+                &data,
+            )?;
+        }
+        Ok(self.bytes)
+    }
+}
+
+impl Write for Chunker<'_, '_, '_, '_> {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        if self.failed.is_some() {
+            return Err(io::Error::other("volume write failed"));
+        }
+        let n = buf.len();
+        while !buf.is_empty() {
+            if self.pending.len() == CHUNK
+                && let Err(e) = self.emit_full_chunk()
+            {
+                self.failed = Some(e);
+                return Err(io::Error::other("volume write failed"));
+            }
+            let take = (CHUNK - self.pending.len()).min(buf.len());
+            self.pending.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+        }
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A source file being read; remembers a read error so it is told apart
+/// from a failure to write the backup.
+struct SourceReader {
+    file: File,
+    error: Option<io::Error>,
+}
+
+impl Read for SourceReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.file.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                let shown = io::Error::new(e.kind(), e.to_string());
+                self.error = Some(e);
+                Err(shown)
+            }
+        }
+    }
+}
+
+/// Opens a source file for reading without following a symlink swapped in
+/// since the walk, without blocking on a FIFO swapped in, and without
+/// touching its atime where the kernel allows.
+fn open_source(path: &Path) -> io::Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_NOATIME)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)?,
+        Err(e) => return Err(e),
+    };
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("it is no longer a regular file"));
+    }
+    Ok(f)
+}
+
+/// The state one backup run carries.
+struct Run<'r, 'c, 'm> {
+    em: Emitter<'r, 'c, 'm>,
+    sigs: SigtarWriter<BufWriter<File>>,
+    owners: OwnerMap,
+    report: BackupReport,
+}
+
+impl Run<'_, '_, '_> {
+    fn sig_io(e: io::Error) -> Error {
+        Error::local("write", "the signature file", e)
+    }
+
+    /// One path that exists now and is new or changed.
+    fn changed_path(&mut self, new: &SourceEntry, old: Option<&SigEntry>) -> Result<()> {
+        let meta = &new.meta;
+        if !meta.is_regular() {
+            self.em
+                .entry(&new.index, DiffType::Snapshot, None, Some(meta), b"")?;
+            self.sigs.snapshot(&new.index, meta).map_err(Self::sig_io)?;
+            return Ok(());
+        }
+        let old_sig = old
+            .and_then(|o| o.signature.as_ref())
+            .filter(|_| old.is_some_and(|o| o.meta.is_regular()));
+        let file = match open_source(&new.path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.report.skipped.push(Skipped {
+                    path: new.path.clone(),
+                    why: e.to_string(),
+                });
+                return Ok(());
+            }
+        };
+        let mut src = SourceReader { file, error: None };
+        let mut sig = SignatureBuilder::new(delta::block_size(meta.size));
+        let difftype = if old_sig.is_some() {
+            DiffType::Diff
+        } else {
+            DiffType::Snapshot
+        };
+        let mut chunker = Chunker {
+            em: &mut self.em,
+            index: &new.index,
+            meta,
+            difftype,
+            pending: Vec::with_capacity(CHUNK),
+            emitted: 0,
+            failed: None,
+            bytes: 0,
+        };
+        let mut read_bytes = 0u64;
+        let copied: io::Result<()> = match old_sig {
+            Some(old_bytes) => match delta::parse_signature(old_bytes.clone()) {
+                Ok(s) => Differ::new(&s)
+                    .diff(&mut src, &mut chunker, |b| {
+                        sig.update(b);
+                        read_bytes += b.len() as u64;
+                    })
+                    .map(|_| ()),
+                Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            },
+            None => {
+                let mut buf = vec![0u8; CHUNK];
+                loop {
+                    match src.read(&mut buf) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            sig.update(&buf[..n]);
+                            read_bytes += n as u64;
+                            if let Err(e) = chunker.write_all(&buf[..n]) {
+                                break Err(e);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                }
+            }
+        };
+        let volume_failure = chunker.failed.is_some();
+        let source_failure = src.error.take().or_else(|| match &copied {
+            Err(e) if !volume_failure => Some(io::Error::new(e.kind(), e.to_string())),
+            _ => None,
+        });
+        // The entry is always closed (a cut-short file is stored as far as it
+        // was read), so the volume stream stays well formed.
+        chunker.finish()?;
+        if let Some(e) = source_failure {
+            // No signature: the next backup sends the whole file again.
+            self.report.skipped.push(Skipped {
+                path: new.path.clone(),
+                why: format!("read failed part-way ({e}); stored only what was read"),
+            });
+            return Ok(());
+        }
+        if let Ok(after) = src.file.metadata()
+            && (after.len() != meta.size || after.mtime() != meta.mtime)
+        {
+            self.report
+                .changed_while_read
+                .push(crate::source::shown(&new.path));
+        }
+        self.sigs
+            .signature(&new.index, meta, &sig.finish())
+            .map_err(Self::sig_io)?;
+        self.report.source_bytes += read_bytes;
+        let change = if difftype == DiffType::Diff {
+            self.report.changed_files += 1;
+            "changed"
+        } else {
+            self.report.new_files += 1;
+            "new"
+        };
+        self.em.changed(change, &new.index)
+    }
+
+    fn deleted_path(&mut self, old: &SigEntry) -> Result<()> {
+        self.em
+            .entry(&old.index, DiffType::Deleted, None, None, b"")?;
+        self.sigs.deleted(&old.index).map_err(Self::sig_io)?;
+        self.report.deleted_files += 1;
+        if old.meta.is_regular() {
+            self.em.changed("deleted", &old.index)?;
+        }
+        Ok(())
+    }
+}
+
+/// One side of the collation: the old signatures, peekable.
+struct OldSigs<'a> {
+    combined: Option<&'a mut Combined>,
+    head: Option<SigEntry>,
+}
+
+impl OldSigs<'_> {
+    fn peek(&mut self) -> Result<Option<&SigEntry>> {
+        if self.head.is_none()
+            && let Some(c) = self.combined.as_mut()
+        {
+            self.head = c
+                .next_entry()
+                .map_err(|e| Error::Usage(format!("cannot read the signatures: {e}")))?;
+        }
+        Ok(self.head.as_ref())
+    }
+}
+
+fn decide_mode(
+    repo: &Repo,
+    coll: &Collection,
+    opts: &BackupOptions,
+    now: Seconds,
+) -> Result<(SetKind, Option<String>)> {
+    let has_chain = coll.matched.is_some();
+    match opts.mode {
+        Mode::Full => Ok((SetKind::Full, None)),
+        Mode::Incremental | Mode::Auto if !has_chain => {
+            if opts.mode == Mode::Incremental && !coll.chains.is_empty() {
+                return Err(Error::Usage(
+                    "cannot do an incremental backup: the latest backup chain has no matching \
+                     signatures (run a full backup, or `cleanup` then a full backup)"
+                        .into(),
+                ));
+            }
+            Ok((
+                SetKind::Full,
+                Some("No signatures found, switching to full backup.".into()),
+            ))
+        }
+        _ => {
+            if let (Some(limit), Some(last_full)) =
+                (opts.full_if_older_than, coll.nth_last_full_time(1))
+                && last_full < limit
+            {
+                return Ok((
+                    SetKind::Full,
+                    Some("Last full backup is too old, forcing full backup".into()),
+                ));
+            }
+            let _ = (repo, now);
+            Ok((SetKind::Inc, None))
+        }
+    }
+}
+
+/// Refuses to extend a chain made from another host or directory, as
+/// duplicity's `check_dirinfo` does.
+fn check_source_matches(last: &Manifest, opts: &BackupOptions) -> Result<()> {
+    if opts.allow_source_mismatch {
+        return Ok(());
+    }
+    if let Some(h) = &last.hostname
+        && !h.is_empty()
+        && *h != opts.hostname
+    {
+        return Err(Error::Usage(format!(
+            "backup source host has changed (current hostname: {}, previous hostname: {h}); \
+             if this is not a mistake, use --allow-source-mismatch",
+            opts.hostname
+        )));
+    }
+    if let Some(d) = &last.localdir
+        && !d.is_empty()
+        && *d != canonical_source(&opts.source)
+    {
+        return Err(Error::Usage(format!(
+            "backup source directory has changed (current directory: {}, previous directory: {}); \
+             if this is not a mistake, use --allow-source-mismatch",
+            String::from_utf8_lossy(&canonical_source(&opts.source)),
+            String::from_utf8_lossy(d)
+        )));
+    }
+    Ok(())
+}
+
+/// Encodes a local file and stores it at the target under `name`.
+fn upload_file(
+    repo: &Repo,
+    local: &Path,
+    name: &str,
+    storage: &Storage,
+    encoding: Encoding,
+) -> Result<u64> {
+    let upload = repo.backend.create(name)?;
+    let mut enc =
+        Encoder::new(upload, encoding, storage.crypt()).map_err(|e| encode_err(name, e))?;
+    let mut f = File::open(local).map_err(|e| Error::local("read", local, e))?;
+    io::copy(&mut f, &mut enc).map_err(|e| Error::local("upload", name.to_string(), e))?;
+    Ok(enc.finish().map_err(|e| encode_err(name, e))?.size)
+}
+
+/// Writes a backup set.
+pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
+    let src_meta = fs::metadata(&opts.source)
+        .map_err(|e| Error::local("read the backup source", &opts.source, e))?;
+    if !src_meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "backup source {} is not a directory",
+            opts.source.display()
+        )));
+    }
+    repo.sync_cache()?;
+    let coll = repo.collection()?;
+    let now = opts.time.unwrap_or_else(time::now);
+    let (kind, note) = decide_mode(repo, &coll, opts, now)?;
+    let mut report = BackupReport {
+        kind: Some(kind),
+        note,
+        ..Default::default()
+    };
+
+    // The chain to extend, and the time the new set starts from.
+    let (prev, sig_chain) = if kind == SetKind::Inc {
+        let chain = coll.matched_chain().expect("matched");
+        let last = repo.manifest(chain.last())?;
+        check_source_matches(&last, opts)?;
+        let sc = coll.matched_sig_chain().expect("matched").clone();
+        (Some(sc.end_time()), Some(sc))
+    } else {
+        (None, None)
+    };
+    let mut t = now;
+    if let Some(p) = prev {
+        // Names need a later time than the set extended; duplicity sleeps.
+        while t <= p && opts.time.is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            t = time::now();
+        }
+        if t <= p {
+            return Err(Error::Usage(format!(
+                "the backup time {} is not after the previous backup ({})",
+                time::to_string(t),
+                time::to_string(p)
+            )));
+        }
+    }
+    report.time = t;
+    report.previous = prev;
+
+    let cache = repo.cache_dir()?.to_path_buf();
+    let encoding = opts.storage.encoding();
+    let man_part = cache.join(repo.naming.manifest(prev, t, Encoding::Plain, true));
+    let sig_part = cache.join(repo.naming.signatures(prev, t, Encoding::Plain, true));
+    let mut manifest = ManifestPart {
+        file: File::create(&man_part).map_err(|e| Error::local("create", &man_part, e))?,
+        path: man_part.clone(),
+    };
+    let header = Manifest {
+        hostname: Some(opts.hostname.clone()),
+        localdir: Some(canonical_source(&opts.source)),
+        ..Default::default()
+    }
+    .header_bytes();
+    manifest
+        .file
+        .write_all(&header)
+        .map_err(|e| Error::local("write", &man_part, e))?;
+    let sig_file = File::create(&sig_part).map_err(|e| Error::local("create", &sig_part, e))?;
+    let spool_file = tempfile::tempfile_in(&repo.tempdir)
+        .map_err(|e| Error::local("create a spool file in", &repo.tempdir, e))?;
+
+    let crypt = opts.storage.crypt();
+    let vw = VolumeWriter::new(repo, prev, t, encoding, crypt, opts.volsize, 1);
+    let (volumes, stored, filelist_file, filelist_count, skipped_walk, sockets) =
+        std::thread::scope(|scope| -> Result<_> {
+            let mut combined = sig_chain
+                .as_ref()
+                .map(|sc| Combined::start(scope, repo.signature_sources(sc, None)));
+            let mut old = OldSigs {
+                combined: combined.as_mut(),
+                head: None,
+            };
+            let mut run = Run {
+                em: Emitter {
+                    vw,
+                    log: &mut manifest,
+                    header: Vec::with_capacity(2048),
+                    filelist: BufWriter::new(spool_file),
+                    filelist_count: 0,
+                },
+                sigs: SigtarWriter::new(BufWriter::with_capacity(1 << 20, sig_file)),
+                owners: OwnerMap::new(false),
+                report: BackupReport::default(),
+            };
+            let mut walker = Walk::new(&opts.source, &opts.selection);
+            let mut walk = walker.by_ref().peekable();
+            loop {
+                let new_ix = walk.peek().map(|e| e.index.clone());
+                let old_ix = old.peek()?.map(|e| e.index.clone());
+                match (new_ix, old_ix) {
+                    (None, None) => break,
+                    (Some(n), o) if o.as_ref().is_none_or(|o| n < *o) => {
+                        let e = walk.next().expect("peeked");
+                        run.report.source_files += 1;
+                        run.changed_path(&e, None)?;
+                    }
+                    (n, Some(o)) if n.as_ref().is_none_or(|n| o < *n) => {
+                        let s = old.head.take().expect("peeked");
+                        if !s.is_deleted() && !s.index.is_root() {
+                            run.deleted_path(&s)?;
+                        }
+                    }
+                    _ => {
+                        let e = walk.next().expect("peeked");
+                        let s = old.head.take().expect("peeked");
+                        run.report.source_files += 1;
+                        let same =
+                            !s.is_deleted() && run.owners.localize(&s.meta).same_state(&e.meta);
+                        if same {
+                            run.report.source_bytes += e.meta.size;
+                        } else {
+                            run.changed_path(&e, Some(&s).filter(|s| !s.is_deleted()))?;
+                        }
+                    }
+                }
+            }
+            drop(walk);
+            // The walk's own skips: unreadable directories, vanished paths.
+            let (skipped_walk, sockets) = (std::mem::take(&mut walker.skipped), walker.sockets);
+            let Run {
+                em,
+                sigs,
+                report: r,
+                ..
+            } = run;
+            report.source_files = r.source_files;
+            report.source_bytes = r.source_bytes;
+            report.new_files = r.new_files;
+            report.changed_files = r.changed_files;
+            report.deleted_files = r.deleted_files;
+            report.skipped = r.skipped;
+            report.changed_while_read = r.changed_while_read;
+            sigs.finish()
+                .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+                .and_then(|f| f.sync_all())
+                .map_err(Run::sig_io)?;
+            let Emitter {
+                vw,
+                log,
+                filelist,
+                filelist_count,
+                ..
+            } = em;
+            let (volumes, stored) = vw.finish(log)?;
+            let filelist_file = filelist
+                .into_inner()
+                .map_err(|e| Error::local("write", "the file list spool", e.into_error()))?;
+            Ok((
+                volumes,
+                stored,
+                filelist_file,
+                filelist_count,
+                skipped_walk,
+                sockets,
+            ))
+        })?;
+    report.skipped.extend(skipped_walk);
+    report.sockets = sockets;
+    report.volumes = volumes;
+    report.stored_bytes = stored;
+
+    // Filelist last, then the manifest is complete.
+    {
+        let mut fl = filelist_file;
+        use std::io::Seek;
+        fl.rewind()
+            .map_err(|e| Error::local("read", "the file list spool", e))?;
+        let mut text = Vec::new();
+        fl.read_to_end(&mut text)
+            .map_err(|e| Error::local("read", "the file list spool", e))?;
+        let mut files = Vec::new();
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if let Some(z) = line.iter().position(|&b| b == 0) {
+                files.push((
+                    String::from_utf8_lossy(&line[..z]).into_owned(),
+                    line[z + 1..].to_vec(),
+                ));
+            }
+        }
+        debug_assert_eq!(files.len() as u64, filelist_count);
+        let m = Manifest {
+            files_changed: files,
+            ..Default::default()
+        };
+        manifest
+            .file
+            .write_all(&m.filelist_bytes())
+            .and_then(|()| manifest.file.sync_all())
+            .map_err(|e| Error::local("write", &man_part, e))?;
+    }
+
+    // Signatures, then the manifest: the manifest makes the set complete.
+    let sig_remote = repo.naming.signatures(prev, t, encoding, false);
+    report.stored_bytes += upload_file(repo, &sig_part, &sig_remote, &opts.storage, encoding)?;
+    let man_remote = repo.naming.manifest(prev, t, encoding, false);
+    report.stored_bytes += upload_file(
+        repo,
+        &man_part,
+        &man_remote,
+        &opts.storage,
+        if encoding == Encoding::Gpg {
+            Encoding::Gpg
+        } else {
+            Encoding::Plain
+        },
+    )?;
+
+    // The local cache: signatures gzipped, the manifest plain.
+    let sig_final = cache.join(repo.naming.signatures(prev, t, Encoding::Gzip, false));
+    {
+        let err = |e| Error::local("compress", &sig_final, e);
+        let mut src = File::open(&sig_part).map_err(|e| Error::local("read", &sig_part, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".cairn-tmp-")
+            .tempfile_in(&cache)
+            .map_err(err)?;
+        let mut gz =
+            flate2::write::GzEncoder::new(BufWriter::new(tmp), flate2::Compression::new(6));
+        io::copy(&mut src, &mut gz).map_err(err)?;
+        let tmp = gz
+            .finish()
+            .map_err(err)?
+            .into_inner()
+            .map_err(|e| err(e.into_error()))?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&sig_final).map_err(|e| err(e.error))?;
+        fs::remove_file(&sig_part).map_err(|e| Error::local("remove", &sig_part, e))?;
+    }
+    let man_final = cache.join(repo.naming.manifest(prev, t, Encoding::Plain, false));
+    fs::rename(&man_part, &man_final).map_err(|e| Error::local("rename", &man_part, e))?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_paths() {
+        assert_eq!(canonical_source(Path::new("src/")), b"src");
+        assert_eq!(canonical_source(Path::new("./src/./a//")), b"src/a");
+        assert_eq!(canonical_source(Path::new("/home/x/")), b"/home/x");
+        assert_eq!(canonical_source(Path::new(".")), b".");
+        assert_eq!(canonical_source(Path::new("/")), b"/");
+    }
+}

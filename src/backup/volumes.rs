@@ -1,0 +1,179 @@
+//! Cutting the stream of tar entries into volumes (`dup_main.write_multivol`):
+//! a new volume starts before an entry once the current one has reached its
+//! size target (entries are never split), each volume ends with a tar footer,
+//! is encoded and uploaded, and its index range and SHA1 go into the manifest
+//! as soon as it is stored.
+
+use crate::archive::codec::{Encoder, Stored};
+use crate::archive::index::Index;
+use crate::archive::manifest::VolumeInfo;
+use crate::archive::names::Encoding;
+use crate::archive::tarfmt;
+use crate::crypto::EncryptConfig;
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::time::Seconds;
+use std::io::Write;
+
+struct Open<'c> {
+    number: u64,
+    name: String,
+    encoder: Encoder<'c>,
+    offset: u64,
+    start: (Index, Option<u64>),
+    end: (Index, Option<u64>),
+}
+
+/// Receives finished volumes' manifest entries (the manifest writer).
+pub trait VolumeLog {
+    fn volume_done(&mut self, info: &VolumeInfo, stored: &Stored) -> Result<()>;
+}
+
+pub struct VolumeWriter<'r, 'c> {
+    repo: &'r Repo,
+    prev: Option<Seconds>,
+    time: Seconds,
+    encoding: Encoding,
+    crypt: Option<&'c EncryptConfig>,
+    /// Start a new volume once this many bytes are stored.
+    threshold: u64,
+    open: Option<Open<'c>>,
+    next_number: u64,
+    /// Stored bytes per input byte in the last finished volume (1.0 before
+    /// any): the encoder's output lags its input by what compression and
+    /// OpenPGP buffer, so the size check also extrapolates from the input.
+    ratio: f64,
+    /// Bytes stored in finished volumes.
+    pub stored: u64,
+    pub volumes: u64,
+}
+
+impl<'r, 'c> VolumeWriter<'r, 'c> {
+    pub fn new(
+        repo: &'r Repo,
+        prev: Option<Seconds>,
+        time: Seconds,
+        encoding: Encoding,
+        crypt: Option<&'c EncryptConfig>,
+        volsize: u64,
+        first_number: u64,
+    ) -> Self {
+        // duplicity stops 50 KiB (footer and OpenPGP slack) plus 16 KiB and
+        // one 64 KiB block short of --volsize.
+        let threshold = volsize.saturating_sub(130 * 1024).max(64 * 1024);
+        VolumeWriter {
+            repo,
+            prev,
+            time,
+            encoding,
+            crypt,
+            threshold,
+            open: None,
+            next_number: first_number,
+            ratio: 1.0,
+            stored: 0,
+            volumes: 0,
+        }
+    }
+
+    fn start(&mut self, index: &Index, chunk: Option<u64>) -> Result<()> {
+        let number = self.next_number;
+        self.next_number += 1;
+        let name = self
+            .repo
+            .naming
+            .volume(self.prev, self.time, number, self.encoding);
+        let upload = self.repo.backend.create(&name)?;
+        let encoder =
+            Encoder::new(upload, self.encoding, self.crypt).map_err(|e| encode_err(&name, e))?;
+        self.open = Some(Open {
+            number,
+            name,
+            encoder,
+            offset: 0,
+            start: (index.clone(), chunk),
+            end: (index.clone(), chunk),
+        });
+        Ok(())
+    }
+
+    /// Adds one tar entry: `header` (already padded) and `data` (unpadded).
+    /// `chunk` is the multivol chunk number if the entry is a chunk that is
+    /// not its file's last (what the manifest records as a block number).
+    pub fn add(
+        &mut self,
+        index: &Index,
+        chunk: Option<u64>,
+        header: &[u8],
+        data: &[u8],
+        log: &mut dyn VolumeLog,
+    ) -> Result<()> {
+        if let Some(o) = &self.open
+            && (o.encoder.stored_bytes() as f64).max(o.encoder.plain_bytes() as f64 * self.ratio)
+                >= self.threshold as f64
+        {
+            self.close(log)?;
+        }
+        if self.open.is_none() {
+            self.start(index, chunk)?;
+        }
+        let o = self.open.as_mut().expect("open volume");
+        let pad = (tarfmt::BLOCK - data.len() % tarfmt::BLOCK) % tarfmt::BLOCK;
+        let io = |e| Error::local("write volume", o.name.clone(), e);
+        o.encoder.write_all(header).map_err(io)?;
+        o.encoder.write_all(data).map_err(io)?;
+        o.encoder
+            .write_all(&[0u8; tarfmt::BLOCK][..pad])
+            .map_err(io)?;
+        o.offset += (header.len() + data.len() + pad) as u64;
+        o.end = (index.clone(), chunk);
+        Ok(())
+    }
+
+    fn close(&mut self, log: &mut dyn VolumeLog) -> Result<()> {
+        let Some(mut o) = self.open.take() else {
+            return Ok(());
+        };
+        let footer = vec![0u8; tarfmt::footer_len(o.offset)];
+        o.encoder
+            .write_all(&footer)
+            .map_err(|e| Error::local("write volume", o.name.clone(), e))?;
+        let name = o.name.clone();
+        let plain = o.encoder.plain_bytes().max(1);
+        let stored = o.encoder.finish().map_err(|e| encode_err(&name, e))?;
+        self.ratio = (stored.size as f64 / plain as f64).clamp(0.01, 1.5);
+        let info = VolumeInfo {
+            number: o.number,
+            start: o.start.0,
+            start_block: o.start.1,
+            end: o.end.0,
+            end_block: o.end.1,
+            hashes: vec![("SHA1".into(), stored.sha1.clone())],
+        };
+        self.stored += stored.size;
+        self.volumes += 1;
+        log.volume_done(&info, &stored)
+    }
+
+    /// Closes the last volume. A backup with nothing to store still writes
+    /// one (empty) volume, as duplicity does.
+    pub fn finish(mut self, log: &mut dyn VolumeLog) -> Result<(u64, u64)> {
+        if self.open.is_none() && self.volumes == 0 {
+            self.start(&Index::root(), None)?;
+        }
+        self.close(log)?;
+        Ok((self.volumes, self.stored))
+    }
+}
+
+pub fn encode_err(name: &str, e: crate::archive::codec::EncodeError) -> Error {
+    use crate::archive::codec::EncodeError;
+    match e {
+        EncodeError::Backend(b) => Error::Backend(b),
+        EncodeError::Crypto(c) => Error::Crypto {
+            file: name.to_string(),
+            source: c,
+        },
+        EncodeError::Io(io) => Error::local("write", name.to_string(), io),
+    }
+}
