@@ -86,7 +86,7 @@ fn text(rng: &mut Rng, n: usize) -> Vec<u8> {
     while out.len() < n {
         let r = rng.next();
         out.extend_from_slice(WORDS[(r % WORDS.len() as u64) as usize].as_bytes());
-        if r % 97 == 0 {
+        if r.is_multiple_of(97) {
             out.extend_from_slice(format!("{} ", r % 100_000).as_bytes());
         }
     }

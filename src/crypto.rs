@@ -170,30 +170,18 @@ impl DecryptionHelper for Helper<'_> {
     }
 }
 
-/// Hashes `data` with an OpenPGP S2K hash, using the accelerated `sha1` and
-/// `sha2` crates (SHA-NI on x86, the ARMv8 extensions on a Pi 5).
-fn s2k_hash(
-    algo: HashAlgorithm,
-    preload: usize,
-    feed: &mut dyn FnMut(&mut dyn FnMut(&[u8])),
-) -> Option<Vec<u8>> {
-    use sha2::Digest;
-    macro_rules! run {
-        ($h:ty) => {{
-            let mut h = <$h>::new();
-            h.update(&vec![0u8; preload]);
-            feed(&mut |d: &[u8]| h.update(d));
-            Some(h.finalize().to_vec())
-        }};
-    }
-    match algo {
-        HashAlgorithm::SHA1 => run!(sha1::Sha1),
-        HashAlgorithm::SHA256 => run!(sha2::Sha256),
-        HashAlgorithm::SHA512 => run!(sha2::Sha512),
-        HashAlgorithm::SHA384 => run!(sha2::Sha384),
-        HashAlgorithm::SHA224 => run!(sha2::Sha224),
-        _ => None,
-    }
+/// A hash context for an OpenPGP S2K hash algorithm, from the accelerated
+/// `sha1` and `sha2` crates (SHA-NI on x86, the ARMv8 extensions on a Pi 5),
+/// not sequoia's collision-detecting SHA-1, which is several times slower.
+fn s2k_hasher(algo: HashAlgorithm) -> Option<Box<dyn sha2::digest::DynDigest>> {
+    Some(match algo {
+        HashAlgorithm::SHA1 => Box::new(sha1::Sha1::default()),
+        HashAlgorithm::SHA256 => Box::new(sha2::Sha256::default()),
+        HashAlgorithm::SHA512 => Box::new(sha2::Sha512::default()),
+        HashAlgorithm::SHA384 => Box::new(sha2::Sha384::default()),
+        HashAlgorithm::SHA224 => Box::new(sha2::Sha224::default()),
+        _ => return None,
+    })
 }
 
 /// Derives a key from a password as the S2K specifier says (RFC 4880 3.7.1),
@@ -214,28 +202,24 @@ fn derive_s2k(s2k: &S2K, password: &Password, key_size: usize) -> Option<Vec<u8>
         let mut out = Vec::with_capacity(key_size);
         let mut preload = 0;
         while out.len() < key_size {
-            let digest = s2k_hash(hash, preload, &mut |update| {
-                let unit: Vec<u8> = salt.iter().chain(pw.iter()).copied().collect();
-                match count {
-                    Some(n) if n > unit.len() => {
-                        // Repeat salt||password until `n` bytes were hashed,
-                        // in large blocks.
-                        let block: Vec<u8> = unit
-                            .iter()
-                            .copied()
-                            .cycle()
-                            .take(unit.len() * 4096)
-                            .collect();
-                        let mut left = n;
-                        while left >= block.len() {
-                            update(&block);
-                            left -= block.len();
-                        }
-                        update(&block[..left]);
+            let mut h = s2k_hasher(hash)?;
+            h.update(&vec![0u8; preload]);
+            let unit: Vec<u8> = salt.iter().chain(pw.iter()).copied().collect();
+            match count {
+                Some(n) if n > unit.len() => {
+                    // Repeat salt||password until `n` bytes were hashed, in
+                    // large blocks.
+                    let block: Vec<u8> = unit.iter().copied().cycle().take(unit.len() * 4096).collect();
+                    let mut left = n;
+                    while left >= block.len() {
+                        h.update(&block);
+                        left -= block.len();
                     }
-                    _ => update(&unit),
+                    h.update(&block[..left]);
                 }
-            })?;
+                _ => h.update(&unit),
+            }
+            let digest = h.finalize();
             out.extend_from_slice(&digest);
             preload += 1;
         }

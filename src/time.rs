@@ -94,7 +94,7 @@ fn from_string_sep(s: &str, sep: char) -> Option<Seconds> {
         minute = nums(t[1])?;
         second = nums(t[2])?;
     }
-    if !(1900 < year && year < 2100)
+    if !(1901..2100).contains(&year)
         || !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || !(0..=23).contains(&hour)

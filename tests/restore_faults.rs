@@ -179,7 +179,9 @@ fn path_not_in_backup() {
 
 /// Writes a one-volume gzip full backup whose tar holds `entries`
 /// (name, type, data, link target), with a correct manifest.
-fn hostile_target(dir: &Path, entries: &[(&[u8], tar::EntryType, &[u8], &[u8])]) {
+type RawEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
+
+fn hostile_target(dir: &Path, entries: &[RawEntry]) {
     fs::create_dir_all(dir).unwrap();
     let mut tarball = tar::Builder::new(Vec::new());
     for (name, kind, data, link) in entries {

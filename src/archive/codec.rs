@@ -77,7 +77,7 @@ impl Write for SharedSink {
 
 enum Layer<'c> {
     Plain,
-    Gzip(flate2::write::GzEncoder<SharedSink>),
+    Gzip(Box<flate2::write::GzEncoder<SharedSink>>),
     Gpg(sequoia_openpgp::serialize::stream::Message<'c>),
 }
 
@@ -112,10 +112,10 @@ impl<'c> Encoder<'c> {
         })));
         let layer = match enc {
             Encoding::Plain => Layer::Plain,
-            Encoding::Gzip => Layer::Gzip(flate2::write::GzEncoder::new(
+            Encoding::Gzip => Layer::Gzip(Box::new(flate2::write::GzEncoder::new(
                 sink.clone(),
                 flate2::Compression::new(6),
-            )),
+            ))),
             Encoding::Gpg => {
                 let cfg = crypt.ok_or(CryptoError::NoPassphrase)?;
                 Layer::Gpg(crypto::encrypt(sink.clone(), cfg)?)

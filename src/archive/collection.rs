@@ -77,10 +77,11 @@ impl BackupSet {
         } else if p.manifest {
             self.manifest = Some(name.to_string());
         } else if let Some(n) = p.volume {
-            if self.volumes.contains_key(&n) {
-                self.duplicate_volumes.push(name.to_string());
-            } else {
-                self.volumes.insert(n, name.to_string());
+            match self.volumes.entry(n) {
+                std::collections::btree_map::Entry::Occupied(_) => self.duplicate_volumes.push(name.to_string()),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(name.to_string());
+                }
             }
         }
         true
@@ -140,7 +141,7 @@ impl BackupChain {
     }
 
     /// `BackupChain.add_inc`.
-    fn add_inc(&mut self, inc: BackupSet) -> Result<(), BackupSet> {
+    fn add_inc(&mut self, inc: BackupSet) -> Result<(), Box<BackupSet>> {
         if Some(self.end_time()) == inc.start_time {
             self.incs.push(inc);
             return Ok(());
@@ -153,7 +154,7 @@ impl BackupChain {
             *last = inc;
             return Ok(());
         }
-        Err(inc)
+        Err(Box::new(inc))
     }
 
     /// The full set and every incremental finished by `t`.
@@ -326,7 +327,7 @@ impl Collection {
                     for chain in c.chains.iter_mut() {
                         match chain.add_inc(pending.take().expect("set")) {
                             Ok(()) => break,
-                            Err(back) => pending = Some(back),
+                            Err(back) => pending = Some(*back),
                         }
                     }
                     if let Some(s) = pending {

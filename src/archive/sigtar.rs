@@ -110,10 +110,7 @@ impl Combined {
     /// messages.
     pub fn start<'scope, 'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
-        sources: Vec<(
-            String,
-            Box<dyn FnOnce() -> Result<Box<dyn Read + Send + 'env>, String> + Send + 'env>,
-        )>,
+        sources: Vec<(String, OpenFn<'env>)>,
     ) -> Combined {
         let mut feeds = Vec::new();
         for (name, open) in sources {
@@ -163,96 +160,6 @@ impl Combined {
             }
         }
         Ok(winner)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::archive::meta::FileType;
-
-    fn sigtar(entries: &[(&str, u8, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, t, data) in entries {
-            let mut h = tar::Header::new_ustar();
-            h.set_entry_type(match t {
-                b'd' => tar::EntryType::Directory,
-                _ => tar::EntryType::Regular,
-            });
-            h.set_mode(0o644);
-            h.set_mtime(1000);
-            h.set_size(data.len() as u64);
-            h.set_path(name).unwrap();
-            h.set_cksum();
-            b.append(&h, *data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn combine_latest_wins_and_deletions_show() {
-        let full = sigtar(&[
-            ("snapshot/", b'd', b""),
-            ("signature/a", b'f', b"sigA"),
-            ("signature/b", b'f', b"sigB"),
-        ]);
-        let inc = sigtar(&[
-            ("deleted/a", b'f', b""),
-            ("signature/b", b'f', b"sigB2"),
-            ("signature/c", b'f', b"sigC"),
-        ]);
-        let got: Vec<(String, bool, Option<Vec<u8>>)> = std::thread::scope(|s| {
-            let sources: Vec<(
-                String,
-                Box<dyn FnOnce() -> Result<Box<dyn Read + Send>, String> + Send>,
-            )> = vec![
-                (
-                    "full".into(),
-                    Box::new(move || {
-                        Ok(Box::new(std::io::Cursor::new(full)) as Box<dyn Read + Send>)
-                    }),
-                ),
-                (
-                    "inc".into(),
-                    Box::new(move || {
-                        Ok(Box::new(std::io::Cursor::new(inc)) as Box<dyn Read + Send>)
-                    }),
-                ),
-            ];
-            let mut c = Combined::start(s, sources);
-            let mut out = Vec::new();
-            while let Some(e) = c.next_entry().unwrap() {
-                out.push((e.index.to_string(), e.is_deleted(), e.signature));
-            }
-            out
-        });
-        assert_eq!(
-            got,
-            vec![
-                (".".into(), false, None),
-                ("a".into(), true, None),
-                ("b".into(), false, Some(b"sigB2".to_vec())),
-                ("c".into(), false, Some(b"sigC".to_vec())),
-            ]
-        );
-    }
-
-    #[test]
-    fn root_and_directory_names() {
-        let t = sigtar(&[("snapshot/", b'd', b""), ("snapshot/sub/", b'd', b"")]);
-        let mut seen = Vec::new();
-        read(&t[..], |e| {
-            seen.push((e.index.to_string(), e.meta.kind));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(
-            seen,
-            vec![
-                (".".into(), Some(FileType::Directory)),
-                ("sub".into(), Some(FileType::Directory))
-            ]
-        );
     }
 }
 
@@ -323,5 +230,92 @@ impl<W: std::io::Write> SigtarWriter<W> {
         self.out.write_all(&zeros)?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::meta::FileType;
+
+    fn sigtar(entries: &[(&str, u8, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, t, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(match t {
+                b'd' => tar::EntryType::Directory,
+                _ => tar::EntryType::Regular,
+            });
+            h.set_mode(0o644);
+            h.set_mtime(1000);
+            h.set_size(data.len() as u64);
+            h.set_path(name).unwrap();
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn combine_latest_wins_and_deletions_show() {
+        let full = sigtar(&[
+            ("snapshot/", b'd', b""),
+            ("signature/a", b'f', b"sigA"),
+            ("signature/b", b'f', b"sigB"),
+        ]);
+        let inc = sigtar(&[
+            ("deleted/a", b'f', b""),
+            ("signature/b", b'f', b"sigB2"),
+            ("signature/c", b'f', b"sigC"),
+        ]);
+        let got: Vec<(String, bool, Option<Vec<u8>>)> = std::thread::scope(|s| {
+            let sources: Vec<(String, OpenFn<'static>)> = vec![
+                (
+                    "full".into(),
+                    Box::new(move || {
+                        Ok(Box::new(std::io::Cursor::new(full)) as Box<dyn Read + Send>)
+                    }),
+                ),
+                (
+                    "inc".into(),
+                    Box::new(move || {
+                        Ok(Box::new(std::io::Cursor::new(inc)) as Box<dyn Read + Send>)
+                    }),
+                ),
+            ];
+            let mut c = Combined::start(s, sources);
+            let mut out = Vec::new();
+            while let Some(e) = c.next_entry().unwrap() {
+                out.push((e.index.to_string(), e.is_deleted(), e.signature));
+            }
+            out
+        });
+        assert_eq!(
+            got,
+            vec![
+                (".".into(), false, None),
+                ("a".into(), true, None),
+                ("b".into(), false, Some(b"sigB2".to_vec())),
+                ("c".into(), false, Some(b"sigC".to_vec())),
+            ]
+        );
+    }
+
+    #[test]
+    fn root_and_directory_names() {
+        let t = sigtar(&[("snapshot/", b'd', b""), ("snapshot/sub/", b'd', b"")]);
+        let mut seen = Vec::new();
+        read(&t[..], |e| {
+            seen.push((e.index.to_string(), e.meta.kind));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (".".into(), Some(FileType::Directory)),
+                ("sub".into(), Some(FileType::Directory))
+            ]
+        );
     }
 }

@@ -278,7 +278,8 @@ mod tests {
     #[test]
     fn headers_are_byte_identical_to_python_tarfile() {
         let long = [b'x'; 150];
-        let cases: Vec<(&[u8], char, &[u8], u64, u64, i64)> = vec![
+        type Case<'a> = (&'a [u8], char, &'a [u8], u64, u64, i64);
+        let cases: Vec<Case> = vec![
             (b"snapshot/a.txt", '0', b"", 0, 12, 1_704_164_645),
             (b"snapshot/sub/", '5', b"", 1234, 0, 0),
             ("snapshot/ünïcødé_文件.txt".as_bytes(), '0', b"", 0, 8, 1),

@@ -66,17 +66,22 @@ impl Write for FileUpload {
 
 impl Upload for FileUpload {
     fn commit(mut self: Box<Self>) -> Result<(), BackendError> {
-        let io_err = |source| BackendError::Io {
-            target: self.target.clone(),
-            op: "write",
-            name: self.name.clone(),
-            source,
-        };
         let out = self.out.take().expect("open upload");
-        let file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.sync_all().map_err(io_err)?;
-        drop(file);
-        fs::rename(&self.temp, &self.dest).map_err(io_err)?;
+        let finished = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .and_then(|()| fs::rename(&self.temp, &self.dest));
+        if let Err(source) = finished {
+            // Nothing half-written may stay behind, under any name.
+            let _ = fs::remove_file(&self.temp);
+            return Err(BackendError::Io {
+                target: self.target.clone(),
+                op: "write",
+                name: self.name.clone(),
+                source,
+            });
+        }
         // Make the rename itself durable.
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();

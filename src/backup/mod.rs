@@ -146,6 +146,8 @@ pub struct BackupReport {
     pub sockets: u64,
     /// Files that changed while they were read (stored as read).
     pub changed_while_read: Vec<String>,
+    /// Leftovers of an interrupted run that were removed first.
+    pub cleared: Vec<String>,
 }
 
 /// The manifest being written to the archive directory as the backup goes.
@@ -576,6 +578,65 @@ fn upload_file(
     Ok(enc.finish().map_err(|e| encode_err(name, e))?.size)
 }
 
+/// Removes what an interrupted run left, so this run starts cleanly: the
+/// local `.part` files of an unfinished set and, when the target never got
+/// that set's manifest, the set's volumes (garbage: no manifest, no set).
+/// A set whose manifest did reach the target is complete; only its local
+/// `.part` files go (the cache sync fetched the real ones).
+pub fn clear_partial_sets(repo: &Repo) -> Result<Vec<String>> {
+    let local = repo.local_names();
+    let parts: Vec<(String, crate::archive::names::ParsedName)> = local
+        .iter()
+        .filter_map(|n| {
+            repo.naming
+                .parse(n)
+                .filter(|p| p.partial)
+                .map(|p| (n.clone(), p))
+        })
+        .collect();
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let remote = repo.backend.list()?;
+    let dir = repo.cache_dir()?.to_path_buf();
+    let mut removed = Vec::new();
+    for (name, p) in &parts {
+        if p.manifest {
+            let same_set = |q: &crate::archive::names::ParsedName| {
+                q.time == p.time
+                    && q.start_time == p.start_time
+                    && q.end_time == p.end_time
+                    && matches!(
+                        q.kind,
+                        crate::archive::names::Kind::Full | crate::archive::names::Kind::Inc
+                    )
+            };
+            let complete = remote.iter().any(|r| {
+                repo.naming
+                    .parse(r)
+                    .is_some_and(|q| same_set(&q) && q.manifest && !q.partial)
+            });
+            if !complete {
+                let volumes: Vec<String> = remote
+                    .iter()
+                    .filter(|r| {
+                        repo.naming
+                            .parse(r)
+                            .is_some_and(|q| same_set(&q) && q.volume.is_some())
+                    })
+                    .cloned()
+                    .collect();
+                repo.backend.delete(&volumes)?;
+                removed.extend(volumes);
+            }
+        }
+        let path = dir.join(name);
+        fs::remove_file(&path).map_err(|e| Error::local("remove", &path, e))?;
+        removed.push(name.clone());
+    }
+    Ok(removed)
+}
+
 /// Writes a backup set.
 pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     let src_meta = fs::metadata(&opts.source)
@@ -587,12 +648,14 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
         )));
     }
     repo.sync_cache()?;
+    let cleared = clear_partial_sets(repo)?;
     let coll = repo.collection()?;
     let now = opts.time.unwrap_or_else(time::now);
     let (kind, note) = decide_mode(repo, &coll, opts, now)?;
     let mut report = BackupReport {
         kind: Some(kind),
         note,
+        cleared,
         ..Default::default()
     };
 

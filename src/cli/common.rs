@@ -268,6 +268,13 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
     let started = std::time::Instant::now();
     let start_wall = time::now();
     let r = backup::backup(&repo, &opts)?;
+    if !r.cleared.is_empty() {
+        eprintln!(
+            "The last backup was interrupted; started over (removed {} leftover file(s): {}).",
+            r.cleared.len(),
+            r.cleared.join(", ")
+        );
+    }
     if let Some(n) = &r.note {
         println!("{n}");
     }

@@ -122,7 +122,7 @@ fn volume_jobs(repo: &Repo, set: &BackupSet, restrict: Option<&Index>) -> Result
 fn free_space(p: &std::path::Path) -> u64 {
     let probe = p.ancestors().find(|a| a.exists()).unwrap_or(p);
     nix::sys::statvfs::statvfs(probe)
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+        .map(|s| s.blocks_available() * s.fragment_size())
         .unwrap_or(u64::MAX)
 }
 

@@ -243,3 +243,17 @@ pub fn backup_times(target: &Path) -> Vec<String> {
     v.dedup();
     v
 }
+
+/// Incompressible pseudo-random bytes (xorshift), deterministic per seed.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
