@@ -181,11 +181,22 @@ impl Repo {
             .naming
             .parse(name)
             .map_or(Encoding::Plain, |p| p.encoding());
-        let raw = self.backend.open(name)?;
-        let mut r = codec::decode(raw, enc, &self.keys).map_err(|source| Error::Crypto {
-            file: name.to_string(),
-            source,
-        })?;
+        // Metadata files are small: read them whole, then decode in memory.
+        let mut bytes = Vec::new();
+        self.backend
+            .open(name)?
+            .read_to_end(&mut bytes)
+            .map_err(|source| Error::Read {
+                file: name.to_string(),
+                source,
+            })?;
+        let mut r =
+            codec::decode(std::io::Cursor::new(bytes), enc, &self.keys).map_err(|source| {
+                Error::Crypto {
+                    file: name.to_string(),
+                    source,
+                }
+            })?;
         let mut out = Vec::new();
         r.read_to_end(&mut out).map_err(|source| Error::Read {
             file: name.to_string(),
@@ -205,15 +216,29 @@ impl Repo {
             .naming
             .parse(name)
             .map_or(Encoding::Plain, |p| p.encoding());
-        let raw: Box<dyn Read + Send + Sync> = if local {
+        let raw: File = if local {
             let dir = self
                 .archive_dir
                 .as_ref()
                 .ok_or_else(|| Error::Usage("no archive directory".into()))?;
             let p = dir.join(name);
-            Box::new(File::open(&p).map_err(|e| Error::local("open", &p, e))?)
+            File::open(&p).map_err(|e| Error::local("open", &p, e))?
+        } else if let Some(p) = self.backend.local_path(name) {
+            File::open(&p).map_err(|e| Error::local("open", &p, e))?
         } else {
-            self.backend.open(name)?
+            // A remote file: download it first (signature files can be large).
+            let tmp = tempfile::tempfile_in(&self.tempdir)
+                .map_err(|e| Error::local("create a temporary file in", &self.tempdir, e))?;
+            let mut w = std::io::BufWriter::new(tmp);
+            std::io::copy(&mut self.backend.open(name)?, &mut w).map_err(|source| Error::Read {
+                file: name.to_string(),
+                source,
+            })?;
+            let mut f = w
+                .into_inner()
+                .map_err(|e| Error::local("write", &self.tempdir, e.into_error()))?;
+            std::io::Seek::rewind(&mut f).map_err(|e| Error::local("read", &self.tempdir, e))?;
+            f
         };
         codec::decode(raw, enc, &self.keys).map_err(|source| Error::Crypto {
             file: name.to_string(),

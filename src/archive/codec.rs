@@ -1,10 +1,24 @@
 //! The layer around a stored file's contents, chosen by its name's suffix as
 //! duplicity chooses it (`DupPath.filtered_open`): OpenPGP (`.gpg`), gzip
 //! (`.gz`), or nothing.
+//!
+//! Encoding is a pipeline, so a backup keeps every core busy: the caller's
+//! thread frames the data (the OpenPGP literal packet) and cuts it into
+//! 1 MiB segments; a pool of threads compresses segments in parallel, each
+//! into an independent piece of one deflate stream (ended with a sync flush,
+//! as pigz does), storing segments that would not shrink without spending
+//! time trying; and a writer thread puts the pieces back in order into the
+//! gzip or OpenPGP container, encrypts, hashes and uploads.
 
 use super::names::Encoding;
-use crate::crypto::{self, CryptoError, Keyring};
-use std::io::{BufReader, Read};
+use crate::backend::{BackendError, Upload};
+use crate::crypto::{self, CryptoError, Keyring, MessageKeys, MessageWriter};
+use sha1::{Digest, Sha1};
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Wraps a stored file's bytes in the decoder its encoding needs.
 pub fn decode<'k, R>(
@@ -13,7 +27,7 @@ pub fn decode<'k, R>(
     keys: &'k Keyring,
 ) -> Result<Box<dyn Read + Send + 'k>, CryptoError>
 where
-    R: Read + Send + Sync + 'static,
+    R: Read + Seek + Send + Sync + 'static,
 {
     Ok(match enc {
         Encoding::Plain => Box::new(raw),
@@ -21,15 +35,9 @@ where
             256 * 1024,
             raw,
         ))),
-        Encoding::Gpg => Box::new(crypto::decrypt(raw, keys)?),
+        Encoding::Gpg => crypto::message::open(raw, keys)?,
     })
 }
-
-use crate::backend::{BackendError, Upload};
-use crate::crypto::EncryptConfig;
-use sha1::{Digest, Sha1};
-use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
 
 /// What was stored: the facts a manifest records about a volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,56 +45,6 @@ pub struct Stored {
     /// SHA1 of the bytes as stored, lowercase hex.
     pub sha1: String,
     pub size: u64,
-}
-
-/// The end of every encoder: counts and hashes what is stored, then hands
-/// it to the upload.
-struct Sink {
-    upload: Option<Box<dyn Upload>>,
-    hash: Sha1,
-    written: u64,
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.upload.as_mut().expect("open sink").write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.upload.as_mut().expect("open sink").flush()
-    }
-}
-
-/// A shared handle on the sink, so the OpenPGP writer stack can own one
-/// while the encoder keeps reading the counters.
-#[derive(Clone)]
-struct SharedSink(Arc<Mutex<Sink>>);
-
-impl Write for SharedSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
-    }
-}
-
-enum Layer<'c> {
-    Plain,
-    Gzip(Box<flate2::write::GzEncoder<SharedSink>>),
-    Gpg(sequoia_openpgp::serialize::stream::Message<'c>),
-}
-
-/// Encodes a stored file (volume, signatures, manifest) on its way to the
-/// target: OpenPGP, gzip or nothing, with the SHA1 of the stored bytes.
-pub struct Encoder<'c> {
-    layer: Option<Layer<'c>>,
-    sink: SharedSink,
-    plain: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,42 +57,396 @@ pub enum EncodeError {
     Io(#[from] io::Error),
 }
 
-impl<'c> Encoder<'c> {
+/// The end of every encoder: counts and hashes what is stored, then hands
+/// it to the upload.
+struct Sink {
+    upload: Box<dyn Upload>,
+    hash: Sha1,
+    written: Arc<AtomicU64>,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.upload.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.upload.flush()
+    }
+}
+
+impl Sink {
+    fn finish(self) -> Result<Stored, EncodeError> {
+        let size = self.written.load(Ordering::Relaxed);
+        let sha1 = hex::encode(self.hash.finalize());
+        self.upload.commit()?;
+        Ok(Stored { sha1, size })
+    }
+}
+
+/// Plaintext bytes per compression job.
+const SEGMENT: usize = 1 << 20;
+
+/// Data this random compresses by less than a few percent: stored as is.
+fn looks_random(data: &[u8]) -> bool {
+    if data.len() < 4096 {
+        return false;
+    }
+    // Byte entropy of up to 32 samples of 512 bytes across the segment.
+    let mut hist = [0u32; 256];
+    let step = (data.len() / 32).max(512);
+    let mut n = 0u32;
+    let mut at = 0;
+    while at + 512 <= data.len() {
+        for &b in &data[at..at + 512] {
+            hist[b as usize] += 1;
+        }
+        n += 512;
+        at += step;
+    }
+    let total = f64::from(n);
+    let entropy: f64 = hist
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / total;
+            -p * p.log2()
+        })
+        .sum();
+    // 16 KiB of truly random bytes measure about 7.98 bits per byte.
+    entropy > 7.9
+}
+
+/// Compresses one segment into a piece of a raw deflate stream: ends with
+/// a sync flush (byte-aligned, not final) unless it is the last piece.
+fn deflate_segment(data: &[u8], level: u32, last: bool) -> Vec<u8> {
+    fn run(data: &[u8], level: u32, last: bool) -> Vec<u8> {
+        let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
+        let flush = if last {
+            flate2::FlushCompress::Finish
+        } else {
+            flate2::FlushCompress::Sync
+        };
+        let mut out = Vec::with_capacity(data.len() + data.len() / 500 + 1024);
+        loop {
+            let consumed = c.total_in() as usize;
+            let before = c.total_out();
+            let _ = c.compress_vec(&data[consumed..], &mut out, flush);
+            let done_in = c.total_in() as usize == data.len();
+            if done_in && out.len() < out.capacity() {
+                break;
+            }
+            if c.total_out() == before && c.total_in() as usize == consumed {
+                out.reserve(out.capacity().max(4096));
+            } else if out.len() == out.capacity() {
+                out.reserve(out.capacity() / 2 + 4096);
+            }
+        }
+        out
+    }
+    if level == 0 || looks_random(data) {
+        return run(data, 0, last);
+    }
+    let out = run(data, level, last);
+    if out.len() as f64 > data.len() as f64 * 0.98 {
+        // It did not pay: store it, and save the reader's time too.
+        return run(data, 0, last);
+    }
+    out
+}
+
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+    last: bool,
+    level: u32,
+    crc: bool,
+    done: SyncSender<Piece>,
+}
+
+struct Piece {
+    seq: u64,
+    bytes: Vec<u8>,
+    crc: Option<crc32fast::Hasher>,
+    plain_len: u64,
+    last: bool,
+}
+
+/// The compression threads, shared by every encoder of the process.
+struct Pool {
+    jobs: Mutex<SyncSender<Job>>,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(1);
+        let (tx, rx) = sync_channel::<Job>(threads * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("cairn-deflate-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let guard = rx.lock().unwrap_or_else(|e| e.into_inner());
+                            guard.recv()
+                        };
+                        let Ok(job) = job else { return };
+                        let crc = job.crc.then(|| {
+                            let mut h = crc32fast::Hasher::new();
+                            h.update(&job.data);
+                            h
+                        });
+                        let bytes = deflate_segment(&job.data, job.level, job.last);
+                        let _ = job.done.send(Piece {
+                            seq: job.seq,
+                            bytes,
+                            crc,
+                            plain_len: job.data.len() as u64,
+                            last: job.last,
+                        });
+                    }
+                })
+                .expect("spawn compression thread");
+        }
+        Pool {
+            jobs: Mutex::new(tx),
+        }
+    })
+}
+
+/// Cuts the framed stream into segments for the pool.
+struct Segmenter {
+    buf: Vec<u8>,
+    seq: u64,
+    level: u32,
+    crc: bool,
+    done: SyncSender<Piece>,
+    jobs: SyncSender<Job>,
+    plain: Arc<AtomicU64>,
+}
+
+impl Segmenter {
+    fn send(&mut self, last: bool) -> io::Result<()> {
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(SEGMENT));
+        self.plain.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let job = Job {
+            seq: self.seq,
+            data,
+            last,
+            level: self.level,
+            crc: self.crc,
+            done: self.done.clone(),
+        };
+        self.seq += 1;
+        self.jobs
+            .send(job)
+            .map_err(|_| io::Error::other("the compression threads stopped"))
+    }
+}
+
+impl Write for Segmenter {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            let take = (SEGMENT - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == SEGMENT {
+                self.send(false)?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A shared handle, so sequoia's writer stack can own the segmenter while
+/// the encoder still ends it.
+#[derive(Clone)]
+struct SharedSegmenter(Arc<Mutex<Segmenter>>);
+
+impl Write for SharedSegmenter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The container the writer thread puts the pieces into.
+enum Container<'k> {
+    Gzip(Sink),
+    Gpg(MessageWriter<Sink>, std::marker::PhantomData<&'k ()>),
+}
+
+fn gzip_header(sink: &mut Sink) -> io::Result<()> {
+    let mtime = (crate::time::now().max(0) as u32).to_le_bytes();
+    sink.write_all(&[
+        0x1f, 0x8b, 8, 0, mtime[0], mtime[1], mtime[2], mtime[3], 0, 255,
+    ])
+}
+
+/// Puts pieces back in order and writes them out; runs on its own thread.
+/// `reflected` counts the input bytes whose output has been written.
+fn write_pieces(
+    mut c: Container<'_>,
+    pieces: Receiver<Piece>,
+    reflected: Arc<AtomicU64>,
+) -> Result<Stored, EncodeError> {
+    let mut pending: BTreeMap<u64, Piece> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut crc = crc32fast::Hasher::new();
+    let mut total: u64 = 0;
+    loop {
+        let piece = pieces
+            .recv()
+            .map_err(|_| io::Error::other("the compression threads stopped"))?;
+        pending.insert(piece.seq, piece);
+        while let Some(p) = pending.remove(&next) {
+            next += 1;
+            match &mut c {
+                Container::Gzip(s) => s.write_all(&p.bytes)?,
+                Container::Gpg(m, _) => m.write_compressed(&p.bytes)?,
+            }
+            if let Some(h) = &p.crc {
+                crc.combine(h);
+            }
+            total += p.plain_len;
+            reflected.fetch_add(p.plain_len, Ordering::Relaxed);
+            if p.last {
+                return match c {
+                    Container::Gzip(mut s) => {
+                        s.write_all(&crc.finalize().to_le_bytes())?;
+                        s.write_all(&(total as u32).to_le_bytes())?;
+                        s.finish()
+                    }
+                    Container::Gpg(m, _) => m.finish()?.finish(),
+                };
+            }
+        }
+    }
+}
+
+enum Front<'k> {
+    /// Written straight through (no encoding).
+    Plain(Sink),
+    /// Gzip: the data is the deflate input.
+    Gzip(SharedSegmenter),
+    /// OpenPGP: sequoia frames the literal packet; that is the deflate input.
+    Gpg(
+        sequoia_openpgp::serialize::stream::Message<'k>,
+        SharedSegmenter,
+    ),
+}
+
+/// Encodes a stored file (volume, signatures, manifest) on its way to the
+/// target: OpenPGP, gzip or nothing, with the SHA1 of the stored bytes.
+pub struct Encoder<'k> {
+    front: Option<Front<'k>>,
+    writer: Option<std::thread::JoinHandle<Result<Stored, EncodeError>>>,
+    stored: Arc<AtomicU64>,
+    /// Input bytes whose encoded output is already stored (all of them for
+    /// plain files); with `stored` this gives the compression ratio so far.
+    reflected: Arc<AtomicU64>,
+    plain: u64,
+}
+
+/// deflate level used inside OpenPGP and gzip (gpg's and duplicity's default).
+pub const DEFAULT_LEVEL: u32 = 6;
+
+impl<'k> Encoder<'k> {
+    /// `level` is the deflate level (0 stores everything).
     pub fn new(
         upload: Box<dyn Upload>,
         enc: Encoding,
-        crypt: Option<&'c EncryptConfig>,
+        keys: Option<&MessageKeys>,
+        level: u32,
     ) -> Result<Self, EncodeError> {
-        let sink = SharedSink(Arc::new(Mutex::new(Sink {
-            upload: Some(upload),
+        let stored = Arc::new(AtomicU64::new(0));
+        let reflected = Arc::new(AtomicU64::new(0));
+        let mut sink = Sink {
+            upload,
             hash: Sha1::new(),
-            written: 0,
+            written: Arc::clone(&stored),
+        };
+        if enc == Encoding::Plain {
+            return Ok(Encoder {
+                front: Some(Front::Plain(sink)),
+                writer: None,
+                stored,
+                reflected,
+                plain: 0,
+            });
+        }
+        let (done_tx, done_rx) = sync_channel::<Piece>(8);
+        let seg = SharedSegmenter(Arc::new(Mutex::new(Segmenter {
+            buf: Vec::with_capacity(SEGMENT),
+            seq: 0,
+            level: level.min(9),
+            crc: enc == Encoding::Gzip,
+            done: done_tx,
+            jobs: pool()
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            plain: Arc::new(AtomicU64::new(0)),
         })));
-        let layer = match enc {
-            Encoding::Plain => Layer::Plain,
-            Encoding::Gzip => Layer::Gzip(Box::new(flate2::write::GzEncoder::new(
-                sink.clone(),
-                flate2::Compression::new(6),
-            ))),
-            Encoding::Gpg => {
-                let cfg = crypt.ok_or(CryptoError::NoPassphrase)?;
-                Layer::Gpg(crypto::encrypt(sink.clone(), cfg)?)
+        let (container, front) = match enc {
+            Encoding::Gzip => {
+                gzip_header(&mut sink)?;
+                (Container::Gzip(sink), Front::Gzip(seg))
+            }
+            _ => {
+                let keys = keys.ok_or(CryptoError::NoPassphrase)?;
+                let mut m = MessageWriter::new(sink, keys)?;
+                // Compressed-data packet body: algorithm 1 (ZIP, raw deflate).
+                m.write_compressed(&[1])?;
+                let message = sequoia_openpgp::serialize::stream::Message::new(seg.clone());
+                let literal = sequoia_openpgp::serialize::stream::LiteralWriter::new(message)
+                    .build()
+                    .map_err(|e| CryptoError::Encrypt(format!("{e:#}")))?;
+                (
+                    Container::Gpg(m, std::marker::PhantomData),
+                    Front::Gpg(literal, seg),
+                )
             }
         };
+        // The container holds only owned parts; the thread needs no borrow.
+        let container: Container<'static> = match container {
+            Container::Gzip(s) => Container::Gzip(s),
+            Container::Gpg(m, _) => Container::Gpg(m, std::marker::PhantomData),
+        };
+        let r2 = Arc::clone(&reflected);
+        let writer = std::thread::Builder::new()
+            .name("cairn-volume-writer".into())
+            .spawn(move || write_pieces(container, done_rx, r2))
+            .map_err(EncodeError::Io)?;
         Ok(Encoder {
-            layer: Some(layer),
-            sink,
+            front: Some(front),
+            writer: Some(writer),
+            stored,
+            reflected,
             plain: 0,
         })
     }
 
-    /// Bytes stored so far (lagging the input by what the layers buffer).
+    /// Bytes stored so far (lagging the input by what is in flight).
     pub fn stored_bytes(&self) -> u64 {
-        self.sink
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .written
+        self.stored.load(Ordering::Relaxed)
     }
 
     /// Bytes fed in so far.
@@ -142,33 +454,53 @@ impl<'c> Encoder<'c> {
         self.plain
     }
 
+    /// The stored size this file will have if it ends now: what is stored,
+    /// plus the input still in flight at the ratio seen so far (or
+    /// `fallback_ratio` before any output).
+    pub fn estimated_size(&self, fallback_ratio: f64) -> u64 {
+        if self.writer.is_none() {
+            return self.stored_bytes();
+        }
+        let stored = self.stored_bytes() as f64;
+        let reflected = self.reflected.load(Ordering::Relaxed) as f64;
+        let ratio = if reflected > 0.0 {
+            stored / reflected
+        } else {
+            fallback_ratio
+        };
+        (stored + (self.plain as f64 - reflected).max(0.0) * ratio) as u64
+    }
+
     /// Finishes the layers and commits the upload.
     pub fn finish(mut self) -> Result<Stored, EncodeError> {
-        match self.layer.take().expect("open encoder") {
-            Layer::Plain => {}
-            Layer::Gzip(g) => {
-                g.finish()?;
+        let seg = match self.front.take().expect("open encoder") {
+            Front::Plain(sink) => return sink.finish(),
+            Front::Gzip(seg) => seg,
+            Front::Gpg(literal, seg) => {
+                literal
+                    .finalize()
+                    .map_err(|e| CryptoError::Encrypt(format!("{e:#}")))?;
+                seg
             }
-            Layer::Gpg(m) => m
-                .finalize()
-                .map_err(|e| CryptoError::Encrypt(format!("{e:#}")))?,
-        }
-        let mut sink = self.sink.0.lock().unwrap_or_else(|e| e.into_inner());
-        let upload = sink.upload.take().expect("open sink");
-        let sha1 = hex::encode(std::mem::take(&mut sink.hash).finalize());
-        let size = sink.written;
-        drop(sink);
-        upload.commit()?;
-        Ok(Stored { sha1, size })
+        };
+        let sent = seg.0.lock().unwrap_or_else(|e| e.into_inner()).send(true);
+        let joined = self
+            .writer
+            .take()
+            .expect("writer thread")
+            .join()
+            .map_err(|_| io::Error::other("the volume writer thread panicked"))?;
+        sent?;
+        joined
     }
 }
 
 impl Write for Encoder<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = match self.layer.as_mut().expect("open encoder") {
-            Layer::Plain => self.sink.write(buf)?,
-            Layer::Gzip(g) => g.write(buf)?,
-            Layer::Gpg(m) => m.write(buf)?,
+        let n = match self.front.as_mut().expect("open encoder") {
+            Front::Plain(s) => s.write(buf)?,
+            Front::Gzip(seg) => seg.write(buf)?,
+            Front::Gpg(m, _) => m.write(buf)?,
         };
         self.plain += n as u64;
         Ok(n)
@@ -176,5 +508,70 @@ impl Write for Encoder<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for Encoder<'_> {
+    fn drop(&mut self) {
+        // An encoder dropped unfinished (an error upstream): end the segment
+        // stream so the writer thread stops, then let the upload be dropped,
+        // which removes it.
+        let seg = match self.front.take() {
+            Some(Front::Gzip(seg)) | Some(Front::Gpg(_, seg)) => Some(seg),
+            _ => None,
+        };
+        if let (Some(seg), Some(w)) = (seg, self.writer.take()) {
+            let _ = seg.0.lock().unwrap_or_else(|e| e.into_inner()).send(true);
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inflate(pieces: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::DeflateDecoder::new(pieces)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn segments_concatenate_into_one_deflate_stream() {
+        let text: Vec<u8> = b"backup appliance "
+            .iter()
+            .cycle()
+            .take(3 * SEGMENT + 123)
+            .copied()
+            .collect();
+        let mut random = vec![0u8; SEGMENT];
+        sequoia_openpgp::crypto::random(&mut random).unwrap();
+        for data in [
+            text,
+            random.clone(),
+            [random.clone(), b"tail".to_vec()].concat(),
+            Vec::new(),
+        ] {
+            let chunks: Vec<&[u8]> = if data.is_empty() {
+                vec![&[][..]]
+            } else {
+                data.chunks(SEGMENT).collect()
+            };
+            let mut stream = Vec::new();
+            for (i, c) in chunks.iter().enumerate() {
+                stream.extend(deflate_segment(c, 6, i + 1 == chunks.len()));
+            }
+            assert_eq!(inflate(&stream), data);
+        }
+        assert!(looks_random(&random));
+        assert!(!looks_random(&b"hello world ".repeat(10_000)));
+        let stored = deflate_segment(&random, 6, true);
+        assert!(
+            stored.len() < random.len() + 200,
+            "random data is stored, not expanded"
+        );
     }
 }

@@ -78,7 +78,9 @@ impl BackupSet {
             self.manifest = Some(name.to_string());
         } else if let Some(n) = p.volume {
             match self.volumes.entry(n) {
-                std::collections::btree_map::Entry::Occupied(_) => self.duplicate_volumes.push(name.to_string()),
+                std::collections::btree_map::Entry::Occupied(_) => {
+                    self.duplicate_volumes.push(name.to_string())
+                }
                 std::collections::btree_map::Entry::Vacant(v) => {
                     v.insert(name.to_string());
                 }

@@ -61,6 +61,15 @@ pub struct Meta {
     pub devminor: u32,
 }
 
+/// A numeric header field, read as Python's `tarfile.nti` reads it: an
+/// empty field (all NULs or spaces) is 0.
+fn lenient<T: Default>(parsed: std::io::Result<T>, field: &[u8]) -> std::io::Result<T> {
+    match parsed {
+        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Ok(T::default()),
+        other => other,
+    }
+}
+
 fn field_str(b: &[u8]) -> Vec<u8> {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     b[..end].to_vec()
@@ -91,6 +100,7 @@ impl Meta {
     ) -> Result<Meta, MetaError> {
         let shown = || String::from_utf8_lossy(name).into_owned();
         let bad = |e: std::io::Error| MetaError::BadField(shown(), e.to_string());
+        let raw = header.as_bytes();
         let et = header.entry_type();
         let kind = match et {
             EntryType::Regular | EntryType::Continuous => {
@@ -110,12 +120,12 @@ impl Meta {
         };
         let mut m = Meta {
             kind: Some(kind),
-            mode: header.mode().map_err(bad)? & 0o7777,
-            uid: header.uid().map_err(bad)?,
-            gid: header.gid().map_err(bad)?,
+            mode: lenient(header.mode(), &raw[100..108]).map_err(bad)? & 0o7777,
+            uid: lenient(header.uid(), &raw[108..116]).map_err(bad)?,
+            gid: lenient(header.gid(), &raw[116..124]).map_err(bad)?,
             uname: header.username_bytes().map(field_str).unwrap_or_default(),
             gname: header.groupname_bytes().map(field_str).unwrap_or_default(),
-            mtime: header.mtime().map_err(bad)? as i64,
+            mtime: lenient(header.mtime(), &raw[136..148]).map_err(bad)? as i64,
             size,
             link_target: link.map(<[u8]>::to_vec).unwrap_or_default(),
             devmajor: 0,

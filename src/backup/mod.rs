@@ -9,6 +9,7 @@
 
 mod volumes;
 
+use crate::archive::codec;
 use crate::archive::codec::Encoder;
 use crate::archive::collection::{Collection, SetKind};
 use crate::archive::difftar::{self, CHUNK, DiffType};
@@ -18,7 +19,7 @@ use crate::archive::meta::{Meta, OwnerMap};
 use crate::archive::names::Encoding;
 use crate::archive::sigtar::{Combined, SigEntry, SigtarWriter};
 use crate::archive::tarfmt;
-use crate::crypto::EncryptConfig;
+use crate::crypto::{EncryptConfig, MessageKeys};
 use crate::delta::{self, Differ, SignatureBuilder};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
@@ -58,10 +59,12 @@ impl Storage {
         }
     }
 
-    fn crypt(&self) -> Option<&EncryptConfig> {
+    /// The deflate level: gpg's `--compress-level` if given, else 6.
+    fn level(&self) -> u32 {
         match self {
-            Storage::Encrypted(c) => Some(c),
-            _ => None,
+            Storage::Encrypted(c) => c.compress_level.map_or(codec::DEFAULT_LEVEL, u32::from),
+            Storage::Gzip => codec::DEFAULT_LEVEL,
+            Storage::Plain => 0,
         }
     }
 }
@@ -567,12 +570,12 @@ fn upload_file(
     repo: &Repo,
     local: &Path,
     name: &str,
-    storage: &Storage,
+    keys: Option<&MessageKeys>,
+    level: u32,
     encoding: Encoding,
 ) -> Result<u64> {
     let upload = repo.backend.create(name)?;
-    let mut enc =
-        Encoder::new(upload, encoding, storage.crypt()).map_err(|e| encode_err(name, e))?;
+    let mut enc = Encoder::new(upload, encoding, keys, level).map_err(|e| encode_err(name, e))?;
     let mut f = File::open(local).map_err(|e| Error::local("read", local, e))?;
     io::copy(&mut f, &mut enc).map_err(|e| Error::local("upload", name.to_string(), e))?;
     Ok(enc.finish().map_err(|e| encode_err(name, e))?.size)
@@ -709,8 +712,26 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     let spool_file = tempfile::tempfile_in(&repo.tempdir)
         .map_err(|e| Error::local("create a spool file in", &repo.tempdir, e))?;
 
-    let crypt = opts.storage.crypt();
-    let vw = VolumeWriter::new(repo, prev, t, encoding, crypt, opts.volsize, 1);
+    // One key derivation for the whole run; every file gets its own
+    // session key.
+    let keys = match &opts.storage {
+        Storage::Encrypted(cfg) => Some(MessageKeys::new(cfg).map_err(|source| Error::Crypto {
+            file: "the new backup set".into(),
+            source,
+        })?),
+        _ => None,
+    };
+    let level = opts.storage.level();
+    let vw = VolumeWriter::new(
+        repo,
+        prev,
+        t,
+        encoding,
+        keys.as_ref(),
+        level,
+        opts.volsize,
+        1,
+    );
     let (volumes, stored, filelist_file, filelist_count, skipped_walk, sockets) =
         std::thread::scope(|scope| -> Result<_> {
             let mut combined = sig_chain
@@ -841,13 +862,15 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
 
     // Signatures, then the manifest: the manifest makes the set complete.
     let sig_remote = repo.naming.signatures(prev, t, encoding, false);
-    report.stored_bytes += upload_file(repo, &sig_part, &sig_remote, &opts.storage, encoding)?;
+    report.stored_bytes +=
+        upload_file(repo, &sig_part, &sig_remote, keys.as_ref(), level, encoding)?;
     let man_remote = repo.naming.manifest(prev, t, encoding, false);
     report.stored_bytes += upload_file(
         repo,
         &man_part,
         &man_remote,
-        &opts.storage,
+        keys.as_ref(),
+        level,
         if encoding == Encoding::Gpg {
             Encoding::Gpg
         } else {

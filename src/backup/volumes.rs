@@ -9,7 +9,7 @@ use crate::archive::index::Index;
 use crate::archive::manifest::VolumeInfo;
 use crate::archive::names::Encoding;
 use crate::archive::tarfmt;
-use crate::crypto::EncryptConfig;
+use crate::crypto::MessageKeys;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
 use crate::time::Seconds;
@@ -34,14 +34,15 @@ pub struct VolumeWriter<'r, 'c> {
     prev: Option<Seconds>,
     time: Seconds,
     encoding: Encoding,
-    crypt: Option<&'c EncryptConfig>,
+    keys: Option<&'c MessageKeys>,
+    level: u32,
     /// Start a new volume once this many bytes are stored.
     threshold: u64,
     open: Option<Open<'c>>,
     next_number: u64,
     /// Stored bytes per input byte in the last finished volume (1.0 before
-    /// any): the encoder's output lags its input by what compression and
-    /// OpenPGP buffer, so the size check also extrapolates from the input.
+    /// any): the guess for input whose output is not out yet, until the
+    /// current volume has some of its own.
     ratio: f64,
     /// Bytes stored in finished volumes.
     pub stored: u64,
@@ -54,7 +55,8 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         prev: Option<Seconds>,
         time: Seconds,
         encoding: Encoding,
-        crypt: Option<&'c EncryptConfig>,
+        keys: Option<&'c MessageKeys>,
+        level: u32,
         volsize: u64,
         first_number: u64,
     ) -> Self {
@@ -66,7 +68,8 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             prev,
             time,
             encoding,
-            crypt,
+            keys,
+            level,
             threshold,
             open: None,
             next_number: first_number,
@@ -84,8 +87,8 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             .naming
             .volume(self.prev, self.time, number, self.encoding);
         let upload = self.repo.backend.create(&name)?;
-        let encoder =
-            Encoder::new(upload, self.encoding, self.crypt).map_err(|e| encode_err(&name, e))?;
+        let encoder = Encoder::new(upload, self.encoding, self.keys, self.level)
+            .map_err(|e| encode_err(&name, e))?;
         self.open = Some(Open {
             number,
             name,
@@ -109,8 +112,7 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         log: &mut dyn VolumeLog,
     ) -> Result<()> {
         if let Some(o) = &self.open
-            && (o.encoder.stored_bytes() as f64).max(o.encoder.plain_bytes() as f64 * self.ratio)
-                >= self.threshold as f64
+            && o.encoder.estimated_size(self.ratio) >= self.threshold
         {
             self.close(log)?;
         }

@@ -20,6 +20,12 @@ use openpgp::serialize::stream::{Compressor, Encryptor, LiteralWriter, Message};
 use openpgp::types::{CompressionAlgorithm, HashAlgorithm, SymmetricAlgorithm};
 use openpgp::{Cert, KeyHandle};
 use sequoia_openpgp as openpgp;
+
+pub mod message;
+pub mod packet;
+pub mod seipd;
+
+pub use message::{MessageKeys, MessageWriter};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -27,7 +33,7 @@ static POLICY: StandardPolicy<'static> = StandardPolicy::new();
 
 /// How much plaintext the decryptor may hold back; small, because we check
 /// each volume's SHA1 against its manifest before decrypting it.
-const DECRYPT_BUFFER: usize = 256 * 1024;
+pub(crate) const DECRYPT_BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -186,7 +192,7 @@ fn s2k_hasher(algo: HashAlgorithm) -> Option<Box<dyn sha2::digest::DynDigest>> {
 
 /// Derives a key from a password as the S2K specifier says (RFC 4880 3.7.1),
 /// for the iterated and salted forms gpg writes.
-fn derive_s2k(s2k: &S2K, password: &Password, key_size: usize) -> Option<Vec<u8>> {
+pub(crate) fn derive_s2k(s2k: &S2K, password: &Password, key_size: usize) -> Option<Vec<u8>> {
     #[allow(deprecated)]
     let (hash, salt, count): (HashAlgorithm, &[u8], Option<usize>) = match s2k {
         S2K::Iterated {
@@ -209,7 +215,12 @@ fn derive_s2k(s2k: &S2K, password: &Password, key_size: usize) -> Option<Vec<u8>
                 Some(n) if n > unit.len() => {
                     // Repeat salt||password until `n` bytes were hashed, in
                     // large blocks.
-                    let block: Vec<u8> = unit.iter().copied().cycle().take(unit.len() * 4096).collect();
+                    let block: Vec<u8> = unit
+                        .iter()
+                        .copied()
+                        .cycle()
+                        .take(unit.len() * 4096)
+                        .collect();
                     let mut left = n;
                     while left >= block.len() {
                         h.update(&block);
@@ -230,7 +241,10 @@ fn derive_s2k(s2k: &S2K, password: &Password, key_size: usize) -> Option<Vec<u8>
 
 /// The session key of a gpg-style SKESK (v4, no encrypted session key),
 /// derived with the fast hashes; `None` when another path must do it.
-fn fast_skesk_key(skesk: &SKESK, password: &Password) -> Option<(SymmetricAlgorithm, SessionKey)> {
+pub(crate) fn fast_skesk_key(
+    skesk: &SKESK,
+    password: &Password,
+) -> Option<(SymmetricAlgorithm, SessionKey)> {
     let SKESK::V4(s4) = skesk else { return None };
     if s4.esk().ok()?.is_some() {
         return None;
