@@ -211,29 +211,50 @@ fn tree_bytes(p: &Path) -> u64 {
     du(p)
 }
 
-struct Report {
+/// Flushes dirty pages before a timed run, so no contender pays for the
+/// writeback of the one before it.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+fn which(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd} >/dev/null"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Table {
     rows: Vec<String>,
 }
 
-impl Report {
-    fn row(&mut self, what: &str, theirs: (&str, &Run), ours: &Run, extra: &str) {
-        let line = format!(
-            "| {what} | {} {:.2} s, {:.0} MB | Cairn {:.2} s, {:.0} MB | **{:.1}×** | {extra} |",
-            theirs.0,
-            theirs.1.wall,
-            theirs.1.rss_mb,
-            ours.wall,
-            ours.rss_mb,
-            theirs.1.wall / ours.wall
-        );
+impl Table {
+    fn line(&mut self, line: String) {
         println!("{line}");
         self.rows.push(line);
     }
+
+    /// One contender's result, with its ratio to `base` (Cairn's time).
+    fn row(&mut self, op: &str, who: &str, r: &Run, cairn: &Run, extra: &str) {
+        self.line(format!(
+            "| {op} | {who} | {:.2} s | {:.0} MB | {:.1}× | {extra} |",
+            r.wall,
+            r.rss_mb,
+            r.wall / cairn.wall
+        ));
+    }
+
+    fn cairn(&mut self, op: &str, r: &Run, extra: &str) {
+        self.line(format!(
+            "| {op} | **Cairn** | **{:.2} s** | {:.0} MB | 1.0× | {extra} |",
+            r.wall, r.rss_mb
+        ));
+    }
 }
 
-fn drop_caches_hint() {
-    // Page cache is left warm for every contender alike: each one reads the
-    // tree once before it is timed.
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 fn main() {
@@ -254,7 +275,7 @@ fn main() {
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).unwrap();
     let src = work.join("src");
-    // Copy the pristine tree so the 1% change never touches the cache.
+    // A copy, so the 1% change never touches the pristine tree.
     assert!(
         Command::new("cp")
             .arg("-a")
@@ -264,80 +285,426 @@ fn main() {
             .unwrap()
             .success()
     );
-    drop_caches_hint();
     let size_mb = tree_bytes(&src) as f64 / 1e6;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "\nCairn benchmark: {size_mb:.0} MB tree, {} cores, encrypted (symmetric, AES256)\n",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "\nCairn benchmark: {size_mb:.0} MB tree ({} random, {} text, {} small files), {cores} cores, load {}",
+        scale.random_files * scale.random_size / 1_000_000,
+        scale.text_files * scale.text_size / 1_000_000,
+        scale.small_files,
+        load.split_whitespace().next().unwrap_or("?")
     );
-    println!("| operation | reference | Cairn | speed-up | notes |");
-    println!("|---|---|---|---|---|");
-    let mut report = Report { rows: Vec::new() };
-    let pass = [("PASSPHRASE", "benchmark passphrase")];
-    let dup_target = work.join("dup-target");
-    let dup_url = format!("file://{}", dup_target.display());
-    let env = |c: &mut Command| {
-        for (k, v) in pass {
-            c.env(k, v);
-        }
-        c.stdout(std::process::Stdio::null());
+    println!(
+        "Encrypted with a passphrase (AES-256) everywhere; times are wall clock; RSS is the peak of the process tree.\n"
+    );
+    let mut t = Table { rows: Vec::new() };
+    t.line("| operation | tool | time | peak RSS | time / Cairn's | notes |".into());
+    t.line("|---|---|---|---|---|---|".into());
+    let pw = "benchmark passphrase";
+    let quiet = |c: &mut Command| {
+        c.env("PASSPHRASE", pw)
+            .env("BORG_PASSPHRASE", pw)
+            .env("RESTIC_PASSWORD", pw)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
     };
+    let url = |p: &Path| format!("file://{}", p.display());
+    let dup_t = work.join("dup-target");
+    let our_t = work.join("cairn-target");
 
-    // Full backup by duplicity (the archive both tools restore below).
+    // ---- Full backups -------------------------------------------------
+    settle();
     let mut c = Command::new("duplicity");
     c.args(["full", "--archive-dir"])
         .arg(work.join("dup-cache"))
         .arg(&src)
-        .arg(&dup_url);
-    env(&mut c);
+        .arg(url(&dup_t));
+    quiet(&mut c);
     let dup_full = measure(&mut c);
-    let dup_size = du(&dup_target);
-    println!(
-        "| full backup | duplicity 0.8 {:.2} s, {:.0} MB | – | – | archive {:.0} MB |",
-        dup_full.wall,
-        dup_full.rss_mb,
-        dup_size as f64 / 1e6
+    let dup_full_size = du(&dup_t);
+    settle();
+    let mut c = Command::new(&cairn);
+    c.args(["backup", "--full", "--archive-dir"])
+        .arg(work.join("cairn-cache"))
+        .arg(&src)
+        .arg(url(&our_t));
+    quiet(&mut c);
+    let our_full = measure(&mut c);
+    let our_full_size = du(&our_t);
+    t.cairn(
+        "full backup",
+        &our_full,
+        &format!("archive {}", mb(our_full_size)),
+    );
+    t.row(
+        "full backup",
+        "duplicity 0.8",
+        &dup_full,
+        &our_full,
+        &format!("archive {}", mb(dup_full_size)),
+    );
+    if which("borg") {
+        settle();
+        let repo = work.join("borg");
+        let st = Command::new("borg")
+            .args(["init", "--encryption=repokey"])
+            .arg(&repo)
+            .env("BORG_PASSPHRASE", pw)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut c = Command::new("borg");
+        c.args(["create", "--compression", "lz4"])
+            .arg(format!("{}::full", repo.display()))
+            .arg(&src);
+        quiet(&mut c);
+        let r = measure(&mut c);
+        t.row(
+            "full backup",
+            "borg (lz4)",
+            &r,
+            &our_full,
+            &format!("repository {}", mb(du(&repo))),
+        );
+    }
+    if which("restic") {
+        settle();
+        let repo = work.join("restic");
+        let st = Command::new("restic")
+            .args(["init", "--repo"])
+            .arg(&repo)
+            .env("RESTIC_PASSWORD", pw)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut c = Command::new("restic");
+        c.args(["backup", "--repo"]).arg(&repo).arg(&src);
+        quiet(&mut c);
+        let r = measure(&mut c);
+        t.row(
+            "full backup",
+            "restic",
+            &r,
+            &our_full,
+            &format!("repository {}", mb(du(&repo))),
+        );
+    }
+    settle();
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(format!(
+        "tar cf - -C '{}' . | gpg --batch --pinentry-mode loopback --passphrase '{pw}' -c -z0 --homedir '{}' -o '{}'",
+        src.display(),
+        work.join("gnupg").display(),
+        work.join("tar.gpg").display()
+    ));
+    fs::create_dir_all(work.join("gnupg")).unwrap();
+    quiet(&mut c);
+    let r = measure(&mut c);
+    t.row(
+        "full backup",
+        "tar | gpg -c -z0",
+        &r,
+        &our_full,
+        &format!(
+            "no compression, no increments: {}",
+            mb(du(&work.join("tar.gpg")))
+        ),
     );
 
-    // Restores of duplicity's archive.
+    // ---- Incrementals after a 1% change -------------------------------
+    modify_one_percent(&src);
+    settle();
+    let mut c = Command::new("duplicity");
+    c.args(["incremental", "--archive-dir"])
+        .arg(work.join("dup-cache"))
+        .arg(&src)
+        .arg(url(&dup_t));
+    quiet(&mut c);
+    let dup_inc = measure(&mut c);
+    let dup_inc_bytes = du(&dup_t) - dup_full_size;
+    settle();
+    let mut c = Command::new(&cairn);
+    c.args(["backup", "--archive-dir"])
+        .arg(work.join("cairn-cache"))
+        .arg(&src)
+        .arg(url(&our_t));
+    quiet(&mut c);
+    let our_inc = measure(&mut c);
+    let our_inc_bytes = du(&our_t) - our_full_size;
+    t.cairn(
+        "incremental (1% changed)",
+        &our_inc,
+        &format!("wrote {}", mb(our_inc_bytes)),
+    );
+    t.row(
+        "incremental (1% changed)",
+        "duplicity 0.8",
+        &dup_inc,
+        &our_inc,
+        &format!("wrote {}", mb(dup_inc_bytes)),
+    );
+
+    // ---- Restores -----------------------------------------------------
+    settle();
     let mut c = Command::new("duplicity");
     c.args(["restore", "--archive-dir"])
         .arg(work.join("dup-cache"))
-        .arg(&dup_url)
-        .arg(work.join("restore-dup"));
-    env(&mut c);
+        .arg(url(&dup_t))
+        .arg(work.join("r-dup"));
+    quiet(&mut c);
     let dup_restore = measure(&mut c);
+    settle();
+    let mut c = Command::new(&cairn);
+    c.args(["restore", "--archive-dir"])
+        .arg(work.join("cairn-cache-2"))
+        .arg(url(&dup_t))
+        .arg(work.join("r-cairn-dup"));
+    quiet(&mut c);
+    let our_restore_dup = measure(&mut c);
+    settle();
     let mut c = Command::new(&cairn);
     c.args(["restore", "--archive-dir"])
         .arg(work.join("cairn-cache"))
-        .arg(&dup_url)
-        .arg(work.join("restore-cairn"));
-    env(&mut c);
+        .arg(url(&our_t))
+        .arg(work.join("r-cairn"));
+    quiet(&mut c);
     let our_restore = measure(&mut c);
-    report.row(
-        "restore (duplicity's archive)",
-        ("duplicity 0.8", &dup_restore),
-        &our_restore,
+    t.cairn("restore latest (duplicity's archive)", &our_restore_dup, "");
+    t.row(
+        "restore latest (duplicity's archive)",
+        "duplicity 0.8",
+        &dup_restore,
+        &our_restore_dup,
         "",
     );
-    let same = Command::new("diff")
-        .arg("-r")
-        .arg(work.join("restore-dup"))
-        .arg(work.join("restore-cairn"))
-        .status()
-        .unwrap()
-        .success();
-    assert!(same, "restores differ");
+    t.cairn("restore latest (Cairn's archive)", &our_restore, "");
+    for (a, b) in [("r-dup", "r-cairn-dup"), ("r-dup", "r-cairn")] {
+        let same = Command::new("diff")
+            .arg("-r")
+            .arg(work.join(a))
+            .arg(work.join(b))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(same, "restores {a} and {b} differ");
+    }
 
-    let _ = memory;
+    // ---- The delta engine against rdiff ---------------------------------
+    rdiff_rows(&mut t, &work);
+
+    if memory {
+        memory_rows(&mut t, &work, &cairn);
+    }
+
     let results = base.join("results.md");
     let mut f = fs::File::create(&results).unwrap();
-    writeln!(f, "{size_mb:.0} MB tree\n").unwrap();
-    for r in &report.rows {
+    writeln!(
+        f,
+        "{size_mb:.0} MB tree, {cores} cores, load {}\n",
+        load.trim()
+    )
+    .unwrap();
+    for r in &t.rows {
         writeln!(f, "{r}").unwrap();
     }
     println!("\nresults written to {}", results.display());
     if !keep {
         let _ = fs::remove_dir_all(&work);
+    }
+}
+
+/// Signature, delta and patch of a 200 MB file with a 1% edit: librsync's
+/// `rdiff` (MD4, rollsum, the form duplicity uses) against Cairn's engine.
+fn rdiff_rows(t: &mut Table, work: &Path) {
+    use cairn::delta::{self, Differ, SignatureBuilder};
+    let old = work.join("delta-old.bin");
+    let new = work.join("delta-new.bin");
+    let mut rng = Rng(0xde17a);
+    let mut data = vec![0u8; 200 << 20];
+    rng.fill(&mut data);
+    fs::write(&old, &data).unwrap();
+    for i in 0..200 {
+        let at = (i * 1_000_003) % (data.len() - 12_000);
+        let mut patch = vec![0u8; 10_000];
+        rng.fill(&mut patch);
+        data[at..at + 10_000].copy_from_slice(&patch);
+    }
+    fs::write(&new, &data).unwrap();
+    drop(data);
+    let block = delta::block_size(200 << 20);
+    let b = block.to_string();
+    let timed = |f: &mut dyn FnMut()| {
+        let s = Instant::now();
+        f();
+        Run {
+            wall: s.elapsed().as_secs_f64(),
+            rss_mb: 0.0,
+        }
+    };
+    let w = |n: &str| work.join(n).to_str().unwrap().to_string();
+    let rdiff = |args: &[&str]| {
+        let mut c = Command::new("rdiff");
+        c.arg("--force").args(args);
+        measure(&mut c)
+    };
+    let r_sig = rdiff(&[
+        "-H",
+        "md4",
+        "-R",
+        "rollsum",
+        "-b",
+        &b,
+        "-S",
+        "8",
+        "signature",
+        old.to_str().unwrap(),
+        &w("r.sig"),
+    ]);
+    let mut sig = Vec::new();
+    let o_sig = timed(&mut || {
+        let mut f = fs::File::open(&old).unwrap();
+        let mut sb = SignatureBuilder::new(block);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            sb.update(&buf[..n]);
+        }
+        sig = sb.finish();
+    });
+    assert_eq!(
+        sig,
+        fs::read(work.join("r.sig")).unwrap(),
+        "signatures byte-identical"
+    );
+    t.line(format!("| rsync signature, 200 MB (block {block}) | **Cairn** | **{:.2} s** | – | 1.0× | byte-identical to rdiff's |", o_sig.wall));
+    t.row(
+        "rsync signature, 200 MB",
+        "rdiff -H md4 -R rollsum",
+        &r_sig,
+        &o_sig,
+        "",
+    );
+    let r_delta = rdiff(&["delta", &w("r.sig"), new.to_str().unwrap(), &w("r.delta")]);
+    let parsed = delta::parse_signature(sig.clone()).unwrap();
+    let mut out_len = 0u64;
+    let o_delta = timed(&mut || {
+        let f = std::io::BufWriter::new(fs::File::create(work.join("o.delta")).unwrap());
+        let (f, stats) = Differ::new(&parsed)
+            .diff(fs::File::open(&new).unwrap(), f, |_| {})
+            .unwrap();
+        drop(f);
+        out_len = stats.literal;
+    });
+    t.line(format!(
+        "| rsync delta, 200 MB, 1% changed | **Cairn** | **{:.2} s** | – | 1.0× | delta {} |",
+        o_delta.wall,
+        mb(fs::metadata(work.join("o.delta")).unwrap().len())
+    ));
+    t.row(
+        "rsync delta, 200 MB, 1% changed",
+        "rdiff",
+        &r_delta,
+        &o_delta,
+        &format!(
+            "delta {}",
+            mb(fs::metadata(work.join("r.delta")).unwrap().len())
+        ),
+    );
+    let _ = out_len;
+    let r_patch = rdiff(&[
+        "patch",
+        old.to_str().unwrap(),
+        &w("o.delta"),
+        &w("r.patched"),
+    ]);
+    let o_patch = timed(&mut || {
+        let out = std::io::BufWriter::new(fs::File::create(work.join("o.patched")).unwrap());
+        delta::apply(
+            &fs::File::open(&old).unwrap(),
+            fs::File::open(work.join("r.delta")).unwrap(),
+            out,
+            u64::MAX,
+        )
+        .unwrap();
+    });
+    t.line(format!("| rsync patch, 200 MB | **Cairn** | **{:.2} s** | – | 1.0× | streaming, basis read by offset |", o_patch.wall));
+    t.row("rsync patch, 200 MB", "rdiff", &r_patch, &o_patch, "");
+    for p in ["o.patched", "r.patched"] {
+        assert_eq!(
+            fs::metadata(work.join(p)).unwrap().len(),
+            fs::metadata(&new).unwrap().len()
+        );
+    }
+}
+
+/// Peak RSS for a single 4 GiB file and for a tree of 200,000 files.
+fn memory_rows(t: &mut Table, work: &Path, cairn: &Path) {
+    let big = work.join("mem-big");
+    fs::create_dir_all(&big).unwrap();
+    {
+        let mut f = std::io::BufWriter::new(fs::File::create(big.join("four-gib.bin")).unwrap());
+        let mut rng = Rng(0xb16);
+        let mut buf = vec![0u8; 1 << 20];
+        for i in 0..4096 {
+            // Half random, half text-like, so compression has work to do.
+            if i % 2 == 0 {
+                rng.fill(&mut buf);
+            } else {
+                buf = text(&mut rng, 1 << 20);
+            }
+            f.write_all(&buf).unwrap();
+        }
+    }
+    let many = work.join("mem-many");
+    for i in 0..200_000 {
+        let dir = many.join(format!("d{:04}", i / 500));
+        if i % 500 == 0 {
+            fs::create_dir_all(&dir).unwrap();
+        }
+        fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    for (what, src) in [("4 GiB single file", &big), ("200,000 files", &many)] {
+        for (label, extra) in [
+            ("full backup", None),
+            ("incremental, nothing changed", Some(())),
+        ] {
+            let target = work.join(format!("mem-target-{}", what.len()));
+            let _ = extra;
+            settle();
+            let mut c = Command::new(cairn);
+            c.args(["backup", "--archive-dir"])
+                .arg(work.join("mem-cache"))
+                .arg(src)
+                .arg(format!("file://{}", target.display()))
+                .env("PASSPHRASE", "memory")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let r = measure(&mut c);
+            t.line(format!("| {label}, {what} | **Cairn** | {:.2} s | **{:.0} MB** | – | peak RSS goal: under 64 MB |", r.wall, r.rss_mb));
+        }
+        let target = work.join(format!("mem-target-{}", what.len()));
+        let dest = work.join(format!("mem-restore-{}", what.len()));
+        settle();
+        let mut c = Command::new(cairn);
+        c.args(["restore", "--archive-dir"])
+            .arg(work.join("mem-cache"))
+            .arg(format!("file://{}", target.display()))
+            .arg(&dest)
+            .env("PASSPHRASE", "memory")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let r = measure(&mut c);
+        t.line(format!("| restore, {what} | **Cairn** | {:.2} s | **{:.0} MB** | – | peak RSS goal: under 64 MB |", r.wall, r.rss_mb));
+        let _ = fs::remove_dir_all(&dest);
+        let _ = fs::remove_dir_all(&target);
     }
 }

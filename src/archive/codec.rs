@@ -289,7 +289,7 @@ impl Write for SharedSegmenter {
 /// The container the writer thread puts the pieces into.
 enum Container<'k> {
     Gzip(Sink),
-    Gpg(MessageWriter<Sink>, std::marker::PhantomData<&'k ()>),
+    Gpg(Box<MessageWriter<Sink>>, std::marker::PhantomData<&'k ()>),
 }
 
 fn gzip_header(sink: &mut Sink) -> io::Result<()> {
@@ -367,14 +367,23 @@ pub struct Encoder<'k> {
 /// deflate level used inside OpenPGP and gzip (gpg's and duplicity's default).
 pub const DEFAULT_LEVEL: u32 = 6;
 
+/// How stored files are encoded: the layer, the keys, the deflate level.
+#[derive(Clone, Copy)]
+pub struct Format<'k> {
+    pub encoding: Encoding,
+    pub keys: Option<&'k MessageKeys>,
+    /// deflate level (0 stores everything).
+    pub level: u32,
+}
+
 impl<'k> Encoder<'k> {
     /// `level` is the deflate level (0 stores everything).
-    pub fn new(
-        upload: Box<dyn Upload>,
-        enc: Encoding,
-        keys: Option<&MessageKeys>,
-        level: u32,
-    ) -> Result<Self, EncodeError> {
+    pub fn new(upload: Box<dyn Upload>, format: Format<'_>) -> Result<Self, EncodeError> {
+        let Format {
+            encoding: enc,
+            keys,
+            level,
+        } = format;
         let stored = Arc::new(AtomicU64::new(0));
         let reflected = Arc::new(AtomicU64::new(0));
         let mut sink = Sink {
@@ -420,7 +429,7 @@ impl<'k> Encoder<'k> {
                     .build()
                     .map_err(|e| CryptoError::Encrypt(format!("{e:#}")))?;
                 (
-                    Container::Gpg(m, std::marker::PhantomData),
+                    Container::Gpg(Box::new(m), std::marker::PhantomData),
                     Front::Gpg(literal, seg),
                 )
             }

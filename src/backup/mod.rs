@@ -575,7 +575,15 @@ fn upload_file(
     encoding: Encoding,
 ) -> Result<u64> {
     let upload = repo.backend.create(name)?;
-    let mut enc = Encoder::new(upload, encoding, keys, level).map_err(|e| encode_err(name, e))?;
+    let mut enc = Encoder::new(
+        upload,
+        codec::Format {
+            encoding,
+            keys,
+            level,
+        },
+    )
+    .map_err(|e| encode_err(name, e))?;
     let mut f = File::open(local).map_err(|e| Error::local("read", local, e))?;
     io::copy(&mut f, &mut enc).map_err(|e| Error::local("upload", name.to_string(), e))?;
     Ok(enc.finish().map_err(|e| encode_err(name, e))?.size)
@@ -722,16 +730,12 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
         _ => None,
     };
     let level = opts.storage.level();
-    let vw = VolumeWriter::new(
-        repo,
-        prev,
-        t,
+    let format = codec::Format {
         encoding,
-        keys.as_ref(),
+        keys: keys.as_ref(),
         level,
-        opts.volsize,
-        1,
-    );
+    };
+    let vw = VolumeWriter::new(repo, (prev, t), format, opts.volsize, 1);
     let (volumes, stored, filelist_file, filelist_count, skipped_walk, sockets) =
         std::thread::scope(|scope| -> Result<_> {
             let mut combined = sig_chain

@@ -4,12 +4,10 @@
 //! is encoded and uploaded, and its index range and SHA1 go into the manifest
 //! as soon as it is stored.
 
-use crate::archive::codec::{Encoder, Stored};
+use crate::archive::codec::{Encoder, Format, Stored};
 use crate::archive::index::Index;
 use crate::archive::manifest::VolumeInfo;
-use crate::archive::names::Encoding;
 use crate::archive::tarfmt;
-use crate::crypto::MessageKeys;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
 use crate::time::Seconds;
@@ -33,9 +31,7 @@ pub struct VolumeWriter<'r, 'c> {
     repo: &'r Repo,
     prev: Option<Seconds>,
     time: Seconds,
-    encoding: Encoding,
-    keys: Option<&'c MessageKeys>,
-    level: u32,
+    format: Format<'c>,
     /// Start a new volume once this many bytes are stored.
     threshold: u64,
     open: Option<Open<'c>>,
@@ -50,13 +46,11 @@ pub struct VolumeWriter<'r, 'c> {
 }
 
 impl<'r, 'c> VolumeWriter<'r, 'c> {
+    /// Volumes of the set `prev`..`time` (`prev` is `None` for a full).
     pub fn new(
         repo: &'r Repo,
-        prev: Option<Seconds>,
-        time: Seconds,
-        encoding: Encoding,
-        keys: Option<&'c MessageKeys>,
-        level: u32,
+        (prev, time): (Option<Seconds>, Seconds),
+        format: Format<'c>,
         volsize: u64,
         first_number: u64,
     ) -> Self {
@@ -67,9 +61,7 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             repo,
             prev,
             time,
-            encoding,
-            keys,
-            level,
+            format,
             threshold,
             open: None,
             next_number: first_number,
@@ -85,10 +77,9 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         let name = self
             .repo
             .naming
-            .volume(self.prev, self.time, number, self.encoding);
+            .volume(self.prev, self.time, number, self.format.encoding);
         let upload = self.repo.backend.create(&name)?;
-        let encoder = Encoder::new(upload, self.encoding, self.keys, self.level)
-            .map_err(|e| encode_err(&name, e))?;
+        let encoder = Encoder::new(upload, self.format).map_err(|e| encode_err(&name, e))?;
         self.open = Some(Open {
             number,
             name,

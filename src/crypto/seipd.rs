@@ -405,7 +405,7 @@ mod tests {
         let mut out = Vec::new();
         loop {
             let b = p[0];
-            if b >= 224 && b < 255 {
+            if (224..255).contains(&b) {
                 let n = 1usize << (b & 0x1f);
                 out.extend_from_slice(&p[1..1 + n]);
                 p = &p[1 + n..];
