@@ -12,4 +12,5 @@ pub mod time;
 
 pub use error::{Error, Result};
 pub mod backup;
+pub mod maintenance;
 pub mod source;

@@ -87,6 +87,43 @@ impl Sink {
     }
 }
 
+/// Adler-32 (zlib's checksum) of `data`, continuing from `a`.
+fn adler32(a: u32, data: &[u8]) -> u32 {
+    const MOD: u32 = 65521;
+    let (mut s1, mut s2) = (a & 0xffff, a >> 16);
+    for chunk in data.chunks(5552) {
+        for &b in chunk {
+            s1 += u32::from(b);
+            s2 += s1;
+        }
+        s1 %= MOD;
+        s2 %= MOD;
+    }
+    (s2 << 16) | s1
+}
+
+/// zlib's `adler32_combine`: the checksum of A‖B from those of A and B.
+fn adler32_combine(a: u32, b: u32, len_b: u64) -> u32 {
+    const MOD: u64 = 65521;
+    let rem = len_b % MOD;
+    let (a1, a2) = (u64::from(a & 0xffff), u64::from(a >> 16));
+    let (b1, b2) = (u64::from(b & 0xffff), u64::from(b >> 16));
+    let s1 = (a1 + b1 + MOD - 1) % MOD;
+    let s2 = (a2 + b2 + (rem * a1) % MOD + MOD - rem) % MOD;
+    ((s2 << 16) | s1) as u32
+}
+
+/// What compresses the content of an encrypted file (inside OpenPGP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// OpenPGP ZIP: raw deflate (gpg's default).
+    Zip,
+    /// OpenPGP ZLIB: deflate with zlib's header and Adler-32.
+    Zlib,
+    /// No compressed-data packet at all.
+    None,
+}
+
 /// Plaintext bytes per compression job.
 const SEGMENT: usize = 1 << 20;
 
@@ -158,12 +195,21 @@ fn deflate_segment(data: &[u8], level: u32, last: bool) -> Vec<u8> {
     out
 }
 
+/// The checksum a container wants of the plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    None,
+    Crc32,
+    Adler32,
+}
+
 struct Job {
     seq: u64,
     data: Vec<u8>,
     last: bool,
-    level: u32,
-    crc: bool,
+    /// deflate level, or `None` to pass the data through unchanged.
+    level: Option<u32>,
+    check: Check,
     done: SyncSender<Piece>,
 }
 
@@ -171,6 +217,7 @@ struct Piece {
     seq: u64,
     bytes: Vec<u8>,
     crc: Option<crc32fast::Hasher>,
+    adler: u32,
     plain_len: u64,
     last: bool,
 }
@@ -199,17 +246,27 @@ fn pool() -> &'static Pool {
                             guard.recv()
                         };
                         let Ok(job) = job else { return };
-                        let crc = job.crc.then(|| {
+                        let crc = (job.check == Check::Crc32).then(|| {
                             let mut h = crc32fast::Hasher::new();
                             h.update(&job.data);
                             h
                         });
-                        let bytes = deflate_segment(&job.data, job.level, job.last);
+                        let adler = if job.check == Check::Adler32 {
+                            adler32(1, &job.data)
+                        } else {
+                            1
+                        };
+                        let plain_len = job.data.len() as u64;
+                        let bytes = match job.level {
+                            Some(level) => deflate_segment(&job.data, level, job.last),
+                            None => job.data,
+                        };
                         let _ = job.done.send(Piece {
                             seq: job.seq,
                             bytes,
                             crc,
-                            plain_len: job.data.len() as u64,
+                            adler,
+                            plain_len,
                             last: job.last,
                         });
                     }
@@ -226,8 +283,8 @@ fn pool() -> &'static Pool {
 struct Segmenter {
     buf: Vec<u8>,
     seq: u64,
-    level: u32,
-    crc: bool,
+    level: Option<u32>,
+    check: Check,
     done: SyncSender<Piece>,
     jobs: SyncSender<Job>,
     plain: Arc<AtomicU64>,
@@ -242,7 +299,7 @@ impl Segmenter {
             data,
             last,
             level: self.level,
-            crc: self.crc,
+            check: self.check,
             done: self.done.clone(),
         };
         self.seq += 1;
@@ -289,7 +346,12 @@ impl Write for SharedSegmenter {
 /// The container the writer thread puts the pieces into.
 enum Container<'k> {
     Gzip(Sink),
-    Gpg(Box<MessageWriter<Sink>>, std::marker::PhantomData<&'k ()>),
+    /// The message, and whether it ends with zlib's Adler-32.
+    Gpg(
+        Box<MessageWriter<Sink>>,
+        bool,
+        std::marker::PhantomData<&'k ()>,
+    ),
 }
 
 fn gzip_header(sink: &mut Sink) -> io::Result<()> {
@@ -309,6 +371,7 @@ fn write_pieces(
     let mut pending: BTreeMap<u64, Piece> = BTreeMap::new();
     let mut next = 0u64;
     let mut crc = crc32fast::Hasher::new();
+    let mut adler = 1u32;
     let mut total: u64 = 0;
     loop {
         let piece = pieces
@@ -319,11 +382,12 @@ fn write_pieces(
             next += 1;
             match &mut c {
                 Container::Gzip(s) => s.write_all(&p.bytes)?,
-                Container::Gpg(m, _) => m.write_compressed(&p.bytes)?,
+                Container::Gpg(m, _, _) => m.write_content(&p.bytes)?,
             }
             if let Some(h) = &p.crc {
                 crc.combine(h);
             }
+            adler = adler32_combine(adler, p.adler, p.plain_len);
             total += p.plain_len;
             reflected.fetch_add(p.plain_len, Ordering::Relaxed);
             if p.last {
@@ -333,7 +397,12 @@ fn write_pieces(
                         s.write_all(&(total as u32).to_le_bytes())?;
                         s.finish()
                     }
-                    Container::Gpg(m, _) => m.finish()?.finish(),
+                    Container::Gpg(mut m, zlib, _) => {
+                        if zlib {
+                            m.write_content(&adler.to_be_bytes())?;
+                        }
+                        m.finish()?.finish()
+                    }
                 };
             }
         }
@@ -374,6 +443,8 @@ pub struct Format<'k> {
     pub keys: Option<&'k MessageKeys>,
     /// deflate level (0 stores everything).
     pub level: u32,
+    /// How OpenPGP content is compressed (encrypted files only).
+    pub packing: Packing,
 }
 
 impl<'k> Encoder<'k> {
@@ -383,6 +454,7 @@ impl<'k> Encoder<'k> {
             encoding: enc,
             keys,
             level,
+            packing,
         } = format;
         let stored = Arc::new(AtomicU64::new(0));
         let reflected = Arc::new(AtomicU64::new(0));
@@ -404,8 +476,12 @@ impl<'k> Encoder<'k> {
         let seg = SharedSegmenter(Arc::new(Mutex::new(Segmenter {
             buf: Vec::with_capacity(SEGMENT),
             seq: 0,
-            level: level.min(9),
-            crc: enc == Encoding::Gzip,
+            level: (enc == Encoding::Gzip || packing != Packing::None).then_some(level.min(9)),
+            check: match (enc, packing) {
+                (Encoding::Gzip, _) => Check::Crc32,
+                (_, Packing::Zlib) => Check::Adler32,
+                _ => Check::None,
+            },
             done: done_tx,
             jobs: pool()
                 .jobs
@@ -421,15 +497,32 @@ impl<'k> Encoder<'k> {
             }
             _ => {
                 let keys = keys.ok_or(CryptoError::NoPassphrase)?;
-                let mut m = MessageWriter::new(sink, keys)?;
-                // Compressed-data packet body: algorithm 1 (ZIP, raw deflate).
-                m.write_compressed(&[1])?;
-                let message = sequoia_openpgp::serialize::stream::Message::new(seg.clone());
+                let mut m = MessageWriter::new(sink, keys, packing != Packing::None)?;
+                // The compressed-data packet starts with its algorithm: 1 is
+                // ZIP (raw deflate), 2 is ZLIB (with zlib's 2-byte header).
+                match packing {
+                    Packing::Zip => m.write_content(&[1])?,
+                    Packing::Zlib => m.write_content(&[2, 0x78, 0x9c])?,
+                    Packing::None => {}
+                }
+                let mut message = sequoia_openpgp::serialize::stream::Message::new(seg.clone());
+                if let Some(pair) = keys.signer() {
+                    // One-pass signature before the literal packet, the
+                    // signature after it, as `gpg --sign --encrypt` writes.
+                    message =
+                        sequoia_openpgp::serialize::stream::Signer::new(message, pair.clone())
+                            .and_then(|s| s.build())
+                            .map_err(|e| CryptoError::Encrypt(format!("{e:#}")))?;
+                }
                 let literal = sequoia_openpgp::serialize::stream::LiteralWriter::new(message)
                     .build()
                     .map_err(|e| CryptoError::Encrypt(format!("{e:#}")))?;
                 (
-                    Container::Gpg(Box::new(m), std::marker::PhantomData),
+                    Container::Gpg(
+                        Box::new(m),
+                        packing == Packing::Zlib,
+                        std::marker::PhantomData,
+                    ),
                     Front::Gpg(literal, seg),
                 )
             }
@@ -437,7 +530,7 @@ impl<'k> Encoder<'k> {
         // The container holds only owned parts; the thread needs no borrow.
         let container: Container<'static> = match container {
             Container::Gzip(s) => Container::Gzip(s),
-            Container::Gpg(m, _) => Container::Gpg(m, std::marker::PhantomData),
+            Container::Gpg(m, z, _) => Container::Gpg(m, z, std::marker::PhantomData),
         };
         let r2 = Arc::clone(&reflected);
         let writer = std::thread::Builder::new()
@@ -546,6 +639,18 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn adler32_combines_like_zlib() {
+        let a = b"Wikipedia is great. ".repeat(1000);
+        let b = b"Another piece of text".repeat(777);
+        let whole = adler32(1, &[a.clone(), b.clone()].concat());
+        assert_eq!(
+            adler32_combine(adler32(1, &a), adler32(1, &b), b.len() as u64),
+            whole
+        );
+        assert_eq!(adler32(1, b"Wikipedia"), 0x11E6_0398);
     }
 
     #[test]

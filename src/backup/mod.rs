@@ -45,7 +45,7 @@ pub enum Mode {
 /// How stored files are encoded.
 #[derive(Clone)]
 pub enum Storage {
-    Encrypted(EncryptConfig),
+    Encrypted(Box<EncryptConfig>),
     Gzip,
     Plain,
 }
@@ -56,6 +56,19 @@ impl Storage {
             Storage::Encrypted(_) => Encoding::Gpg,
             Storage::Gzip => Encoding::Gzip,
             Storage::Plain => Encoding::Plain,
+        }
+    }
+
+    /// How OpenPGP content is compressed: gpg's `--compress-algo`.
+    fn packing(&self) -> codec::Packing {
+        use sequoia_openpgp::types::CompressionAlgorithm as C;
+        match self {
+            Storage::Encrypted(c) => match c.compression {
+                C::Zlib => codec::Packing::Zlib,
+                C::Uncompressed => codec::Packing::None,
+                _ => codec::Packing::Zip,
+            },
+            _ => codec::Packing::Zip,
         }
     }
 
@@ -566,24 +579,9 @@ fn check_source_matches(last: &Manifest, opts: &BackupOptions) -> Result<()> {
 }
 
 /// Encodes a local file and stores it at the target under `name`.
-fn upload_file(
-    repo: &Repo,
-    local: &Path,
-    name: &str,
-    keys: Option<&MessageKeys>,
-    level: u32,
-    encoding: Encoding,
-) -> Result<u64> {
+fn upload_file(repo: &Repo, local: &Path, name: &str, format: codec::Format<'_>) -> Result<u64> {
     let upload = repo.backend.create(name)?;
-    let mut enc = Encoder::new(
-        upload,
-        codec::Format {
-            encoding,
-            keys,
-            level,
-        },
-    )
-    .map_err(|e| encode_err(name, e))?;
+    let mut enc = Encoder::new(upload, format).map_err(|e| encode_err(name, e))?;
     let mut f = File::open(local).map_err(|e| Error::local("read", local, e))?;
     io::copy(&mut f, &mut enc).map_err(|e| Error::local("upload", name.to_string(), e))?;
     Ok(enc.finish().map_err(|e| encode_err(name, e))?.size)
@@ -729,11 +727,11 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
         })?),
         _ => None,
     };
-    let level = opts.storage.level();
     let format = codec::Format {
         encoding,
         keys: keys.as_ref(),
-        level,
+        level: opts.storage.level(),
+        packing: opts.storage.packing(),
     };
     let vw = VolumeWriter::new(repo, (prev, t), format, opts.volsize, 1);
     let (volumes, stored, filelist_file, filelist_count, skipped_walk, sockets) =
@@ -866,21 +864,18 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
 
     // Signatures, then the manifest: the manifest makes the set complete.
     let sig_remote = repo.naming.signatures(prev, t, encoding, false);
-    report.stored_bytes +=
-        upload_file(repo, &sig_part, &sig_remote, keys.as_ref(), level, encoding)?;
+    report.stored_bytes += upload_file(repo, &sig_part, &sig_remote, format)?;
     let man_remote = repo.naming.manifest(prev, t, encoding, false);
-    report.stored_bytes += upload_file(
-        repo,
-        &man_part,
-        &man_remote,
-        keys.as_ref(),
-        level,
-        if encoding == Encoding::Gpg {
+    // Manifests are plain or encrypted, never gzipped.
+    let man_format = codec::Format {
+        encoding: if encoding == Encoding::Gpg {
             Encoding::Gpg
         } else {
             Encoding::Plain
         },
-    )?;
+        ..format
+    };
+    report.stored_bytes += upload_file(repo, &man_part, &man_remote, man_format)?;
 
     // The local cache: signatures gzipped, the manifest plain.
     let sig_final = cache.join(repo.naming.signatures(prev, t, Encoding::Gzip, false));

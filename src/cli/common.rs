@@ -30,9 +30,13 @@ pub struct TargetArgs {
     /// Where to put downloads and work files. Default: $TMPDIR or /tmp.
     #[arg(long, value_name = "DIR")]
     pub tempdir: Option<PathBuf>,
-    /// OpenPGP secret key file(s) for archives encrypted to a public key.
+    /// OpenPGP secret key file(s) for archives encrypted to a public key
+    /// (otherwise the GnuPG keyring is asked for the recipients' keys).
     #[arg(long = "secret-key", value_name = "FILE")]
     pub secret_keys: Vec<PathBuf>,
+    /// GnuPG home to take keys from (default: GNUPGHOME or ~/.gnupg).
+    #[arg(long, value_name = "DIR")]
+    pub gnupg_home: Option<PathBuf>,
 }
 
 /// The passphrase from a file (trailing newline dropped) or `PASSPHRASE`.
@@ -67,6 +71,9 @@ pub fn open_repo(url: &str, args: &TargetArgs) -> anyhow::Result<Repo> {
     for f in &args.secret_keys {
         keys.add_key_file(f)?;
     }
+    keys.gnupg = Some(crate::crypto::gnupg::GnupgHome {
+        homedir: args.gnupg_home.clone(),
+    });
     repo.keys = keys;
     Ok(repo)
 }
@@ -227,12 +234,80 @@ pub fn list_current_files(
     Ok(Outcome::ok())
 }
 
+/// How stored files are to be encrypted and compressed.
+#[derive(Debug, Clone, Default)]
+pub struct EncryptionRequest {
+    pub encrypt: bool,
+    pub compress: bool,
+    /// `--gpg-options`, space-joined.
+    pub gpg_options: String,
+    /// Key IDs, fingerprints or key files to encrypt to.
+    pub encrypt_keys: Vec<String>,
+    pub hidden_keys: Vec<String>,
+    pub sign_key: Option<String>,
+}
+
+/// Builds the storage settings: keys looked up, gpg options applied.
+pub fn storage(
+    req: &EncryptionRequest,
+    repo: &Repo,
+    gnupg_home: Option<&PathBuf>,
+) -> anyhow::Result<crate::backup::Storage> {
+    use crate::backup::Storage;
+    use crate::crypto::{EncryptConfig, gnupg::GnupgHome, gpgopts};
+    let gpg = gpgopts::parse(&req.gpg_options)?;
+    if !req.encrypt {
+        if !req.encrypt_keys.is_empty() || req.sign_key.is_some() {
+            anyhow::bail!("--no-encryption cannot be combined with --encrypt-key or --sign-key");
+        }
+        return Ok(if req.compress {
+            Storage::Gzip
+        } else {
+            Storage::Plain
+        });
+    }
+    let home = GnupgHome {
+        homedir: gpg.homedir.clone().or_else(|| gnupg_home.cloned()),
+    };
+    let mut cfg = EncryptConfig::symmetric("");
+    cfg.passphrase = repo.keys.passphrase.clone();
+    for k in &req.encrypt_keys {
+        cfg.recipients.extend(home.public(k)?);
+    }
+    for k in &req.hidden_keys {
+        cfg.hidden_recipients.extend(home.public(k)?);
+    }
+    let public_key_mode = !cfg.recipients.is_empty() || !cfg.hidden_recipients.is_empty();
+    if !public_key_mode && cfg.passphrase.is_none() {
+        return Err(crate::crypto::CryptoError::NoPassphrase.into());
+    }
+    if let Some(k) = &req.sign_key {
+        let sign_pass = std::env::var("SIGN_PASSPHRASE")
+            .ok()
+            .or_else(|| std::env::var("PASSPHRASE").ok());
+        let certs = home.secret(k, sign_pass.as_deref())?;
+        cfg.sign_key = certs.into_iter().next();
+        cfg.sign_passphrase = sign_pass.map(Into::into);
+    }
+    if let Some(c) = gpg.cipher {
+        cfg.cipher = c;
+    }
+    if let Some(c) = gpg.compression {
+        cfg.compression = c;
+    }
+    if !req.compress {
+        cfg.compression = sequoia_openpgp::types::CompressionAlgorithm::Uncompressed;
+    }
+    cfg.compress_level = gpg.compress_level;
+    Ok(Storage::Encrypted(Box::new(cfg)))
+}
+
 pub struct BackupRequest {
     pub source: PathBuf,
     pub mode: crate::backup::Mode,
     pub volsize_mib: u64,
-    pub encrypt: bool,
-    pub compress: bool,
+    pub encryption: EncryptionRequest,
+    pub selection: crate::source::selection::Selection,
     pub allow_source_mismatch: bool,
     pub full_if_older_than: Option<String>,
     pub current_time: Option<time::Seconds>,
@@ -241,21 +316,11 @@ pub struct BackupRequest {
 
 /// Runs a backup and prints duplicity's statistics block.
 pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Result<Outcome> {
-    use crate::backup::{self, BackupOptions, Storage};
+    use crate::backup::{self, BackupOptions};
     let repo = open_repo(url, args)?;
-    let storage = if req.encrypt {
-        let p = repo
-            .keys
-            .passphrase
-            .clone()
-            .ok_or(crate::crypto::CryptoError::NoPassphrase)?;
-        Storage::Encrypted(crate::crypto::EncryptConfig::symmetric(p))
-    } else if req.compress {
-        Storage::Gzip
-    } else {
-        Storage::Plain
-    };
+    let storage = storage(&req.encryption, &repo, args.gnupg_home.as_ref())?;
     let mut opts = BackupOptions::new(req.source, storage);
+    opts.selection = req.selection;
     opts.mode = req.mode;
     opts.volsize = req.volsize_mib.max(1) << 20;
     opts.allow_source_mismatch = req.allow_source_mismatch;
@@ -311,4 +376,185 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         println!("-------------------------------------------------");
     }
     Ok(Outcome::ok())
+}
+
+fn times(ts: &[time::Seconds]) -> String {
+    ts.iter()
+        .map(|t| time::to_pretty(*t))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+/// `remove-older-than`, `remove-all-but-n-full`, `remove-all-inc-of-but-n-full`,
+/// with duplicity's messages: a plan without `force`, deletion with it.
+pub fn remove(
+    url: &str,
+    args: &TargetArgs,
+    how: crate::maintenance::Removal,
+    force: bool,
+) -> anyhow::Result<Outcome> {
+    use crate::maintenance;
+    let repo = open_repo(url, args)?;
+    let coll = repo.collection()?;
+    print_last_full(&coll);
+    let plan = maintenance::plan_removal(&repo, &coll, how);
+    if !plan.required.is_empty() {
+        eprintln!(
+            "There are backup set(s) at time(s):\n{}\nWhich can't be deleted because newer sets depend on them.",
+            times(&plan.required)
+        );
+    }
+    if plan.active_chain_kept {
+        eprintln!(
+            "Current active backup chain is older than specified time.  However, it will not be deleted.  \
+             To remove all your backups, manually purge the repository."
+        );
+    }
+    if plan.chains.is_empty() {
+        println!("No old backup sets found, nothing deleted.");
+        return Ok(Outcome::ok());
+    }
+    let n = plan.chains.len();
+    if !force {
+        println!(
+            "{}\n{}\nRerun command with --force option to actually delete.",
+            plural(
+                n,
+                "Found old backup chain at the following time:",
+                "Found old backup chains at the following times:"
+            ),
+            times(&plan.chains)
+        );
+        return Ok(Outcome::ok());
+    }
+    println!(
+        "{}\n{}",
+        plural(
+            n,
+            "Deleting backup chain at time:",
+            "Deleting backup chains at times:"
+        ),
+        times(&plan.chains)
+    );
+    for t in plan.chains.iter().rev() {
+        if plan.keep_full {
+            println!(
+                "Deleting any incremental backup chain rooted at {}",
+                time::to_pretty(*t)
+            );
+        } else {
+            println!("Deleting complete backup chain {}", time::to_pretty(*t));
+        }
+    }
+    maintenance::apply(&repo, &plan)?;
+    Ok(Outcome::ok())
+}
+
+/// `cleanup`: removes a partial last set, orphaned and incomplete sets and
+/// orphaned signatures; lists them without `force`.
+pub fn cleanup(url: &str, args: &TargetArgs, force: bool) -> anyhow::Result<Outcome> {
+    use crate::maintenance;
+    let repo = open_repo(url, args)?;
+    let mut coll = repo.collection()?;
+    if force {
+        let removed = maintenance::remove_partial_last_set(&repo, &coll)?;
+        if !removed.is_empty() {
+            println!(
+                "Cleaning up previous partial backup set ({} file(s)).",
+                removed.len()
+            );
+            coll = repo.collection()?;
+        }
+    }
+    print_last_full(&coll);
+    let plan = maintenance::plan_cleanup(&repo, &coll);
+    if plan.is_empty() {
+        eprintln!("No extraneous files found, nothing deleted in cleanup.");
+        return Ok(Outcome::ok());
+    }
+    let mut files: Vec<String> = plan.remote.clone();
+    files.extend(plan.local.iter().map(|p| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }));
+    let n = files.len();
+    if !force {
+        println!(
+            "{}\n{}\nRun duplicity again with the --force option to actually delete.",
+            plural(
+                n,
+                "Found the following file to delete:",
+                "Found the following files to delete:"
+            ),
+            files.join("\n")
+        );
+        return Ok(Outcome::ok());
+    }
+    println!(
+        "{}\n{}",
+        plural(
+            n,
+            "Deleting this file from backend:",
+            "Deleting these files from backend:"
+        ),
+        files.join("\n")
+    );
+    maintenance::apply(&repo, &plan)?;
+    Ok(Outcome::ok())
+}
+
+/// duplicity's first notice for most commands.
+pub fn print_last_full(coll: &crate::archive::collection::Collection) {
+    match coll.nth_last_full_time(1) {
+        Some(t) => println!("Last full backup date: {}", time::to_pretty(t)),
+        None => println!("Last full backup date: none"),
+    }
+}
+
+/// `verify`: rebuilds the backup and compares it with `dir`.
+pub fn verify(
+    url: &str,
+    args: &TargetArgs,
+    dir: &std::path::Path,
+    at: Option<&str>,
+    path: Option<&str>,
+    compare_data: bool,
+    selection: &crate::source::selection::Selection,
+) -> anyhow::Result<Outcome> {
+    let repo = open_repo(url, args)?;
+    let coll = repo.collection()?;
+    print_last_full(&coll);
+    let t = at.map(parse_time).transpose()?;
+    let path = match path {
+        Some(p) => parse_restore_path(p)?,
+        None => None,
+    };
+    let r = crate::restore::verify::verify(&repo, dir, t, path.as_ref(), compare_data, selection)?;
+    for d in &r.differences {
+        println!("{d}");
+    }
+    for v in &r.restore.damaged_volumes {
+        eprintln!("error: unusable volume {v}");
+    }
+    for u in &r.restore.unrestored {
+        eprintln!("error: could not rebuild {u}");
+    }
+    let n = r.differences.len();
+    println!(
+        "Verify complete: {} {}, {} {}.",
+        r.compared,
+        plural(r.compared as usize, "file compared", "files compared"),
+        n,
+        plural(n, "difference found", "differences found")
+    );
+    if !r.restore.complete() {
+        return Ok(Outcome { code: 21 });
+    }
+    Ok(Outcome {
+        code: if n > 0 { 1 } else { 0 },
+    })
 }

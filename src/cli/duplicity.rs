@@ -370,6 +370,8 @@ pub struct Invocation {
     pub values: BTreeMap<&'static str, Vec<String>>,
     /// Options accepted without effect, with why, for `-v info` and up.
     pub no_effect: Vec<(String, &'static str)>,
+    /// Every option in command-line order (selection options depend on it).
+    pub ordered: Vec<(&'static str, String)>,
 }
 
 impl Invocation {
@@ -446,12 +448,9 @@ pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
             Use::NoEffect(why) => inv.no_effect.push((spec.name.into(), why)),
             Use::Yes => {}
         }
-        let entry = inv.values.entry(spec.name).or_default();
-        if vals.is_empty() {
-            entry.push(String::new());
-        } else {
-            entry.push(vals.join(" "));
-        }
+        let joined = vals.join(" ");
+        inv.ordered.push((spec.name, joined.clone()));
+        inv.values.entry(spec.name).or_default().push(joined);
         Ok(())
     };
     while i < argv.len() {
@@ -531,6 +530,7 @@ fn target_args(inv: &Invocation) -> TargetArgs {
             .iter()
             .map(PathBuf::from)
             .collect(),
+        gnupg_home: None,
     }
 }
 
@@ -601,6 +601,61 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         {
             restore(&inv, &args[0], &args[1], target)
         }
+        Some("verify") => {
+            if let Err(c) = expect(2) {
+                return c;
+            }
+            let dir = PathBuf::from(&args[1]);
+            match selection(&inv, &dir) {
+                Ok(sel) => common::verify(
+                    &args[0],
+                    &target,
+                    &dir,
+                    inv.last("time").or(inv.last("restore-time")),
+                    inv.last("path-to-restore").or(inv.last("file-to-restore")),
+                    inv.flag("compare-data"),
+                    &sel,
+                ),
+                Err(e) => Err(e),
+            }
+        }
+        Some("cleanup") => {
+            if let Err(c) = expect(1) {
+                return c;
+            }
+            common::cleanup(&args[0], &target, inv.flag("force"))
+        }
+        Some(
+            cmd @ ("remove-older-than" | "remove-all-but-n-full" | "remove-all-inc-of-but-n-full"),
+        ) => {
+            if args.is_empty() {
+                return command_line_error(if cmd == "remove-older-than" {
+                    "Missing time string for remove-older-than".to_string()
+                } else {
+                    format!("Missing count for {cmd}")
+                });
+            }
+            if let Err(c) = expect(2) {
+                return c;
+            }
+            let how = if cmd == "remove-older-than" {
+                match common::parse_time(&args[0]) {
+                    Ok(t) => crate::maintenance::Removal::OlderThan(t),
+                    Err(e) => return command_line_error(e),
+                }
+            } else {
+                let n: usize = match args[0].parse() {
+                    Ok(n) if n > 0 => n,
+                    _ => return command_line_error(format!("{cmd} count must be > 0")),
+                };
+                if cmd == "remove-all-but-n-full" {
+                    crate::maintenance::Removal::AllButNFull(n)
+                } else {
+                    crate::maintenance::Removal::IncrementalsOfAllButNFull(n)
+                }
+            };
+            common::remove(&args[1], &target, how, inv.flag("force"))
+        }
         Some("full") | Some("incremental") | Some("backup") => {
             if let Err(c) = expect(2) {
                 return c;
@@ -622,6 +677,45 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         )))),
     };
     common::report(result)
+}
+
+/// The selection options, in command-line order.
+fn selection(
+    inv: &Invocation,
+    source: &std::path::Path,
+) -> anyhow::Result<crate::source::selection::Selection> {
+    use anyhow::Context;
+    let mut sel = crate::source::selection::Selection::default();
+    let null = inv.flag("null-separator");
+    for (opt, val) in &inv.ordered {
+        match *opt {
+            "include"
+            | "exclude"
+            | "include-regexp"
+            | "exclude-regexp"
+            | "exclude-if-present"
+            | "exclude-device-files"
+            | "exclude-other-filesystems"
+            | "exclude-older-than" => sel.add(opt, val, source)?,
+            "include-filelist"
+            | "exclude-filelist"
+            | "include-globbing-filelist"
+            | "exclude-globbing-filelist" => {
+                let text = std::fs::read_to_string(val)
+                    .with_context(|| format!("cannot open file list {val}"))?;
+                sel.add_filelist(&text, opt.starts_with("include"), null, source)?;
+            }
+            "include-filelist-stdin" | "exclude-filelist-stdin" => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .context("reading the file list from standard input")?;
+                sel.add_filelist(&text, opt.starts_with("include"), null, source)?;
+            }
+            _ => {}
+        }
+    }
+    sel.check()?;
+    Ok(sel)
 }
 
 fn backup(
@@ -656,8 +750,23 @@ fn backup(
                 _ => Mode::Auto,
             },
             volsize_mib: volsize,
-            encrypt: !inv.flag("no-encryption"),
-            compress: !inv.flag("no-compression"),
+            encryption: common::EncryptionRequest {
+                encrypt: !inv.flag("no-encryption"),
+                compress: !inv.flag("no-compression"),
+                gpg_options: inv.all("gpg-options").join(" "),
+                encrypt_keys: inv
+                    .all("encrypt-key")
+                    .iter()
+                    .chain(inv.all("encrypt-sign-key"))
+                    .cloned()
+                    .collect(),
+                hidden_keys: inv.all("hidden-encrypt-key").to_vec(),
+                sign_key: inv
+                    .last("sign-key")
+                    .or(inv.last("encrypt-sign-key"))
+                    .map(str::to_string),
+            },
+            selection: selection(inv, std::path::Path::new(src))?,
             allow_source_mismatch: inv.flag("allow-source-mismatch"),
             full_if_older_than: inv.last("full-if-older-than").map(str::to_string),
             current_time,

@@ -143,8 +143,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     crate::backup::Mode::Auto
                 },
                 volsize_mib: volsize,
-                encrypt: !no_encryption,
-                compress: !no_compression,
+                encryption: super::common::EncryptionRequest {
+                    encrypt: !no_encryption,
+                    compress: !no_compression,
+                    ..Default::default()
+                },
+                selection: Default::default(),
                 allow_source_mismatch,
                 full_if_older_than,
                 current_time: None,

@@ -31,16 +31,17 @@ pub struct MessageKeys {
     cipher: SymmetricAlgorithm,
     /// The passphrase's S2K and the key it derives, for SKESK packets.
     symmetric: Option<(S2K, Vec<u8>)>,
-    /// Encryption-capable public keys, for PKESK packets.
-    recipients: Vec<
-        openpgp::packet::Key<
-            openpgp::packet::key::PublicParts,
-            openpgp::packet::key::UnspecifiedRole,
-        >,
-    >,
+    /// Encryption-capable public keys, for PKESK packets, and whether each
+    /// one's key ID is hidden.
+    recipients: Vec<(PublicKey, bool)>,
+    /// The unlocked signing key, if files are signed.
+    signer: Option<openpgp::crypto::KeyPair>,
 }
 
 static POLICY: StandardPolicy<'static> = StandardPolicy::new();
+
+type PublicKey =
+    openpgp::packet::Key<openpgp::packet::key::PublicParts, openpgp::packet::key::UnspecifiedRole>;
 
 /// gpg's default S2K work factor (65,011,712 bytes hashed).
 const S2K_COUNT: u32 = 65_011_712;
@@ -74,7 +75,12 @@ impl MessageKeys {
             )));
         }
         let mut recipients = Vec::new();
-        for cert in &cfg.recipients {
+        for (cert, hidden) in cfg
+            .recipients
+            .iter()
+            .map(|c| (c, false))
+            .chain(cfg.hidden_recipients.iter().map(|c| (c, true)))
+        {
             let valid = cert
                 .with_policy(&POLICY, None)
                 .map_err(|e| CryptoError::Encrypt(format!("{e:#}")))?;
@@ -86,15 +92,16 @@ impl MessageKeys {
                 .for_transport_encryption()
                 .for_storage_encryption()
             {
-                recipients.push(ka.key().clone().role_into_unspecified());
+                recipients.push((ka.key().clone().role_into_unspecified(), hidden));
             }
         }
-        if !cfg.recipients.is_empty() && recipients.is_empty() {
+        let public_key_mode = !cfg.recipients.is_empty() || !cfg.hidden_recipients.is_empty();
+        if public_key_mode && recipients.is_empty() {
             return Err(CryptoError::Encrypt(
                 "none of the given certificates has a valid encryption subkey".into(),
             ));
         }
-        let symmetric = match (&cfg.passphrase, cfg.recipients.is_empty()) {
+        let symmetric = match (&cfg.passphrase, !public_key_mode) {
             (Some(p), true) => {
                 let mut salt = [0u8; 8];
                 openpgp::crypto::random(&mut salt)
@@ -119,15 +126,28 @@ impl MessageKeys {
             (None, true) => return Err(CryptoError::NoPassphrase),
             (_, false) => None,
         };
+        let signer = match &cfg.sign_key {
+            None => None,
+            Some(cert) => Some(signing_keypair(
+                cert,
+                cfg.sign_passphrase.as_ref().or(cfg.passphrase.as_ref()),
+            )?),
+        };
         Ok(MessageKeys {
             cipher: cfg.cipher,
             symmetric,
             recipients,
+            signer,
         })
     }
 
     pub fn cipher(&self) -> SymmetricAlgorithm {
         self.cipher
+    }
+
+    /// The signing key, if files are signed.
+    pub fn signer(&self) -> Option<&openpgp::crypto::KeyPair> {
+        self.signer.as_ref()
     }
 
     /// A fresh session key and the packets that carry it to the reader.
@@ -138,9 +158,12 @@ impl MessageKeys {
         openpgp::crypto::random(&mut sk).map_err(e)?;
         let sk: SessionKey = sk.into();
         let mut out = Vec::new();
-        for r in &self.recipients {
-            let pkesk =
+        for (r, hidden) in &self.recipients {
+            let mut pkesk =
                 openpgp::packet::pkesk::PKESK3::for_recipient(self.cipher, &sk, r).map_err(e)?;
+            if *hidden {
+                pkesk.set_recipient(None);
+            }
             Packet::from(PKESK::from(pkesk))
                 .serialize(&mut out)
                 .map_err(e)?;
@@ -160,14 +183,50 @@ impl MessageKeys {
     }
 }
 
+/// The signing-capable secret key of `cert`, unlocked.
+fn signing_keypair(
+    cert: &openpgp::Cert,
+    pass: Option<&Password>,
+) -> Result<openpgp::crypto::KeyPair, CryptoError> {
+    let bad = |m: String| CryptoError::Encrypt(format!("signing key {}: {m}", cert.fingerprint()));
+    let ka = cert
+        .keys()
+        .secret()
+        .with_policy(&POLICY, None)
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_signing()
+        .next()
+        .ok_or_else(|| bad("no usable secret signing key".into()))?;
+    let mut key = ka.key().clone();
+    if key.secret().is_encrypted() {
+        let p =
+            pass.ok_or_else(|| bad("set SIGN_PASSPHRASE (or PASSPHRASE) to unlock it".into()))?;
+        key = key
+            .decrypt_secret(p)
+            .map_err(|_| bad("SIGN_PASSPHRASE (or PASSPHRASE) does not unlock it".into()))?;
+    }
+    key.into_keypair().map_err(|e| bad(e.to_string()))
+}
+
 /// Finds the session key for the SEIPD among the key packets.
 fn session_key(
     pkesks: &[PKESK],
     skesks: &[SKESK],
     keys: &Keyring,
 ) -> Result<Option<(SymmetricAlgorithm, SessionKey)>, CryptoError> {
+    let ids: Vec<String> = pkesks
+        .iter()
+        .filter_map(|p| p.recipient().map(|r| r.to_hex()))
+        .collect();
+    let known = if pkesks.is_empty() {
+        Vec::new()
+    } else {
+        keys.secret_keys_for(&ids)
+    };
     for pkesk in pkesks {
-        for cert in &keys.secret_keys {
+        for cert in &known {
             for ka in cert.keys().secret() {
                 if pkesk
                     .recipient()
@@ -389,29 +448,41 @@ where
     Ok(Box::new(super::decrypt(raw, keys)?))
 }
 
-/// Writes one encrypted file: session-key packets, then a SEIPD holding a
-/// compressed packet whose body the caller supplies (algorithm byte
-/// included), e.g. from the parallel deflate stage.
-pub struct MessageWriter<W: io::Write> {
-    compressed: seipd::PartialBody<seipd::SeipdWriter<W>>,
+/// Writes one encrypted file: session-key packets, then a SEIPD holding
+/// either a compressed-data packet whose body the caller supplies
+/// (algorithm byte included), e.g. from the parallel deflate stage, or, for
+/// uncompressed messages, the literal packet itself.
+pub enum MessageWriter<W: io::Write> {
+    Compressed(seipd::PartialBody<seipd::SeipdWriter<W>>),
+    Uncompressed(seipd::SeipdWriter<W>),
 }
 
 impl<W: io::Write> MessageWriter<W> {
-    pub fn new(mut out: W, keys: &MessageKeys) -> Result<Self, CryptoError> {
+    /// `compressed`: whether a compressed-data packet wraps the content.
+    pub fn new(mut out: W, keys: &MessageKeys, compressed: bool) -> Result<Self, CryptoError> {
         let (sk, header) = keys.session()?;
         let io = |e: io::Error| CryptoError::Encrypt(e.to_string());
         out.write_all(&header).map_err(io)?;
         let seipd = seipd::SeipdWriter::new(out, keys.cipher, &sk).map_err(io)?;
-        let compressed = seipd::PartialBody::new(seipd, 8).map_err(io)?;
-        Ok(MessageWriter { compressed })
+        Ok(if compressed {
+            MessageWriter::Compressed(seipd::PartialBody::new(seipd, 8).map_err(io)?)
+        } else {
+            MessageWriter::Uncompressed(seipd)
+        })
     }
 
-    /// Writes body bytes of the compressed-data packet.
-    pub fn write_compressed(&mut self, data: &[u8]) -> io::Result<()> {
-        io::Write::write_all(&mut self.compressed, data)
+    /// Writes content: compressed-packet body bytes, or the inner packets.
+    pub fn write_content(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            MessageWriter::Compressed(c) => io::Write::write_all(c, data),
+            MessageWriter::Uncompressed(s) => io::Write::write_all(s, data),
+        }
     }
 
     pub fn finish(self) -> io::Result<W> {
-        self.compressed.finish()?.finish()
+        match self {
+            MessageWriter::Compressed(c) => c.finish()?.finish(),
+            MessageWriter::Uncompressed(s) => s.finish(),
+        }
     }
 }

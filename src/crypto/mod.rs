@@ -21,6 +21,8 @@ use openpgp::types::{CompressionAlgorithm, HashAlgorithm, SymmetricAlgorithm};
 use openpgp::{Cert, KeyHandle};
 use sequoia_openpgp as openpgp;
 
+pub mod gnupg;
+pub mod gpgopts;
 pub mod message;
 pub mod packet;
 pub mod seipd;
@@ -63,14 +65,44 @@ pub enum CryptoError {
 pub struct Keyring {
     pub passphrase: Option<Password>,
     pub secret_keys: Vec<Cert>,
+    /// Where to find secret keys named only by the file's recipients (the
+    /// GnuPG keyring, as duplicity's gpg finds them); `None` to not look.
+    pub gnupg: Option<gnupg::GnupgHome>,
+    /// Keys fetched from `gnupg` so far, and the IDs already asked for.
+    fetched: std::sync::Arc<std::sync::Mutex<(Vec<Cert>, Vec<String>)>>,
 }
 
 impl Keyring {
     pub fn with_passphrase(p: impl Into<Password>) -> Self {
         Keyring {
             passphrase: Some(p.into()),
-            secret_keys: Vec::new(),
+            ..Default::default()
         }
+    }
+
+    /// Every secret key known for `recipients` (key IDs in hex): the ones
+    /// given, then any fetched from the GnuPG keyring.
+    pub fn secret_keys_for(&self, recipients: &[String]) -> Vec<Cert> {
+        let mut out = self.secret_keys.clone();
+        let Some(home) = &self.gnupg else {
+            return out;
+        };
+        let mut f = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        for id in recipients {
+            if f.1.contains(id) {
+                continue;
+            }
+            f.1.push(id.clone());
+            let pass = self
+                .passphrase
+                .as_ref()
+                .and_then(|p| p.map(|b| String::from_utf8(b.to_vec()).ok()));
+            if let Ok(certs) = home.secret(id, pass.as_deref()) {
+                f.0.extend(certs);
+            }
+        }
+        out.extend(f.0.iter().cloned());
+        out
     }
 
     /// Adds every certificate with secret key material from an OpenPGP file
@@ -115,8 +147,17 @@ impl DecryptionHelper for Helper<'_> {
         sym_algo: Option<SymmetricAlgorithm>,
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> openpgp::Result<Option<Cert>> {
+        let ids: Vec<String> = pkesks
+            .iter()
+            .filter_map(|p| p.recipient().map(|r| r.to_hex()))
+            .collect();
+        let known = if pkesks.is_empty() {
+            Vec::new()
+        } else {
+            self.keys.secret_keys_for(&ids)
+        };
         for pkesk in pkesks {
-            for cert in &self.keys.secret_keys {
+            for cert in &known {
                 for ka in cert.keys().secret() {
                     let rid = pkesk.recipient();
                     let matches = match &rid {
@@ -302,6 +343,12 @@ pub struct EncryptConfig {
     /// Public keys to encrypt to; when non-empty the passphrase is not used
     /// for encryption (it may unlock a signing key).
     pub recipients: Vec<Cert>,
+    /// Recipients whose key IDs are not written (`--hidden-encrypt-key`).
+    pub hidden_recipients: Vec<Cert>,
+    /// A secret key to sign every file with (`--sign-key`), and the
+    /// passphrase that unlocks it (`SIGN_PASSPHRASE`, else `PASSPHRASE`).
+    pub sign_key: Option<Cert>,
+    pub sign_passphrase: Option<Password>,
     pub cipher: SymmetricAlgorithm,
     pub compression: CompressionAlgorithm,
     /// 0–9, as gpg's `--compress-level`; `None` means the library default.
@@ -313,6 +360,9 @@ impl EncryptConfig {
         EncryptConfig {
             passphrase: Some(p.into()),
             recipients: Vec::new(),
+            hidden_recipients: Vec::new(),
+            sign_key: None,
+            sign_passphrase: None,
             cipher: SymmetricAlgorithm::AES256,
             compression: CompressionAlgorithm::Zip,
             compress_level: None,

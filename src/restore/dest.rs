@@ -221,7 +221,7 @@ impl<'o> DestTree<'o> {
                 nix_io(e)
             ));
         }
-        let mtime = TimeSpec::new(m.mtime.max(0), 0);
+        let mtime = TimeSpec::new(m.mtime.max(0) as libc::time_t, 0);
         if let Err(e) = futimens(fd, &TimeSpec::UTIME_NOW, &mtime) {
             self.problems.push(format!(
                 "{}: cannot set mtime: {}",
@@ -446,7 +446,7 @@ impl<'o> DestTree<'o> {
                 dir,
                 tmp.as_os_str(),
                 &TimeSpec::UTIME_NOW,
-                &TimeSpec::new(meta.mtime.max(0), 0),
+                &TimeSpec::new(meta.mtime.max(0) as libc::time_t, 0),
                 nix::sys::stat::UtimensatFlags::NoFollowSymlink,
             );
         }

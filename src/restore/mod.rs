@@ -10,6 +10,7 @@
 
 mod dest;
 pub mod stream;
+pub mod verify;
 
 pub use dest::DestTree;
 
@@ -77,6 +78,59 @@ impl RestoreReport {
     }
 }
 
+/// Where reconstructed paths go: a destination tree (restore), or a
+/// comparison with the live tree (verify). Regular files are rebuilt in
+/// scratch files the output provides, deltas applied between them.
+pub trait Output {
+    type Scratch;
+    fn scratch(&mut self, ix: &Index) -> Result<Self::Scratch>;
+    fn scratch_file<'a>(&self, s: &'a mut Self::Scratch) -> &'a mut std::fs::File;
+    fn discard(&mut self, s: Self::Scratch);
+    /// A rebuilt regular file (the scratch is positioned at its start).
+    fn file(&mut self, ix: &Index, s: Self::Scratch, meta: &Meta) -> Result<()>;
+    fn dir(&mut self, ix: &Index, meta: &Meta) -> Result<()>;
+    /// A symlink, FIFO or device.
+    fn special(&mut self, ix: &Index, meta: &Meta) -> Result<()>;
+    /// How to name `ix` in messages.
+    fn shown(&self, ix: &Index) -> String;
+}
+
+impl<'o> Output for DestTree<'o> {
+    type Scratch = dest::Scratch;
+
+    fn scratch(&mut self, ix: &Index) -> Result<dest::Scratch> {
+        DestTree::scratch(self, ix)
+    }
+
+    fn scratch_file<'a>(&self, s: &'a mut dest::Scratch) -> &'a mut std::fs::File {
+        &mut s.file
+    }
+
+    fn discard(&mut self, s: dest::Scratch) {
+        DestTree::discard(self, s);
+    }
+
+    fn file(&mut self, ix: &Index, s: dest::Scratch, meta: &Meta) -> Result<()> {
+        self.commit_file(ix, s, meta)
+    }
+
+    fn dir(&mut self, ix: &Index, meta: &Meta) -> Result<()> {
+        self.put_dir(ix, meta)
+    }
+
+    fn special(&mut self, ix: &Index, meta: &Meta) -> Result<()> {
+        self.put_special(ix, meta)
+    }
+
+    fn shown(&self, ix: &Index) -> String {
+        if ix.is_root() {
+            self.dest().display().to_string()
+        } else {
+            ix.to_string()
+        }
+    }
+}
+
 /// The sets a restore at `t` reads, oldest first.
 pub fn sets_for_time(coll: &Collection, t: Seconds) -> Result<Vec<BackupSet>> {
     let chain = coll.chain_at(t)?;
@@ -122,37 +176,58 @@ fn volume_jobs(repo: &Repo, set: &BackupSet, restrict: Option<&Index>) -> Result
 fn free_space(p: &std::path::Path) -> u64 {
     let probe = p.ancestors().find(|a| a.exists()).unwrap_or(p);
     nix::sys::statvfs::statvfs(probe)
-        .map(|s| s.blocks_available() * s.fragment_size())
+        // The fields are 32 bits wide on armv7.
+        .map(|s| {
+            #[allow(clippy::useless_conversion)]
+            let (blocks, size) = (u64::from(s.blocks_available()), u64::from(s.fragment_size()));
+            blocks.saturating_mul(size)
+        })
         .unwrap_or(u64::MAX)
 }
 
-/// Restores a point in time into `opts.dest`.
-pub fn restore(repo: &Repo, opts: &RestoreOptions) -> Result<RestoreReport> {
+/// What a reconstruction reads: the sets for a time, the volumes of each
+/// that may hold the path asked for.
+pub struct Selected {
+    pub sets: Vec<BackupSet>,
+    jobs: Vec<Vec<VolumeJob>>,
+}
+
+/// Picks the sets for `t` (latest if `None`) and reads their manifests.
+pub fn select(repo: &Repo, t: Option<Seconds>, path: Option<&Index>) -> Result<Selected> {
     let coll = repo.collection()?;
     if coll.chains.is_empty() {
         return Err(Error::NoBackups(repo.describe()));
     }
-    let t = opts.time.unwrap_or_else(time::now);
+    let t = t.unwrap_or_else(time::now);
     let sets = sets_for_time(&coll, t)?;
+    let mut jobs = Vec::new();
+    for set in &sets {
+        jobs.push(volume_jobs(repo, set, path)?);
+    }
+    Ok(Selected { sets, jobs })
+}
+
+/// Rebuilds every path of the selected sets (under `path`, if given) into
+/// `out`, streaming all sets' volumes in parallel.
+pub fn reconstruct<O: Output>(
+    repo: &Repo,
+    sel: Selected,
+    path: Option<&Index>,
+    out: O,
+    limit: u64,
+) -> Result<(RestoreReport, O, bool)> {
+    let Selected { sets, jobs } = sel;
     let report = RestoreReport {
         backup_time: sets.last().map_or(0, BackupSet::set_time),
         ..Default::default()
     };
-    let mut jobs = Vec::new();
-    for set in &sets {
-        jobs.push(volume_jobs(repo, set, opts.path.as_ref())?);
-    }
-    let owners = OwnerMap::new(opts.numeric_owner);
-    let tree = DestTree::open(&opts.dest, opts.force, &owners, opts.restore_owner)?;
-    let limit = free_space(tree.dest());
-
-    std::thread::scope(|scope| -> Result<RestoreReport> {
+    std::thread::scope(|scope| {
         let mut cursors: Vec<SetCursor> = jobs
             .into_iter()
-            .map(|j| stream::spawn(scope, repo, j, opts.path.clone()))
+            .map(|j| stream::spawn(scope, repo, j, path.cloned()))
             .collect();
         let mut w = Walker {
-            tree,
+            out,
             set_times: sets.iter().map(BackupSet::set_time).collect(),
             report,
             limit,
@@ -161,29 +236,33 @@ pub fn restore(repo: &Repo, opts: &RestoreOptions) -> Result<RestoreReport> {
         let outcome = w.run(&mut cursors);
         // Stop the producers before the scope joins them.
         drop(cursors);
-        let Walker {
-            tree,
-            mut report,
-            wrote_any,
-            ..
-        } = w;
-        report.problems.extend(tree.finish());
         outcome?;
-        if !wrote_any && report.complete() {
-            return Err(match &opts.path {
-                Some(p) => Error::PathNotInBackup {
-                    path: p.to_string(),
-                    time: time::to_pretty(report.backup_time),
-                },
-                None => Error::NoBackups(repo.describe()),
-            });
-        }
-        Ok(report)
+        Ok((w.report, w.out, w.wrote_any))
     })
 }
 
-struct Walker<'o> {
-    tree: DestTree<'o>,
+/// Restores a point in time into `opts.dest`.
+pub fn restore(repo: &Repo, opts: &RestoreOptions) -> Result<RestoreReport> {
+    let sel = select(repo, opts.time, opts.path.as_ref())?;
+    let owners = OwnerMap::new(opts.numeric_owner);
+    let tree = DestTree::open(&opts.dest, opts.force, &owners, opts.restore_owner)?;
+    let limit = free_space(tree.dest());
+    let (mut report, tree, wrote_any) = reconstruct(repo, sel, opts.path.as_ref(), tree, limit)?;
+    report.problems.extend(tree.finish());
+    if !wrote_any && report.complete() {
+        return Err(match &opts.path {
+            Some(p) => Error::PathNotInBackup {
+                path: p.to_string(),
+                time: time::to_pretty(report.backup_time),
+            },
+            None => Error::NoBackups(repo.describe()),
+        });
+    }
+    Ok(report)
+}
+
+struct Walker<O: Output> {
+    out: O,
     /// Each set's time, in chain order, for messages.
     set_times: Vec<Seconds>,
     report: RestoreReport,
@@ -191,7 +270,7 @@ struct Walker<'o> {
     wrote_any: bool,
 }
 
-impl Walker<'_> {
+impl<O: Output> Walker<O> {
     fn run(&mut self, cursors: &mut [SetCursor]) -> Result<()> {
         loop {
             let mut next: Option<Index> = None;
@@ -240,11 +319,7 @@ impl Walker<'_> {
     }
 
     fn unrestored(&mut self, ix: &Index, why: impl std::fmt::Display) {
-        let shown = if ix.is_root() {
-            self.tree.dest().display().to_string()
-        } else {
-            ix.to_string()
-        };
+        let shown = self.out.shown(ix);
         self.report.unrestored.push(format!("{shown}: {why}"));
     }
 
@@ -320,10 +395,10 @@ impl Walker<'_> {
                     return Ok(());
                 }
                 if kind == FileType::Directory {
-                    self.tree.put_dir(ix, &final_meta)?;
+                    self.out.dir(ix, &final_meta)?;
                     self.report.directories += 1;
                 } else {
-                    self.tree.put_special(ix, &final_meta)?;
+                    self.out.special(ix, &final_meta)?;
                     self.report.others += 1;
                 }
                 self.wrote_any = true;
@@ -339,11 +414,11 @@ impl Walker<'_> {
         meta: &Meta,
         cursors: &mut [SetCursor],
     ) -> Result<()> {
-        let mut scratch = self.tree.scratch(ix)?;
+        let mut scratch = self.out.scratch(ix)?;
         let (k0, _) = seq[0];
         let copied = {
             let mut data = cursors[k0].data();
-            let mut out = BufWriter::with_capacity(256 * 1024, &mut scratch.file);
+            let mut out = BufWriter::with_capacity(256 * 1024, self.out.scratch_file(&mut scratch));
             io::copy(&mut data, &mut out).and_then(|n| out.flush().map(|()| n))
         };
         let mut size = match copied {
@@ -352,18 +427,24 @@ impl Walker<'_> {
                 for (k, _) in &seq[1..] {
                     cursors[*k].skip();
                 }
-                self.tree.discard(scratch);
+                self.out.discard(scratch);
                 self.unrestored(ix, e);
                 return Ok(());
             }
         };
         for (i, (k, _)) in seq.iter().enumerate().skip(1) {
-            let mut next = self.tree.scratch(ix)?;
+            let mut next = self.out.scratch(ix)?;
             let result = {
                 let mut data = cursors[*k].data();
-                let mut out = BufWriter::with_capacity(256 * 1024, &mut next.file);
-                let r = delta::apply(&scratch.file, &mut data, &mut out, self.limit)
+                let basis = self.out.scratch_file(&mut scratch).try_clone();
+                let mut out =
+                    BufWriter::with_capacity(256 * 1024, self.out.scratch_file(&mut next));
+                let r = basis
                     .map_err(|e| e.to_string())
+                    .and_then(|basis| {
+                        delta::apply(&basis, &mut data, &mut out, self.limit)
+                            .map_err(|e| e.to_string())
+                    })
                     .and_then(|n| out.flush().map(|()| n).map_err(|e| e.to_string()));
                 if r.is_err() {
                     // Leave the stream at the next entry.
@@ -371,7 +452,7 @@ impl Walker<'_> {
                 }
                 r
             };
-            self.tree.discard(scratch);
+            self.out.discard(scratch);
             scratch = next;
             match result {
                 Ok(n) => size = n,
@@ -379,7 +460,7 @@ impl Walker<'_> {
                     for (k2, _) in &seq[i + 1..] {
                         cursors[*k2].skip();
                     }
-                    self.tree.discard(scratch);
+                    self.out.discard(scratch);
                     self.unrestored(
                         ix,
                         format!(
@@ -391,8 +472,8 @@ impl Walker<'_> {
                 }
             }
         }
-        let _ = scratch.file.rewind();
-        self.tree.commit_file(ix, scratch, meta)?;
+        let _ = self.out.scratch_file(&mut scratch).rewind();
+        self.out.file(ix, scratch, meta)?;
         self.report.files += 1;
         self.report.bytes += size;
         self.wrote_any = true;

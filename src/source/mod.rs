@@ -136,6 +136,11 @@ pub struct Walk<'s> {
     pub skipped: Vec<Skipped>,
     /// Sockets passed over (not errors, as in duplicity).
     pub sockets: u64,
+    /// Scanned directories not yet emitted; they are the innermost open
+    /// levels, so each ends when its level does.
+    delayed: Vec<SourceEntry>,
+    /// Entries decided and waiting to be returned.
+    ready: std::collections::VecDeque<SourceEntry>,
 }
 
 fn sorted_names(dir: &Path) -> io::Result<Vec<OsString>> {
@@ -156,6 +161,8 @@ impl<'s> Walk<'s> {
             names: Names::default(),
             skipped: Vec::new(),
             sockets: 0,
+            delayed: Vec::new(),
+            ready: std::collections::VecDeque::new(),
         }
     }
 
@@ -173,7 +180,15 @@ impl<'s> Walk<'s> {
                 path,
                 names: names.into_iter(),
             }),
-            Err(e) => self.skip(path, format!("cannot list directory: {e}")),
+            Err(e) => {
+                self.skip(path.clone(), format!("cannot list directory: {e}"));
+                // An empty level keeps the delayed-directory bookkeeping aligned.
+                self.stack.push(Level {
+                    index,
+                    path,
+                    names: Vec::new().into_iter(),
+                });
+            }
         }
     }
 
@@ -207,6 +222,9 @@ impl<'s> Walk<'s> {
 impl Iterator for Walk<'_> {
     type Item = SourceEntry;
 
+    /// `selection.Select.Iterate`: the root first, then depth first; a
+    /// directory that is only "scanned" waits on `delayed` and comes out just
+    /// before the first thing inside it that is included, or not at all.
     fn next(&mut self) -> Option<SourceEntry> {
         if !self.started {
             self.started = true;
@@ -217,10 +235,14 @@ impl Iterator for Walk<'_> {
             }
             return Some(e);
         }
+        if let Some(e) = self.ready.pop_front() {
+            return Some(e);
+        }
         loop {
             let level = self.stack.last_mut()?;
             let Some(name) = level.names.next() else {
                 self.stack.pop();
+                self.delayed.pop();
                 continue;
             };
             let index = level.index.child(name.as_bytes());
@@ -234,14 +256,15 @@ impl Iterator for Walk<'_> {
                     if e.meta.is_dir() {
                         self.open_dir(e.index.clone(), e.path.clone());
                     }
-                    return Some(e);
+                    // Scanned parents come out first, outermost first.
+                    self.ready.extend(self.delayed.drain(..));
+                    self.ready.push_back(e);
+                    return self.ready.pop_front();
                 }
                 Decision::ScanOnly => {
-                    // Excluded itself, but includes may match below it: the
-                    // directory is emitted only if something inside is.
                     if e.meta.is_dir() {
                         self.open_dir(e.index.clone(), e.path.clone());
-                        return Some(e);
+                        self.delayed.push(e);
                     }
                     continue;
                 }

@@ -1,22 +1,603 @@
-//! Which paths a backup includes (duplicity's `selection.py`).
+//! Which paths a backup includes, exactly as duplicity's `selection.py` and
+//! `globmatch.py` decide: a list of selection functions in command-line
+//! order, the first that has an opinion wins, the default is include; an
+//! include also makes its parent directories "scanned" (kept only if
+//! something inside is kept); globs match the full path as given (source
+//! root included), `*` and `?` stop at `/`, `**` does not, `[...]` is a
+//! class, and an `ignorecase:` prefix ignores case.
 
-use crate::archive::meta::Meta;
+use crate::archive::meta::{FileType, Meta};
+use regex::bytes::Regex;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Include,
     Exclude,
-    /// Excluded, but something below it may be included: scan it.
+    /// Excluded, but something below it may be included: scan it, and keep
+    /// it only if something inside is kept.
     ScanOnly,
 }
 
-/// The selection rules; the default includes everything.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SelectionError {
+    #[error(
+        "the file specification {0:?} cannot match any files in the base directory {1:?}; \
+         useful file specifications begin with the base directory or a pattern such as \
+         '**' that matches it"
+    )]
+    Prefix(String, String),
+    #[error("bad globbing expression {0:?}: {1}")]
+    Glob(String, String),
+    #[error("bad regular expression {0:?}: {1}")]
+    Regexp(String, String),
+    #[error(
+        "the last selection expression {0:?} only includes files; since everything is \
+         included by default it changes nothing, which is probably not what you meant \
+         (end with an exclude, e.g. --exclude '**')"
+    )]
+    RedundantInclude(String),
+    #[error("cannot read file list {0}: {1}")]
+    Filelist(String, String),
+}
+
+/// `globmatch.glob_to_regex`, producing a byte regex (non-ASCII literals
+/// escaped byte by byte, so any file name can be matched).
+fn glob_to_regex(pat: &str) -> String {
+    let p: Vec<char> = pat.chars().collect();
+    let (mut i, n) = (0, p.len());
+    let mut res = String::new();
+    let lit = |res: &mut String, c: char| {
+        if c.is_ascii() {
+            res.push_str(&regex::escape(&c.to_string()));
+        } else {
+            let mut b = [0u8; 4];
+            for byte in c.encode_utf8(&mut b).bytes() {
+                res.push_str(&format!("\\x{byte:02x}"));
+            }
+        }
+    };
+    while i < n {
+        let c = p[i];
+        i += 1;
+        if c == '*' && i < n && p[i] == '*' {
+            res.push_str(".*");
+            i += 1;
+        } else if c == '*' {
+            res.push_str("[^/]*");
+        } else if c == '?' {
+            res.push_str("[^/]");
+        } else if c == '[' {
+            let mut j = i;
+            if j < n && (p[j] == '!' || p[j] == '^') {
+                j += 1;
+            }
+            if j < n && p[j] == ']' {
+                j += 1;
+            }
+            while j < n && p[j] != ']' {
+                j += 1;
+            }
+            if j >= n {
+                res.push_str("\\[");
+            } else {
+                let stuff: String = p[i..j].iter().collect();
+                i = j + 1;
+                let mut class = String::from("[");
+                let mut chars = stuff.chars().peekable();
+                if let Some(&f) = chars.peek()
+                    && (f == '!' || f == '^')
+                {
+                    class.push('^');
+                    chars.next();
+                }
+                for ch in chars {
+                    match ch {
+                        '\\' => class.push_str("\\\\"),
+                        '[' | '&' | '~' => {
+                            class.push('\\');
+                            class.push(ch);
+                        }
+                        c if !c.is_ascii() => {
+                            let mut b = [0u8; 4];
+                            for byte in c.encode_utf8(&mut b).bytes() {
+                                class.push_str(&format!("\\x{byte:02x}"));
+                            }
+                        }
+                        c => class.push(c),
+                    }
+                }
+                class.push(']');
+                res.push_str(&class);
+            }
+        } else {
+            lit(&mut res, c);
+        }
+    }
+    res
+}
+
+/// The glob's prefixes as regexes (`_glob_get_prefix_regexs`).
+fn prefix_regexes(glob: &str) -> Result<Vec<String>, SelectionError> {
+    let parts: Vec<&str> = glob.split('/').collect();
+    if parts.len() > 2 && parts[1..parts.len() - 1].contains(&"") {
+        return Err(SelectionError::Glob(glob.into(), "consecutive '/'s".into()));
+    }
+    let mut prefixes: Vec<String> = (0..parts.len()).map(|i| parts[..=i].join("/")).collect();
+    if prefixes[0].is_empty() {
+        prefixes[0] = "/".into();
+    }
+    Ok(prefixes.iter().map(|p| glob_to_regex(p)).collect())
+}
+
+#[derive(Debug, Clone)]
+struct GlobFn {
+    /// `**` alone: matches everything.
+    all: bool,
+    matches: Option<Regex>,
+    exact: Option<Regex>,
+    scan: Option<Regex>,
+}
+
+fn compile(re: &str, ignore_case: bool) -> Result<Regex, SelectionError> {
+    let full = if ignore_case {
+        format!("(?is-u){re}")
+    } else {
+        format!("(?s-u){re}")
+    };
+    Regex::new(&full).map_err(|e| SelectionError::Glob(re.into(), e.to_string()))
+}
+
+impl GlobFn {
+    fn new(glob: &str, ignore_case: bool) -> Result<(Self, bool), SelectionError> {
+        if glob == "**" {
+            return Ok((
+                GlobFn {
+                    all: true,
+                    matches: None,
+                    exact: None,
+                    scan: None,
+                },
+                false,
+            ));
+        }
+        let mut g = glob.to_string();
+        let mut ends_slash = false;
+        if g == "/" {
+            g = "/**".into();
+        } else if g.ends_with('/') {
+            ends_slash = true;
+            g.pop();
+        }
+        let matches = compile(&format!("^{}($|/)", glob_to_regex(&g)), ignore_case)?;
+        let exact = if ends_slash {
+            Some(compile(&format!("^{}$", glob_to_regex(&g)), ignore_case)?)
+        } else {
+            None
+        };
+        let scan_glob = match g.find("**") {
+            Some(at) => g[..at + 2].to_string(),
+            None => g.clone(),
+        };
+        let scan = compile(
+            &format!("^({})$", prefix_regexes(&scan_glob)?.join("|")),
+            ignore_case,
+        )?;
+        Ok((
+            GlobFn {
+                all: false,
+                matches: Some(matches),
+                exact,
+                scan: Some(scan),
+            },
+            ends_slash,
+        ))
+    }
+
+    /// `select_fn_from_glob`'s test: Some(include), Some(scan), or None.
+    fn test(&self, name: &[u8], is_dir: bool, include: bool, ends_slash: bool) -> Option<Decision> {
+        let yes = if include {
+            Decision::Include
+        } else {
+            Decision::Exclude
+        };
+        if self.all {
+            return Some(yes);
+        }
+        if self.matches.as_ref().is_some_and(|r| r.is_match(name)) {
+            if !ends_slash {
+                return Some(yes);
+            }
+            if self.exact.as_ref().is_some_and(|r| r.is_match(name)) {
+                return is_dir.then_some(yes);
+            }
+            return Some(yes);
+        }
+        if include && self.scan.as_ref().is_some_and(|r| r.is_match(name)) {
+            return Some(Decision::ScanOnly);
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Rule {
+    Glob {
+        f: GlobFn,
+        include: bool,
+        ends_slash: bool,
+    },
+    Regexp {
+        re: Regex,
+        include: bool,
+    },
+    ExcludeIfPresent(String),
+    ExcludeDevices,
+    ExcludeOtherFilesystems(u64),
+    ExcludeOlderThan(i64),
+}
+
+#[derive(Debug, Clone)]
+struct Func {
+    rule: Rule,
+    name: String,
+    excludes: bool,
+}
+
+/// The selection rules; empty means everything is included.
 #[derive(Debug, Default, Clone)]
-pub struct Selection {}
+pub struct Selection {
+    funcs: Vec<Func>,
+}
 
 impl Selection {
-    pub fn decide(&self, _path: &Path, _meta: &Meta, _root: &Path) -> Decision {
-        Decision::Include
+    pub fn is_empty(&self) -> bool {
+        self.funcs.is_empty()
+    }
+
+    fn push(&mut self, f: Func, at_start: bool) {
+        if at_start {
+            self.funcs.insert(0, f);
+        } else {
+            self.funcs.push(f);
+        }
+    }
+
+    fn glob(&mut self, glob: &str, include: bool, root: &[u8]) -> Result<(), SelectionError> {
+        let (pattern, ignore_case) = match glob.get(..11) {
+            Some(p) if p.eq_ignore_ascii_case("ignorecase:") => (glob[11..].to_lowercase(), true),
+            _ => (glob.to_string(), false),
+        };
+        let (f, ends_slash) = GlobFn::new(&pattern, ignore_case)?;
+        if !f.all {
+            // The glob must be able to match the root or something below it.
+            let (probe, probe_slash) = GlobFn::new(&pattern, false)?;
+            if probe.test(root, true, true, probe_slash).is_none() {
+                return Err(SelectionError::Prefix(
+                    glob.into(),
+                    String::from_utf8_lossy(root).into_owned(),
+                ));
+            }
+        }
+        let name = format!(
+            "Command-line {} glob: {glob}",
+            if include { "include" } else { "exclude" }
+        );
+        self.push(
+            Func {
+                rule: Rule::Glob {
+                    f,
+                    include,
+                    ends_slash,
+                },
+                name,
+                excludes: !include,
+            },
+            false,
+        );
+        Ok(())
+    }
+
+    /// Adds one selection option, in command-line order. `opt` is the
+    /// option name without dashes; `root` is the source as given.
+    pub fn add(&mut self, opt: &str, arg: &str, root: &Path) -> Result<(), SelectionError> {
+        use std::os::unix::ffi::OsStrExt;
+        let root_name = crate::backup::canonical_source(root);
+        match opt {
+            "include" => self.glob(arg, true, &root_name),
+            "exclude" => self.glob(arg, false, &root_name),
+            "include-regexp" | "exclude-regexp" => {
+                let re = Regex::new(arg)
+                    .map_err(|e| SelectionError::Regexp(arg.into(), e.to_string()))?;
+                let include = opt == "include-regexp";
+                self.push(
+                    Func {
+                        rule: Rule::Regexp { re, include },
+                        name: format!("Regular expression: {arg}"),
+                        excludes: !include,
+                    },
+                    false,
+                );
+                Ok(())
+            }
+            "exclude-if-present" => {
+                self.push(
+                    Func {
+                        rule: Rule::ExcludeIfPresent(arg.into()),
+                        name: format!("Command-line exclude-if-present filename: {arg}"),
+                        excludes: true,
+                    },
+                    true,
+                );
+                Ok(())
+            }
+            "exclude-device-files" => {
+                self.push(
+                    Func {
+                        rule: Rule::ExcludeDevices,
+                        name: "Exclude device files".into(),
+                        excludes: true,
+                    },
+                    true,
+                );
+                Ok(())
+            }
+            "exclude-other-filesystems" => {
+                use std::os::unix::fs::MetadataExt;
+                let dev = std::fs::metadata(root).map(|m| m.dev()).map_err(|e| {
+                    SelectionError::Filelist(
+                        String::from_utf8_lossy(root.as_os_str().as_bytes()).into(),
+                        e.to_string(),
+                    )
+                })?;
+                self.push(
+                    Func {
+                        rule: Rule::ExcludeOtherFilesystems(dev),
+                        name: "Match other filesystems".into(),
+                        excludes: true,
+                    },
+                    false,
+                );
+                Ok(())
+            }
+            "exclude-older-than" => {
+                let t = crate::time::parse_user_time(arg, crate::time::now())
+                    .map_err(|e| SelectionError::Glob(arg.into(), e.to_string()))?;
+                self.push(
+                    Func {
+                        rule: Rule::ExcludeOlderThan(t),
+                        name: format!("Select older than {t}"),
+                        excludes: true,
+                    },
+                    false,
+                );
+                Ok(())
+            }
+            other => Err(SelectionError::Glob(
+                other.into(),
+                "not a selection option".into(),
+            )),
+        }
+    }
+
+    /// Adds the lines of a (globbing) file list: `+ `/`- ` prefixes override
+    /// the list's sense, `#` comments and blank lines are skipped, quotes
+    /// around a line are removed (`filelist_sanitise_line`).
+    pub fn add_filelist(
+        &mut self,
+        text: &str,
+        include: bool,
+        null_separated: bool,
+        root: &Path,
+    ) -> Result<(), SelectionError> {
+        let root_name = crate::backup::canonical_source(root);
+        let sep = if null_separated { '\0' } else { '\n' };
+        for raw in text.split(sep) {
+            let mut line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut inc = include;
+            if let Some(rest) = line.strip_prefix("+ ") {
+                inc = true;
+                line = rest;
+            } else if let Some(rest) = line.strip_prefix("- ") {
+                inc = false;
+                line = rest;
+            }
+            if line.len() >= 2
+                && ((line.starts_with('\'') && line.ends_with('\''))
+                    || (line.starts_with('"') && line.ends_with('"')))
+            {
+                line = &line[1..line.len() - 1];
+            }
+            self.glob(line, inc, &root_name)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a list that ends with an include (`parse_last_excludes`).
+    pub fn check(&self) -> Result<(), SelectionError> {
+        match self.funcs.last() {
+            Some(f) if !f.excludes => Err(SelectionError::RedundantInclude(f.name.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Select.Select`: the first function with an opinion wins; a pending
+    /// scan turns a later exclude into a scan.
+    pub fn decide(&self, path: &Path, meta: &Meta, root: &Path) -> Decision {
+        use std::os::unix::ffi::OsStrExt;
+        if self.funcs.is_empty() {
+            return Decision::Include;
+        }
+        // duplicity matches the root as given joined with the relative path.
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        let mut name = crate::backup::canonical_source(root);
+        if !rel.as_os_str().is_empty() {
+            if name != b"/" {
+                name.push(b'/');
+            }
+            name.extend_from_slice(rel.as_os_str().as_bytes());
+        }
+        let is_dir = meta.is_dir();
+        let mut scan_pending = false;
+        let mut result = None;
+        for f in &self.funcs {
+            let r = match &f.rule {
+                Rule::Glob {
+                    f,
+                    include,
+                    ends_slash,
+                } => f.test(&name, is_dir, *include, *ends_slash),
+                Rule::Regexp { re, include } => re.is_match(&name).then_some(if *include {
+                    Decision::Include
+                } else {
+                    Decision::Exclude
+                }),
+                Rule::ExcludeIfPresent(n) => {
+                    (is_dir && path.join(n).symlink_metadata().is_ok()).then_some(Decision::Exclude)
+                }
+                Rule::ExcludeDevices => matches!(
+                    meta.kind,
+                    Some(FileType::CharDevice | FileType::BlockDevice)
+                )
+                .then_some(Decision::Exclude),
+                Rule::ExcludeOtherFilesystems(dev) => {
+                    use std::os::unix::fs::MetadataExt;
+                    path.symlink_metadata()
+                        .ok()
+                        .filter(|m| m.dev() != *dev)
+                        .map(|_| Decision::Exclude)
+                }
+                Rule::ExcludeOlderThan(t) => {
+                    (meta.is_regular() && meta.mtime < *t).then_some(Decision::Exclude)
+                }
+            };
+            match r {
+                Some(Decision::ScanOnly) => scan_pending = true,
+                Some(d) => {
+                    result = Some(d);
+                    break;
+                }
+                None => {}
+            }
+        }
+        if scan_pending && result != Some(Decision::Include) {
+            return Decision::ScanOnly;
+        }
+        result.unwrap_or(Decision::Include)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn meta(dir: bool) -> Meta {
+        Meta {
+            kind: Some(if dir {
+                FileType::Directory
+            } else {
+                FileType::Regular
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn sel(opts: &[(&str, &str)]) -> Selection {
+        let mut s = Selection::default();
+        for (o, a) in opts {
+            s.add(o, a, Path::new("/src")).unwrap();
+        }
+        s
+    }
+
+    fn d(s: &Selection, p: &str, dir: bool) -> Decision {
+        s.decide(&PathBuf::from(p), &meta(dir), Path::new("/src"))
+    }
+
+    #[test]
+    fn first_match_wins_and_includes_scan_parents() {
+        let s = sel(&[("include", "/src/a/keep"), ("exclude", "**")]);
+        assert_eq!(d(&s, "/src/a", true), Decision::ScanOnly);
+        assert_eq!(d(&s, "/src/a/keep", false), Decision::Include);
+        assert_eq!(
+            d(&s, "/src/a/keep/deeper", false),
+            Decision::Include,
+            "everything below an include"
+        );
+        assert_eq!(d(&s, "/src/a/other", false), Decision::Exclude);
+        assert_eq!(d(&s, "/src/b", true), Decision::Exclude);
+    }
+
+    #[test]
+    fn glob_syntax() {
+        let s = sel(&[
+            ("exclude", "/src/*.tmp"),
+            ("exclude", "**/cache"),
+            ("exclude", "/src/x?[0-9]"),
+            ("exclude", "ignorecase:/src/UPPER"),
+        ]);
+        assert_eq!(d(&s, "/src/a.tmp", false), Decision::Exclude);
+        assert_eq!(
+            d(&s, "/src/sub/a.tmp", false),
+            Decision::Include,
+            "* stops at /"
+        );
+        assert_eq!(d(&s, "/src/deep/er/cache", true), Decision::Exclude);
+        assert_eq!(d(&s, "/src/deep/er/cache/f", false), Decision::Exclude);
+        assert_eq!(d(&s, "/src/xa7", false), Decision::Exclude);
+        assert_eq!(d(&s, "/src/xab", false), Decision::Include);
+        assert_eq!(d(&s, "/src/upper", false), Decision::Exclude);
+        assert_eq!(d(&s, "/src/Upper/x", false), Decision::Exclude);
+    }
+
+    #[test]
+    fn trailing_slash_means_directories_only() {
+        let s = sel(&[("exclude", "/src/d/")]);
+        assert_eq!(d(&s, "/src/d", true), Decision::Exclude);
+        assert_eq!(d(&s, "/src/d", false), Decision::Include);
+    }
+
+    #[test]
+    fn prefix_and_redundancy_errors() {
+        let mut s = Selection::default();
+        assert!(matches!(
+            s.add("exclude", "/elsewhere/x", Path::new("/src")),
+            Err(SelectionError::Prefix(..))
+        ));
+        assert!(s.add("exclude", "**/x", Path::new("/src")).is_ok());
+        s.add("include", "/src/y", Path::new("/src")).unwrap();
+        assert!(matches!(
+            s.check(),
+            Err(SelectionError::RedundantInclude(_))
+        ));
+    }
+
+    #[test]
+    fn filelists() {
+        let mut s = Selection::default();
+        s.add_filelist(
+            "# comment\n\n+ /src/keep\n- /src/drop\n'/src/quoted'\n",
+            false,
+            false,
+            Path::new("/src"),
+        )
+        .unwrap();
+        assert_eq!(d(&s, "/src/keep", false), Decision::Include);
+        assert_eq!(d(&s, "/src/drop", false), Decision::Exclude);
+        assert_eq!(d(&s, "/src/quoted", false), Decision::Exclude);
+        assert_eq!(d(&s, "/src/other", false), Decision::Include);
+    }
+
+    #[test]
+    fn glob_regexes_match_duplicity() {
+        assert_eq!(glob_to_regex("a*b"), "a[^/]*b");
+        assert_eq!(glob_to_regex("**/x"), ".*/x");
+        assert_eq!(glob_to_regex("[!a]"), "[^a]");
+        assert_eq!(glob_to_regex("[a"), "\\[a");
+        assert_eq!(glob_to_regex("é"), "\\xc3\\xa9");
     }
 }

@@ -1,0 +1,338 @@
+//! Removing old backups and leftovers, with duplicity's rules
+//! (`dup_main.remove_old`, `cleanup`; `dup_collections` for what depends on
+//! what): whole chains go, never the chain a backup would extend, never a set
+//! that a newer set needs; signature chains go with them; nothing is deleted
+//! without `force` — without it the plan is only shown.
+
+use crate::archive::collection::{BackupChain, BackupSet, Collection, SetKind, SignatureChain};
+use crate::archive::names::Kind;
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::time::{self, Seconds};
+use std::path::PathBuf;
+
+/// Which removal to plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Chains that ended before this time (`remove-older-than`).
+    OlderThan(Seconds),
+    /// All chains but the newest N (`remove-all-but-n-full`).
+    AllButNFull(usize),
+    /// The incrementals of all chains but the newest N, keeping their fulls
+    /// (`remove-all-inc-of-but-n-full`).
+    IncrementalsOfAllButNFull(usize),
+}
+
+/// What a removal or cleanup deletes (or would).
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    /// End times of the chains affected, for messages.
+    pub chains: Vec<Seconds>,
+    /// Whether only incrementals go (fulls kept).
+    pub keep_full: bool,
+    /// Sets that cannot go because newer sets depend on them.
+    pub required: Vec<Seconds>,
+    /// The active chain is older than the cut-off but is never removed.
+    pub active_chain_kept: bool,
+    /// Files at the target, in deletion order (newest first).
+    pub remote: Vec<String>,
+    /// Files in the archive directory.
+    pub local: Vec<PathBuf>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.remote.is_empty() && self.local.is_empty()
+    }
+}
+
+/// Every file of a set at the target (including its signature files, in
+/// any encoding) and in the cache (`BackupSet.delete`).
+fn set_files(repo: &Repo, set: &BackupSet, remote: &[String], local: &[String], plan: &mut Plan) {
+    let mut files = set.remote_files(&repo.naming);
+    for r in remote {
+        if let Some(p) = repo.naming.parse(r)
+            && matches!(p.kind, Kind::FullSig | Kind::NewSig)
+            && p.time == set.time
+            && p.start_time == set.start_time
+            && p.end_time == set.end_time
+            && !files.contains(r)
+        {
+            files.push(r.clone());
+        }
+    }
+    files.reverse();
+    plan.remote.extend(files);
+    if let Some(dir) = &repo.archive_dir {
+        for l in local {
+            if let Some(p) = repo.naming.parse(l)
+                && p.time == set.time
+                && p.start_time == set.start_time
+                && p.end_time == set.end_time
+            {
+                plan.local.push(dir.join(l));
+            }
+        }
+    }
+}
+
+fn chain_files(
+    repo: &Repo,
+    chain: &BackupChain,
+    keep_full: bool,
+    remote: &[String],
+    local: &[String],
+    plan: &mut Plan,
+) {
+    for inc in chain.incs.iter().rev() {
+        set_files(repo, inc, remote, local, plan);
+    }
+    if !keep_full {
+        set_files(repo, &chain.full, remote, local, plan);
+    }
+}
+
+fn sig_chain_files(repo: &Repo, chain: &SignatureChain, keep_full: bool, plan: &mut Plan) {
+    let mut names: Vec<String> = chain.incs.iter().rev().map(|i| i.0.clone()).collect();
+    if !keep_full {
+        names.push(chain.full.clone());
+    }
+    for n in names {
+        if chain.local {
+            if let Some(dir) = &repo.archive_dir {
+                let p = dir.join(&n);
+                if !plan.local.contains(&p) {
+                    plan.local.push(p);
+                }
+            }
+        } else if !plan.remote.contains(&n) {
+            plan.remote.push(n);
+        }
+    }
+}
+
+/// Plans a removal (`remove_old`).
+pub fn plan_removal(repo: &Repo, coll: &Collection, how: Removal) -> Plan {
+    let mut plan = Plan::default();
+    let (cutoff, keep_full) = match how {
+        Removal::OlderThan(t) => (t, false),
+        Removal::AllButNFull(n) => (coll.nth_last_full_time(n).unwrap_or(0), false),
+        Removal::IncrementalsOfAllButNFull(n) => (coll.nth_last_full_time(n).unwrap_or(0), true),
+    };
+    plan.keep_full = keep_full;
+    // Sets older than the cut-off that newer sets still need.
+    for c in coll.chains.iter().filter(|c| c.end_time() >= cutoff) {
+        plan.required.extend(
+            c.all_sets()
+                .map(BackupSet::set_time)
+                .filter(|&t| t < cutoff),
+        );
+    }
+    plan.required.sort_unstable();
+    plan.active_chain_kept = coll.matched_chain().is_some_and(|c| c.end_time() < cutoff);
+    let mut chains: Vec<&BackupChain> = coll
+        .chains_older_than(cutoff)
+        .into_iter()
+        .map(|i| &coll.chains[i])
+        .collect();
+    if keep_full {
+        chains.retain(|c| !c.incs.is_empty());
+    }
+    if chains.is_empty() {
+        return plan;
+    }
+    let remote = repo.backend.list().unwrap_or_default();
+    let local = repo.local_names();
+    plan.chains = chains.iter().map(|c| c.end_time()).collect();
+    // Newest first, so an interrupted removal never leaves a chain whose
+    // later sets lost their base.
+    for c in chains.iter().rev() {
+        chain_files(repo, c, keep_full, &remote, &local, &mut plan);
+    }
+    for i in coll.sig_chains_older_than(cutoff).into_iter().rev() {
+        let sc = &coll.sig_chains[i];
+        if keep_full && sc.incs.is_empty() {
+            continue;
+        }
+        sig_chain_files(repo, sc, keep_full, &mut plan);
+    }
+    plan
+}
+
+/// Plans a cleanup (`get_extraneous`): orphaned and incomplete sets, and
+/// orphaned signature files, at the target and in the cache.
+pub fn plan_cleanup(repo: &Repo, coll: &Collection) -> Plan {
+    let mut plan = Plan::default();
+    for s in coll.orphaned_sets.iter().chain(coll.incomplete_sets.iter()) {
+        let mut files = s.remote_files(&repo.naming);
+        files.retain(|f| !plan.remote.contains(f));
+        plan.remote.extend(files);
+        plan.chains.push(s.set_time());
+    }
+    plan.remote
+        .extend(coll.remote_orphaned_sigs.iter().cloned());
+    if let Some(dir) = &repo.archive_dir {
+        plan.local
+            .extend(coll.local_orphaned_sigs.iter().map(|n| dir.join(n)));
+    }
+    plan
+}
+
+/// Carries out a plan: the target's files first, then the cache's.
+pub fn apply(repo: &Repo, plan: &Plan) -> Result<()> {
+    if !plan.remote.is_empty() {
+        repo.backend.delete(&plan.remote)?;
+    }
+    for p in &plan.local {
+        match std::fs::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::local("remove", p, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes the last set if an interrupted run left it partial, as
+/// duplicity's cleanup does first. Returns what was removed.
+pub fn remove_partial_last_set(repo: &Repo, coll: &Collection) -> Result<Vec<String>> {
+    let Some(chain) = coll.chains.iter().max_by_key(|c| c.start_time()) else {
+        return Ok(Vec::new());
+    };
+    let last = chain.last();
+    if !last.partial {
+        return Ok(Vec::new());
+    }
+    let mut plan = Plan::default();
+    let remote = repo.backend.list()?;
+    set_files(repo, last, &remote, &repo.local_names(), &mut plan);
+    apply(repo, &plan)?;
+    let mut removed = plan.remote;
+    removed.extend(plan.local.iter().map(|p| p.display().to_string()));
+    Ok(removed)
+}
+
+/// A set's description for plans: "Full" or "Incremental" and its time.
+pub fn describe(set: &BackupSet) -> String {
+    format!(
+        "{} {}",
+        if set.kind == SetKind::Full {
+            "Full"
+        } else {
+            "Incremental"
+        },
+        time::to_pretty(set.set_time())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::names::{Encoding, default_naming};
+    use crate::backend::FileBackend;
+
+    const T0: Seconds = 1_795_000_000;
+
+    fn repo_with(names: &[String]) -> (tempfile::TempDir, Repo) {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("t");
+        std::fs::create_dir_all(&t).unwrap();
+        for n in names {
+            std::fs::write(t.join(n), b"x").unwrap();
+        }
+        let repo = Repo {
+            backend: Box::new(FileBackend::new(t)),
+            naming: Default::default(),
+            archive_dir: Some(d.path().join("cache")),
+            keys: Default::default(),
+            tempdir: d.path().to_path_buf(),
+        };
+        (d, repo)
+    }
+
+    fn full(t: Seconds) -> Vec<String> {
+        let n = default_naming();
+        vec![
+            n.full_volume(t, 1, Encoding::Gpg),
+            n.manifest(None, t, Encoding::Gpg, false),
+            n.signatures(None, t, Encoding::Gpg, false),
+        ]
+    }
+
+    fn inc(p: Seconds, t: Seconds) -> Vec<String> {
+        let n = default_naming();
+        vec![
+            n.inc_volume(p, t, 1, Encoding::Gpg),
+            n.manifest(Some(p), t, Encoding::Gpg, false),
+            n.signatures(Some(p), t, Encoding::Gpg, false),
+        ]
+    }
+
+    #[test]
+    fn all_but_n_full_removes_whole_old_chains_only() {
+        let mut names = full(T0);
+        names.extend(inc(T0, T0 + 10));
+        names.extend(full(T0 + 100));
+        names.extend(inc(T0 + 100, T0 + 110));
+        names.extend(full(T0 + 200));
+        let (_d, repo) = repo_with(&names);
+        let coll = repo.collection().unwrap();
+        let plan = plan_removal(&repo, &coll, Removal::AllButNFull(2));
+        assert_eq!(plan.chains, vec![T0 + 10]);
+        assert_eq!(plan.remote.len(), 6, "{:?}", plan.remote);
+        let oldest = time::to_string(T0);
+        assert!(
+            plan.remote.iter().all(|n| n.contains(&oldest)),
+            "only the oldest chain: {:?}",
+            plan.remote
+        );
+        apply(&repo, &plan).unwrap();
+        let after = repo.collection().unwrap();
+        assert_eq!(after.chains.len(), 2);
+
+        let plan = plan_removal(&repo, &after, Removal::IncrementalsOfAllButNFull(1));
+        assert!(plan.keep_full);
+        assert_eq!(
+            plan.remote.len(),
+            3,
+            "the incremental set and its signatures: {:?}",
+            plan.remote
+        );
+        apply(&repo, &plan).unwrap();
+        let after = repo.collection().unwrap();
+        assert_eq!(after.chains.len(), 2);
+        assert!(after.chains.iter().all(|c| c.incs.is_empty()));
+    }
+
+    #[test]
+    fn older_than_never_removes_the_active_chain() {
+        let mut names = full(T0);
+        names.extend(inc(T0, T0 + 10));
+        let (_d, repo) = repo_with(&names);
+        let coll = repo.collection().unwrap();
+        let plan = plan_removal(&repo, &coll, Removal::OlderThan(T0 + 1000));
+        assert!(plan.is_empty());
+        assert!(plan.active_chain_kept);
+        let plan = plan_removal(&repo, &coll, Removal::OlderThan(T0 + 5));
+        assert!(plan.is_empty());
+        assert_eq!(
+            plan.required,
+            vec![T0],
+            "the full is needed by the incremental"
+        );
+    }
+
+    #[test]
+    fn cleanup_finds_orphans_and_incomplete_sets() {
+        let n = default_naming();
+        let mut names = full(T0);
+        names.push(n.full_volume(T0 + 50, 1, Encoding::Gpg)); // incomplete
+        names.extend(inc(T0 + 500, T0 + 600)); // orphan set + orphan sig
+        let (_d, repo) = repo_with(&names);
+        let coll = repo.collection().unwrap();
+        let plan = plan_cleanup(&repo, &coll);
+        assert_eq!(plan.remote.len(), 4, "{:?}", plan.remote);
+        apply(&repo, &plan).unwrap();
+        assert_eq!(repo.backend.list().unwrap().len(), 3);
+    }
+}
