@@ -12,6 +12,7 @@ build:
 test: lint
     cargo test --all-targets
     just test-aarch64
+    just cross armv7
     just boot-test
 
 # Formatting and lints, as CI checks them.
