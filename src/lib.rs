@@ -13,4 +13,5 @@ pub mod time;
 pub use error::{Error, Result};
 pub mod backup;
 pub mod maintenance;
+pub mod progress;
 pub mod source;

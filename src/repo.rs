@@ -246,6 +246,34 @@ impl Repo {
         })
     }
 
+    /// Takes the archive directory's lock, as duplicity does (a POSIX record
+    /// lock on `lockfile`, so a duplicity run and a Cairn run on the same
+    /// cache exclude each other). Held until the guard is dropped.
+    pub fn lock(&self) -> Result<File> {
+        use std::os::fd::AsRawFd;
+        let dir = self.cache_dir()?;
+        let path = dir.join("lockfile");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::local("open", &path, e))?;
+        // SAFETY: a plain fcntl(F_SETLK) on a file descriptor we own.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
+        if r != 0 {
+            return Err(Error::Usage(format!(
+                "another duplicity or Cairn instance is already running with this archive directory ({}); \
+                 wait for it to finish",
+                dir.display()
+            )));
+        }
+        Ok(f)
+    }
+
     /// The archive directory, created if needed.
     pub fn cache_dir(&self) -> Result<&Path> {
         let dir = self

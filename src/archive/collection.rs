@@ -247,7 +247,11 @@ fn sig_chains(
     let mut chains = Vec::new();
     let mut news: Vec<(String, Seconds, Seconds)> = Vec::new();
     for n in names {
-        let Some(p) = naming.parse(n) else { continue };
+        // A partial signature file belongs to an unfinished set; it is
+        // rewritten when that set is resumed and extends nothing.
+        let Some(p) = naming.parse(n).filter(|p| !p.partial) else {
+            continue;
+        };
         match p.kind {
             Kind::FullSig => chains.push(SignatureChain {
                 local,

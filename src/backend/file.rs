@@ -151,6 +151,22 @@ impl Backend for FileBackend {
         }))
     }
 
+    fn remove_stale_uploads(&self) -> Result<(), BackendError> {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return Ok(());
+        };
+        for e in rd.flatten() {
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".cairn-upload."))
+            {
+                fs::remove_file(e.path())
+                    .map_err(|err| self.err("delete", &e.file_name().to_string_lossy(), err))?;
+            }
+        }
+        Ok(())
+    }
+
     fn delete(&self, names: &[String]) -> Result<(), BackendError> {
         for name in names {
             let p = self.path_of(name)?;

@@ -73,6 +73,12 @@ pub trait Backend: Send + Sync {
 
     /// Deletes files; names that are already gone are not an error.
     fn delete(&self, names: &[String]) -> Result<(), BackendError>;
+
+    /// Removes temporary files a killed upload left (called with the
+    /// archive directory's lock held, so no upload of ours is running).
+    fn remove_stale_uploads(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
 }
 
 /// Opens a target by URL, as duplicity spells them.

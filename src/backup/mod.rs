@@ -97,6 +97,7 @@ pub struct BackupOptions {
     pub full_if_older_than: Option<Seconds>,
     /// The backup time (`--current-time`); default now.
     pub time: Option<Seconds>,
+    pub progress: std::sync::Arc<dyn crate::progress::Progress>,
 }
 
 impl BackupOptions {
@@ -111,6 +112,7 @@ impl BackupOptions {
             allow_source_mismatch: false,
             full_if_older_than: None,
             time: None,
+            progress: crate::progress::silent(),
         }
     }
 }
@@ -170,19 +172,21 @@ pub struct BackupReport {
 struct ManifestPart {
     path: PathBuf,
     file: File,
+    progress: std::sync::Arc<dyn crate::progress::Progress>,
 }
 
 impl VolumeLog for ManifestPart {
     fn volume_done(
         &mut self,
         info: &VolumeInfo,
-        _stored: &crate::archive::codec::Stored,
+        stored: &crate::archive::codec::Stored,
     ) -> Result<()> {
         let mut b = info.to_bytes();
         b.push(b'\n');
         let err = |e| Error::local("write", self.path.clone(), e);
         self.file.write_all(&b).map_err(err)?;
         self.file.sync_data().map_err(err)?;
+        self.progress.volume(info.number, stored.size);
         Ok(())
     }
 }
@@ -367,6 +371,7 @@ struct Run<'r, 'c, 'm> {
     sigs: SigtarWriter<BufWriter<File>>,
     owners: OwnerMap,
     report: BackupReport,
+    progress: std::sync::Arc<dyn crate::progress::Progress>,
 }
 
 impl Run<'_, '_, '_> {
@@ -414,12 +419,14 @@ impl Run<'_, '_, '_> {
             bytes: 0,
         };
         let mut read_bytes = 0u64;
+        let progress = self.progress.clone();
         let copied: io::Result<()> = match old_sig {
             Some(old_bytes) => match delta::parse_signature(old_bytes.clone()) {
                 Ok(s) => Differ::new(&s)
                     .diff(&mut src, &mut chunker, |b| {
                         sig.update(b);
                         read_bytes += b.len() as u64;
+                        progress.advance(b.len() as u64);
                     })
                     .map(|_| ()),
                 Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
@@ -432,6 +439,7 @@ impl Run<'_, '_, '_> {
                         Ok(n) => {
                             sig.update(&buf[..n]);
                             read_bytes += n as u64;
+                            progress.advance(n as u64);
                             if let Err(e) = chunker.write_all(&buf[..n]) {
                                 break Err(e);
                             }
@@ -593,6 +601,12 @@ fn upload_file(repo: &Repo, local: &Path, name: &str, format: codec::Format<'_>)
 /// A set whose manifest did reach the target is complete; only its local
 /// `.part` files go (the cache sync fetched the real ones).
 pub fn clear_partial_sets(repo: &Repo) -> Result<Vec<String>> {
+    clear_partial_sets_except(repo, None)
+}
+
+/// As [`clear_partial_sets`], sparing the set of the manifest `keep`.
+fn clear_partial_sets_except(repo: &Repo, keep: Option<&str>) -> Result<Vec<String>> {
+    let spared = keep.and_then(|k| repo.naming.parse(k));
     let local = repo.local_names();
     let parts: Vec<(String, crate::archive::names::ParsedName)> = local
         .iter()
@@ -600,6 +614,11 @@ pub fn clear_partial_sets(repo: &Repo) -> Result<Vec<String>> {
             repo.naming
                 .parse(n)
                 .filter(|p| p.partial)
+                .filter(|p| {
+                    !spared.as_ref().is_some_and(|s| {
+                        s.time == p.time && s.start_time == p.start_time && s.end_time == p.end_time
+                    })
+                })
                 .map(|p| (n.clone(), p))
         })
         .collect();
@@ -646,6 +665,123 @@ pub fn clear_partial_sets(repo: &Repo) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// How to continue a set an interrupted run left (`dup_main.Restart`).
+struct Restart {
+    prev: Option<Seconds>,
+    time: Seconds,
+    /// The manifest so far: header and the volumes that are stored.
+    manifest: Manifest,
+}
+
+/// Finds a partial last set to resume. Sets that cannot be resumed (no
+/// volume stored yet, other encoding, other source) are removed instead, so
+/// the run starts cleanly; the names removed go to `cleared`.
+fn plan_restart(
+    repo: &Repo,
+    opts: &BackupOptions,
+    cleared: &mut Vec<String>,
+) -> Result<Option<Restart>> {
+    use crate::archive::names::Kind;
+    let local = repo.local_names();
+    let mut parts: Vec<(String, crate::archive::names::ParsedName)> = local
+        .iter()
+        .filter_map(|n| {
+            repo.naming
+                .parse(n)
+                .filter(|p| p.partial && p.manifest)
+                .map(|p| (n.clone(), p))
+        })
+        .collect();
+    parts.sort_by_key(|(_, p)| p.set_time());
+    let Some((name, p)) = parts.pop() else {
+        return Ok(None);
+    };
+    // Older partial sets (a state duplicity never leaves) are cleared.
+    if !parts.is_empty() {
+        cleared.extend(clear_partial_sets_except(repo, Some(&name))?);
+    }
+    let remote = repo.backend.list()?;
+    let same_set = |q: &crate::archive::names::ParsedName| {
+        q.time == p.time
+            && q.start_time == p.start_time
+            && q.end_time == p.end_time
+            && matches!(q.kind, Kind::Full | Kind::Inc)
+    };
+    let complete = remote.iter().any(|r| {
+        repo.naming
+            .parse(r)
+            .is_some_and(|q| same_set(&q) && q.manifest && !q.partial)
+    });
+    let dir = repo.cache_dir()?.to_path_buf();
+    let text = fs::read(dir.join(&name)).unwrap_or_default();
+    let parsed = Manifest::parse(&text).ok();
+    let volumes: std::collections::BTreeMap<u64, String> = remote
+        .iter()
+        .filter_map(|r| {
+            repo.naming
+                .parse(r)
+                .filter(|q| same_set(q) && q.volume.is_some())
+                .map(|q| (q.volume.unwrap_or(0), r.clone()))
+        })
+        .collect();
+    let mut resumable = !complete && parsed.is_some();
+    let mut manifest = parsed.unwrap_or_default();
+    // Keep volumes 1..k that the manifest records and the target holds.
+    let mut k = 0;
+    while manifest.volumes.contains_key(&(k + 1)) && volumes.contains_key(&(k + 1)) {
+        k += 1;
+    }
+    manifest.volumes.retain(|n, _| *n <= k);
+    manifest.files_changed.clear();
+    if k == 0 {
+        resumable = false;
+    }
+    if resumable {
+        let vol1 = &volumes[&1];
+        let enc = repo.naming.parse(vol1).map(|q| q.encoding());
+        let same_source = manifest.hostname.as_deref() == Some(opts.hostname.as_str())
+            && manifest.localdir.as_deref() == Some(canonical_source(&opts.source).as_slice());
+        if enc != Some(opts.storage.encoding()) || !same_source {
+            resumable = false;
+        } else if enc == Some(Encoding::Gpg)
+            && !matches!(&opts.storage, Storage::Encrypted(c) if !c.recipients.is_empty() || !c.hidden_recipients.is_empty())
+        {
+            // Same passphrase as the volumes already stored? Decrypt a little
+            // of volume 1 to know, as duplicity does.
+            let vol = repo
+                .fetch_volume(vol1, None)
+                .map_err(|e| Error::Usage(format!("{vol1}: {e}")))?;
+            let f = vol.open().map_err(|e| Error::local("read", &vol.path, e))?;
+            let mut r =
+                codec::decode(f, Encoding::Gpg, &repo.keys).map_err(|source| Error::Crypto {
+                    file: vol1.clone(),
+                    source,
+                })?;
+            let mut probe = [0u8; 512];
+            r.read_exact(&mut probe).map_err(|source| Error::Read {
+                file: vol1.clone(),
+                source,
+            })?;
+        }
+    }
+    if !resumable {
+        cleared.extend(clear_partial_sets_except(repo, None)?);
+        return Ok(None);
+    }
+    // The signatures are rewritten from the start.
+    let _ = fs::remove_file(dir.join(repo.naming.signatures(
+        p.start_time,
+        p.set_time(),
+        Encoding::Plain,
+        true,
+    )));
+    Ok(Some(Restart {
+        prev: p.start_time,
+        time: p.set_time(),
+        manifest,
+    }))
+}
+
 /// Writes a backup set.
 pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     let src_meta = fs::metadata(&opts.source)
@@ -656,11 +792,47 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
             opts.source.display()
         )));
     }
+    let _lock = repo.lock()?;
+    repo.backend.remove_stale_uploads()?;
     repo.sync_cache()?;
-    let cleared = clear_partial_sets(repo)?;
+    let mut cleared = Vec::new();
+    let restart = plan_restart(repo, opts, &mut cleared)?;
     let coll = repo.collection()?;
     let now = opts.time.unwrap_or_else(time::now);
-    let (kind, note) = decide_mode(repo, &coll, opts, now)?;
+    let (kind, note) = match &restart {
+        Some(r) => (
+            if r.prev.is_some() {
+                SetKind::Inc
+            } else {
+                SetKind::Full
+            },
+            Some(format!(
+                "Last {} backup left a partial set, restarting after volume {}.",
+                if r.prev.is_some() {
+                    "incremental"
+                } else {
+                    "full"
+                },
+                r.manifest.volumes.len()
+            )),
+        ),
+        None => decide_mode(repo, &coll, opts, now)?,
+    };
+    if let Some(n) = &note {
+        opts.progress.note(n);
+    }
+    if opts.progress.wants_total() {
+        // A metadata-only walk, beside the backup, to give the bar its end.
+        let (root, sel, p) = (
+            opts.source.clone(),
+            opts.selection.clone(),
+            opts.progress.clone(),
+        );
+        std::thread::spawn(move || {
+            let total: u64 = Walk::new(&root, &sel).map(|e| e.meta.size).sum();
+            p.total(total);
+        });
+    }
     let mut report = BackupReport {
         kind: Some(kind),
         note,
@@ -669,7 +841,20 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     };
 
     // The chain to extend, and the time the new set starts from.
-    let (prev, sig_chain) = if kind == SetKind::Inc {
+    let (prev, sig_chain) = if let Some(r) = &restart {
+        let sc = match r.prev {
+            Some(p) => Some(
+                coll.sig_chains
+                    .iter()
+                    .filter(|c| c.end_time() == p)
+                    .max_by_key(|c| c.local)
+                    .cloned()
+                    .ok_or_else(|| Error::Usage("cannot resume the interrupted incremental: the signatures it extends are gone; run `cleanup --force`".into()))?,
+            ),
+            None => None,
+        };
+        (r.prev, sc)
+    } else if kind == SetKind::Inc {
         let chain = coll.matched_chain().expect("matched");
         let last = repo.manifest(chain.last())?;
         check_source_matches(&last, opts)?;
@@ -678,8 +863,8 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     } else {
         (None, None)
     };
-    let mut t = now;
-    if let Some(p) = prev {
+    let mut t = restart.as_ref().map_or(now, |r| r.time);
+    if let (Some(p), None) = (prev, &restart) {
         // Names need a later time than the set extended; duplicity sleeps.
         while t <= p && opts.time.is_none() {
             std::thread::sleep(std::time::Duration::from_millis(200));
@@ -703,6 +888,7 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     let mut manifest = ManifestPart {
         file: File::create(&man_part).map_err(|e| Error::local("create", &man_part, e))?,
         path: man_part.clone(),
+        progress: opts.progress.clone(),
     };
     let header = Manifest {
         hostname: Some(opts.hostname.clone()),
@@ -710,9 +896,17 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
         ..Default::default()
     }
     .header_bytes();
+    let mut start = header;
+    if let Some(r) = &restart {
+        for vi in r.manifest.volumes.values() {
+            start.extend(vi.to_bytes());
+            start.push(b'\n');
+        }
+    }
     manifest
         .file
-        .write_all(&header)
+        .write_all(&start)
+        .and_then(|()| manifest.file.sync_data())
         .map_err(|e| Error::local("write", &man_part, e))?;
     let sig_file = File::create(&sig_part).map_err(|e| Error::local("create", &sig_part, e))?;
     let spool_file = tempfile::tempfile_in(&repo.tempdir)
@@ -733,7 +927,16 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
         level: opts.storage.level(),
         packing: opts.storage.packing(),
     };
-    let vw = VolumeWriter::new(repo, (prev, t), format, opts.volsize, 1);
+    let kept = restart
+        .as_ref()
+        .map_or(0, |r| r.manifest.volumes.len() as u64);
+    let mut vw = VolumeWriter::new(repo, (prev, t), format, opts.volsize, kept + 1);
+    if let Some(last) = restart
+        .as_ref()
+        .and_then(|r| r.manifest.volumes.values().last())
+    {
+        vw.resume_after((last.end.clone(), last.end_block));
+    }
     let (volumes, stored, filelist_file, filelist_count, skipped_walk, sockets) =
         std::thread::scope(|scope| -> Result<_> {
             let mut combined = sig_chain
@@ -754,6 +957,7 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
                 sigs: SigtarWriter::new(BufWriter::with_capacity(1 << 20, sig_file)),
                 owners: OwnerMap::new(false),
                 report: BackupReport::default(),
+                progress: opts.progress.clone(),
             };
             let mut walker = Walk::new(&opts.source, &opts.selection);
             let mut walk = walker.by_ref().peekable();
@@ -781,6 +985,7 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
                             !s.is_deleted() && run.owners.localize(&s.meta).same_state(&e.meta);
                         if same {
                             run.report.source_bytes += e.meta.size;
+                            run.progress.advance(e.meta.size);
                         } else {
                             run.changed_path(&e, Some(&s).filter(|s| !s.is_deleted()))?;
                         }

@@ -40,6 +40,9 @@ pub struct VolumeWriter<'r, 'c> {
     /// any): the guess for input whose output is not out yet, until the
     /// current volume has some of its own.
     ratio: f64,
+    /// When resuming an interrupted set: entries are dropped up to and
+    /// including this one (the last entry of the last volume kept).
+    skip_until: Option<(Index, Option<u64>)>,
     /// Bytes stored in finished volumes.
     pub stored: u64,
     pub volumes: u64,
@@ -66,6 +69,7 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             open: None,
             next_number: first_number,
             ratio: 1.0,
+            skip_until: None,
             stored: 0,
             volumes: 0,
         }
@@ -91,6 +95,42 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         Ok(())
     }
 
+    /// Resumes an interrupted set: drops the entries that volumes already
+    /// stored hold, up to the last one's `(index, block)` from the manifest
+    /// (`dup_main.restart_position_iterator`).
+    pub fn resume_after(&mut self, last: (Index, Option<u64>)) {
+        self.skip_until = Some(last);
+    }
+
+    /// Whether the entry at `(index, chunk)` was already stored.
+    fn already_stored(&mut self, index: &Index, chunk: Option<u64>) -> bool {
+        let Some((end, end_block)) = &self.skip_until else {
+            return false;
+        };
+        let drop = match index.cmp(end) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => match (end_block, chunk) {
+                // The volume ended with this path's last piece: all of it is stored.
+                (None, _) => true,
+                (Some(k), Some(j)) => {
+                    if j == *k {
+                        // The last stored piece: drop it, write from the next.
+                        self.skip_until = None;
+                        return true;
+                    }
+                    j < *k
+                }
+                // The path's last chunk comes after chunk `k`.
+                (Some(_), None) => false,
+            },
+        };
+        if !drop {
+            self.skip_until = None;
+        }
+        drop
+    }
+
     /// Adds one tar entry: `header` (already padded) and `data` (unpadded).
     /// `chunk` is the multivol chunk number if the entry is a chunk that is
     /// not its file's last (what the manifest records as a block number).
@@ -102,6 +142,9 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         data: &[u8],
         log: &mut dyn VolumeLog,
     ) -> Result<()> {
+        if self.already_stored(index, chunk) {
+            return Ok(());
+        }
         if let Some(o) = &self.open
             && o.encoder.estimated_size(self.ratio) >= self.threshold
         {
@@ -151,7 +194,7 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
     /// Closes the last volume. A backup with nothing to store still writes
     /// one (empty) volume, as duplicity does.
     pub fn finish(mut self, log: &mut dyn VolumeLog) -> Result<(u64, u64)> {
-        if self.open.is_none() && self.volumes == 0 {
+        if self.open.is_none() && self.volumes == 0 && self.next_number == 1 {
             self.start(&Index::root(), None)?;
         }
         self.close(log)?;

@@ -312,6 +312,8 @@ pub struct BackupRequest {
     pub full_if_older_than: Option<String>,
     pub current_time: Option<time::Seconds>,
     pub print_statistics: bool,
+    /// Draw a progress bar (on a terminal).
+    pub progress: bool,
 }
 
 /// Runs a backup and prints duplicity's statistics block.
@@ -330,18 +332,19 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         .map(parse_time)
         .transpose()?;
     opts.time = req.current_time;
+    let console = super::progress::Console::new(req.progress);
+    opts.progress = console.clone();
     let started = std::time::Instant::now();
     let start_wall = time::now();
-    let r = backup::backup(&repo, &opts)?;
+    let r = backup::backup(&repo, &opts);
+    console.done();
+    let r = r?;
     if !r.cleared.is_empty() {
         eprintln!(
             "The last backup was interrupted; started over (removed {} leftover file(s): {}).",
             r.cleared.len(),
             r.cleared.join(", ")
         );
-    }
-    if let Some(n) = &r.note {
-        println!("{n}");
     }
     for s in &r.skipped {
         eprintln!(
@@ -399,6 +402,7 @@ pub fn remove(
 ) -> anyhow::Result<Outcome> {
     use crate::maintenance;
     let repo = open_repo(url, args)?;
+    let _lock = repo.lock()?;
     let coll = repo.collection()?;
     print_last_full(&coll);
     let plan = maintenance::plan_removal(&repo, &coll, how);
@@ -459,6 +463,7 @@ pub fn remove(
 pub fn cleanup(url: &str, args: &TargetArgs, force: bool) -> anyhow::Result<Outcome> {
     use crate::maintenance;
     let repo = open_repo(url, args)?;
+    let _lock = repo.lock()?;
     let mut coll = repo.collection()?;
     if force {
         let removed = maintenance::remove_partial_last_set(&repo, &coll)?;

@@ -771,6 +771,7 @@ fn backup(
             full_if_older_than: inv.last("full-if-older-than").map(str::to_string),
             current_time,
             print_statistics: !inv.flag("no-print-statistics"),
+            progress: inv.flag("progress"),
         },
     )
 }

@@ -4,6 +4,7 @@
 mod common;
 mod duplicity;
 mod native;
+mod progress;
 
 use std::ffi::OsString;
 use std::path::Path;

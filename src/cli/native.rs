@@ -153,6 +153,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 full_if_older_than,
                 current_time: None,
                 print_statistics: true,
+                progress: true,
             },
         )),
         Command::Restore {

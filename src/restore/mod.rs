@@ -179,7 +179,10 @@ fn free_space(p: &std::path::Path) -> u64 {
         // The fields are 32 bits wide on armv7.
         .map(|s| {
             #[allow(clippy::useless_conversion)]
-            let (blocks, size) = (u64::from(s.blocks_available()), u64::from(s.fragment_size()));
+            let (blocks, size) = (
+                u64::from(s.blocks_available()),
+                u64::from(s.fragment_size()),
+            );
             blocks.saturating_mul(size)
         })
         .unwrap_or(u64::MAX)

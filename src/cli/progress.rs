@@ -1,0 +1,66 @@
+//! Progress as people see it: a bar with rate and ETA when standard error is
+//! a terminal, plain log lines when it is not (cron mail, the journal).
+
+use crate::progress::Progress;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+pub struct Console {
+    bar: Option<ProgressBar>,
+}
+
+impl Console {
+    /// `bar`: whether a bar may be drawn (it is only drawn on a terminal).
+    pub fn new(bar: bool) -> Arc<Console> {
+        let bar = (bar && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Arc::new(Console { bar })
+    }
+
+    pub fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Console {
+    fn note(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn total(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(bytes);
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
+
+    fn volume(&self, number: u64, stored: u64) {
+        match &self.bar {
+            Some(b) => b.set_message(format!("volume {number}")),
+            None => eprintln!("Processed volume {number} ({stored} bytes stored)"),
+        }
+    }
+
+    fn wants_total(&self) -> bool {
+        self.bar.is_some()
+    }
+}

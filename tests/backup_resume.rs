@@ -1,0 +1,172 @@
+//! Killing a backup (SIGKILL, not a polite signal) at many points: after
+//! every kill the earlier sets still restore exactly, the next run resumes
+//! the partial set (or starts it cleanly), and the finished chain restores
+//! exactly with Cairn and with stock duplicity.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PW: &str = "kill test";
+
+#[test]
+fn sigkill_at_many_points_then_resume() {
+    let work = tmpdir();
+    let src = work.path().join("src");
+    edge::build(&src, 8 << 20);
+    let target = work.path().join("t");
+    let url = file_url(&target);
+    let cache = work.path().join("cache");
+    let cache_s = cache.to_str().unwrap().to_string();
+    let backup_args = [
+        "backup",
+        "--volsize",
+        "1",
+        "--archive-dir",
+        &cache_s,
+        src.to_str().unwrap(),
+        &url,
+    ];
+    ok(&cairn(), &args(&backup_args), &[("PASSPHRASE", PW)]);
+    let first = capture(&src);
+    let first_time = backup_times(&target)[0].clone();
+    edge::mutate(&src, 1);
+    fs::write(src.join("grown.bin"), random_bytes(6 << 20, 9)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+
+    // How long an uninterrupted run takes, to spread the kill points over it.
+    let probe_target = work.path().join("probe");
+    copy_dir(&target, &probe_target);
+    let probe_cache = work.path().join("probe-cache");
+    copy_dir(&cache, &probe_cache);
+    let started = Instant::now();
+    ok(
+        &cairn(),
+        &args(&[
+            "backup",
+            "--volsize",
+            "1",
+            "--archive-dir",
+            probe_cache.to_str().unwrap(),
+            src.to_str().unwrap(),
+            &file_url(&probe_target),
+        ]),
+        &[("PASSPHRASE", PW)],
+    );
+    let full_run = started.elapsed();
+
+    let mut survived = 0;
+    let mut resumed = 0;
+    let mut completed = false;
+    let points = 16;
+    for i in 0..points {
+        // Spread over the run; each resumed run has less left to do, so the
+        // later points land ever earlier in it.
+        let delay = full_run.mul_f64(0.05 + 0.9 * f64::from(i) / f64::from(points));
+        let mut child = Command::new(cairn())
+            .args(backup_args)
+            .env("PASSPHRASE", PW)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        if String::from_utf8_lossy(&out.stderr).contains("partial set") {
+            resumed += 1;
+        }
+        if out.status.success() {
+            completed = true;
+            break;
+        }
+        // The earlier set is untouched and restores exactly.
+        let dest = work.path().join(format!("check{i}"));
+        ok(
+            &cairn(),
+            &args(&[
+                "restore",
+                "--time",
+                &first_time,
+                "--archive-dir",
+                work.path().join("rc").to_str().unwrap(),
+                &url,
+                dest.to_str().unwrap(),
+            ]),
+            &[("PASSPHRASE", PW)],
+        );
+        assert_same_tree(
+            &first,
+            &capture(&dest),
+            &format!("first set after kill point {i}"),
+        );
+        let _ = fs::remove_dir_all(&dest);
+        // Nothing looks complete that is not.
+        let names: Vec<String> = fs::read_dir(&target)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().filter(|n| n.contains(".manifest")).count() <= 2);
+        survived += 1;
+    }
+    // Finish, if no run got to the end before its kill.
+    if !completed {
+        let o = ok(&cairn(), &args(&backup_args), &[("PASSPHRASE", PW)]);
+        if String::from_utf8_lossy(&o.stderr).contains("partial set") {
+            resumed += 1;
+        }
+    }
+    println!("survived {survived} SIGKILL points; {resumed} runs resumed a partial set");
+    assert!(
+        survived >= 5,
+        "the kill points must land inside runs (survived {survived})"
+    );
+    assert!(resumed >= 1, "at least one run resumed");
+    let now = capture(&src);
+    let times = backup_times(&target);
+    assert_eq!(times.len(), 2, "one full and one incremental: {times:?}");
+    let dest = work.path().join("final-cairn");
+    ok(
+        &cairn(),
+        &args(&[
+            "restore",
+            "--archive-dir",
+            work.path().join("rc2").to_str().unwrap(),
+            &url,
+            dest.to_str().unwrap(),
+        ]),
+        &[("PASSPHRASE", PW)],
+    );
+    assert_same_tree(&now, &capture(&dest), "latest, Cairn");
+    let dest = work.path().join("final-dup");
+    ok(
+        &dup08(),
+        &args(&[
+            "restore",
+            "--archive-dir",
+            work.path().join("dc").to_str().unwrap(),
+            &url,
+            dest.to_str().unwrap(),
+        ]),
+        &[("PASSPHRASE", PW)],
+    );
+    assert_same_tree(&now, &capture(&dest), "latest, duplicity");
+    let dest = work.path().join("first-dup");
+    ok(
+        &dup08(),
+        &args(&[
+            "restore",
+            "-t",
+            &first_time,
+            "--archive-dir",
+            work.path().join("dc").to_str().unwrap(),
+            &url,
+            dest.to_str().unwrap(),
+        ]),
+        &[("PASSPHRASE", PW)],
+    );
+    assert_same_tree(&first, &capture(&dest), "first, duplicity");
+}
