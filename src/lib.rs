@@ -13,5 +13,6 @@ pub mod time;
 pub use error::{Error, Result};
 pub mod backup;
 pub mod maintenance;
+pub mod profile;
 pub mod progress;
 pub mod source;

@@ -120,7 +120,12 @@ pub fn report(r: anyhow::Result<Outcome>) -> i32 {
     match r {
         Ok(o) => o.code,
         Err(e) => {
-            eprintln!("cairn: {e:#}");
+            // Cairn's own errors already name their cause in the message.
+            if e.downcast_ref::<Error>().is_some() {
+                eprintln!("cairn: {e}");
+            } else {
+                eprintln!("cairn: {e:#}");
+            }
             exit_code(&e)
         }
     }

@@ -1,66 +1,124 @@
 //! The native `cairn` command line.
 
-use clap::{Parser, Subcommand};
+use super::common::{self, EncryptionRequest, TargetArgs};
+use crate::profile::Profile;
+use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
+use std::path::PathBuf;
+
+const ABOUT: &str = "Encrypted, incremental backups in duplicity's archive format";
+
+const LONG_ABOUT: &str = "\
+Cairn backs up a directory as encrypted full and incremental sets of rsync \
+deltas and OpenPGP, in exactly the format duplicity writes, so stock \
+duplicity (0.8 or 3.x) restores what Cairn writes and Cairn restores and \
+extends what duplicity wrote.
+
+Targets are URLs: file:///mnt/usb/backups, rsync://user@host::module/path, \
+sftp://user@host/path, s3://bucket/prefix.
+
+The passphrase comes from the PASSPHRASE environment variable or from \
+--passphrase-file (or the profile's [encryption] passphrase_file). \
+Invoked as `duplicity` (a symlink), or as `cairn duplicity ...`, Cairn \
+accepts duplicity's own command line.";
+
+const AFTER: &str = "\
+EXAMPLES:
+  Back up a directory (full the first time, incremental afterwards):
+    PASSPHRASE=... cairn backup /home/me file:///mnt/usb/backups
+  Everything from a profile:
+    cairn --config /data/cairn/cairn.toml backup
+  Restore the state of two weeks ago:
+    cairn restore --time 2W file:///mnt/usb/backups /tmp/restored
+  Keep the newest three full chains (shows the plan; --force deletes):
+    cairn prune --keep-full 3 file:///mnt/usb/backups
+
+EXIT STATUS:
+  0 success; 1 verify found differences; 2 usage error; 11 restore \
+destination not empty; 19 path not in the backup; 21 backup incomplete \
+(damaged or missing volumes); 30 no backups; 31 decryption failed; 50+ \
+target errors. These are duplicity's codes.";
 
 #[derive(Parser)]
-#[command(
-    name = "cairn",
-    version,
-    about = "Encrypted, incremental backups in duplicity's format"
-)]
+#[command(name = "cairn", version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER)]
 struct Cli {
+    /// A profile (TOML) with the source, target, selection, encryption,
+    /// secrets files and retention to use; flags override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The target, when the profile does not name it.
+#[derive(Args, Debug, Default, Clone)]
+struct TargetUrl {
+    /// The target URL, e.g. file:///mnt/usb/backups (default: the profile's).
+    #[arg(value_name = "URL")]
+    url: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Back up a directory to a target.
     ///
-    /// Writes an incremental backup on top of the latest chain at the target,
-    /// or a full backup if there is none (or with --full). Encrypts with the
-    /// passphrase in PASSPHRASE (or --passphrase-file) unless --no-encryption.
+    /// Writes an incremental set on top of the latest chain at the target,
+    /// or a full set when there is none (or with --full, or when the last
+    /// full is older than --full-if-older-than). Only what changed since
+    /// the last backup is sent: rsync deltas of changed files, new files
+    /// whole, and records of what was deleted. An interrupted backup is
+    /// resumed by the next run.
     Backup {
-        /// The directory to back up.
-        source: std::path::PathBuf,
-        /// The target, e.g. file:///mnt/usb/backups.
-        url: String,
+        /// The directory to back up (default: the profile's source).
+        source: Option<PathBuf>,
+        /// The target URL (default: the profile's target).
+        url: Option<String>,
         /// Start a new chain with a full backup.
         #[arg(long, conflicts_with = "incremental")]
         full: bool,
         /// Insist on an incremental backup (fail if there is no chain to extend).
         #[arg(long)]
         incremental: bool,
-        /// Make a full backup instead if the last full is older than this (e.g. 2M).
+        /// Make a full backup instead if the last full is older than this (e.g. 1M).
         #[arg(long, value_name = "TIME")]
         full_if_older_than: Option<String>,
-        /// Volume size in MiB.
-        #[arg(long, default_value_t = 200, value_name = "MIB")]
-        volsize: u64,
-        /// Store volumes unencrypted (gzip only).
-        #[arg(long)]
-        no_encryption: bool,
-        /// Store volumes uncompressed (with --no-encryption).
-        #[arg(long)]
-        no_compression: bool,
+        /// Volume size in MiB [default: 200].
+        #[arg(long, value_name = "MIB")]
+        volsize: Option<u64>,
+        /// Exclude paths matching GLOB (duplicity's globbing; first match wins).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Include paths matching GLOB (put includes before a broader exclude).
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+        /// Leave out directories that contain a file with this name.
+        #[arg(long, value_name = "NAME")]
+        exclude_if_present: Vec<String>,
+        #[command(flatten)]
+        crypt: CryptArgs,
         /// Extend a chain made from another host or directory.
         #[arg(long)]
         allow_source_mismatch: bool,
+        /// No progress bar, only log lines.
+        #[arg(long)]
+        quiet: bool,
         #[command(flatten)]
-        target: super::common::TargetArgs,
+        target: TargetArgs,
     },
     /// Restore a point in time from a target into a directory.
     ///
     /// Restores the latest backup unless --time names another moment; with
     /// --path, restores only that file or directory, written as DEST itself.
-    /// DEST must be new or empty unless --force is given.
+    /// DEST must be new or empty unless --force is given. Every volume is
+    /// checked against its manifest first; if one is damaged or missing,
+    /// everything that does not depend on it is still restored, the damage
+    /// is named, and the exit status is 21.
     Restore {
-        /// The target, e.g. file:///mnt/usb/backups.
+        /// The target URL.
         url: String,
         /// Where to write the restored files.
-        dest: std::path::PathBuf,
-        /// When to restore: "now", 2026-11-25, 20261125T073022Z, or an age such as 3D or 2W.
+        dest: PathBuf,
+        /// When to restore: now, 2026-11-25, 20261125T073022Z, or an age such as 3D or 2W.
         #[arg(short, long)]
         time: Option<String>,
         /// Restore only this path (relative to the backed-up directory).
@@ -76,23 +134,83 @@ enum Command {
         #[arg(long)]
         no_restore_ownership: bool,
         #[command(flatten)]
-        target: super::common::TargetArgs,
+        target: TargetArgs,
     },
-    /// Show the backup chains and sets at a target.
+    /// Show the backup chains and sets at a target (duplicity's collection-status).
     Status {
-        /// The target, e.g. file:///mnt/usb/backups.
-        url: String,
         #[command(flatten)]
-        target: super::common::TargetArgs,
+        url: TargetUrl,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// List the files in a backup (from the signatures; nothing is decrypted but them).
+    Ls {
+        #[command(flatten)]
+        url: TargetUrl,
+        /// The backup time to list [default: the latest].
+        #[arg(short, long)]
+        time: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Check a backup: rebuild it from the target (every volume's hash and every
+    /// delta) and, with --compare-data, compare it with a directory.
+    Verify {
+        /// The target URL.
+        url: String,
+        /// The directory to compare with.
+        dir: PathBuf,
+        /// Compare types, permissions, owners, times and contents (else only
+        /// the rebuild is checked, as duplicity does).
+        #[arg(long)]
+        compare_data: bool,
+        #[arg(short, long)]
+        time: Option<String>,
+        #[arg(short, long)]
+        path: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Remove old backup chains (shows the plan; --force deletes).
+    ///
+    /// Whole chains go, never the chain the next backup extends and never a
+    /// set that a newer set depends on. With no rule given, the profile's
+    /// [retention] applies.
+    Prune {
+        #[command(flatten)]
+        url: TargetUrl,
+        /// Keep the newest N full chains (duplicity's remove-all-but-n-full).
+        #[arg(long, value_name = "N", group = "rule")]
+        keep_full: Option<usize>,
+        /// Keep incrementals only in the newest N chains
+        /// (remove-all-inc-of-but-n-full).
+        #[arg(long, value_name = "N", group = "rule")]
+        keep_incrementals_of: Option<usize>,
+        /// Remove chains that ended before this time or age (remove-older-than).
+        #[arg(long, value_name = "TIME", group = "rule")]
+        older_than: Option<String>,
+        /// Really delete.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Remove what interrupted or broken runs left: partial, orphaned and
+    /// incomplete sets and orphaned signatures (shows them; --force deletes).
+    Cleanup {
+        #[command(flatten)]
+        url: TargetUrl,
+        /// Really delete.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Serve the appliance's web interface and health endpoint.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: String,
-        /// Configuration file; the appliance reports itself unconfigured while it is missing.
-        #[arg(long, default_value = crate::serve::DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
     },
     /// Run the duplicity-compatible command line: `cairn duplicity [ARGS…]`.
     #[command(disable_help_flag = true)]
@@ -100,6 +218,45 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+}
+
+/// Encryption flags.
+#[derive(Args, Debug, Default, Clone)]
+struct CryptArgs {
+    /// Store volumes unencrypted (gzip only).
+    #[arg(long)]
+    no_encryption: bool,
+    /// Store volumes uncompressed.
+    #[arg(long)]
+    no_compression: bool,
+    /// Encrypt to this public key (key file, key ID or fingerprint in the
+    /// GnuPG keyring) instead of a passphrase; repeatable. Backups then need
+    /// no secret key; restores do.
+    #[arg(long, value_name = "KEY")]
+    encrypt_key: Vec<String>,
+    /// Sign every file with this secret key (unlocked with SIGN_PASSPHRASE).
+    #[arg(long, value_name = "KEY")]
+    sign_key: Option<String>,
+    /// gpg options as duplicity's --gpg-options, e.g. "--compress-level=9".
+    #[arg(long, value_name = "OPTIONS")]
+    gpg_options: Option<String>,
+}
+
+/// Fills target arguments from the profile where the flags left them empty.
+fn with_profile(mut t: TargetArgs, p: &Profile) -> TargetArgs {
+    t.archive_dir = t.archive_dir.or_else(|| p.archive_dir.clone());
+    t.name = t.name.or_else(|| p.name.clone());
+    t.tempdir = t.tempdir.or_else(|| p.tempdir.clone());
+    t.passphrase_file = t
+        .passphrase_file
+        .or_else(|| p.encryption.passphrase_file.clone());
+    t
+}
+
+fn url_or_profile(url: Option<String>, p: &Profile) -> anyhow::Result<String> {
+    url.or_else(|| p.target.clone()).ok_or_else(|| {
+        anyhow::anyhow!("no target: give a URL or a profile (--config) with `target = ...`")
+    })
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -110,15 +267,42 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match cli.command {
-        Command::Serve { listen, config } => match crate::serve::run(&listen, &config) {
-            Ok(()) => 0,
+    // `serve` only checks that its configuration exists; the service reads
+    // it. The duplicity line has its own options.
+    let needs_profile = !matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Duplicity { .. }
+    );
+    let profile = match cli.config.as_ref().filter(|_| needs_profile) {
+        Some(p) => match Profile::load(p) {
+            Ok(p) => p,
             Err(e) => {
-                eprintln!("cairn serve: {e:#}");
-                1
+                eprintln!("cairn: {e}");
+                return 2;
             }
         },
-        Command::Duplicity { args } => super::duplicity_main(args),
+        None => Profile::default(),
+    };
+    common::report(run(cli.command, &profile, cli.config.as_deref()))
+}
+
+fn run(
+    command: Command,
+    profile: &Profile,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<common::Outcome> {
+    match command {
+        Command::Serve { listen } => {
+            let config = config.map_or_else(
+                || PathBuf::from(crate::serve::DEFAULT_CONFIG),
+                std::path::Path::to_path_buf,
+            );
+            crate::serve::run(&listen, &config)?;
+            Ok(common::Outcome::ok())
+        }
+        Command::Duplicity { args } => Ok(common::Outcome {
+            code: super::duplicity_main(args),
+        }),
         Command::Backup {
             source,
             url,
@@ -126,36 +310,81 @@ pub fn main(args: Vec<OsString>) -> i32 {
             incremental,
             full_if_older_than,
             volsize,
-            no_encryption,
-            no_compression,
+            exclude,
+            include,
+            exclude_if_present,
+            crypt,
             allow_source_mismatch,
+            quiet,
             target,
-        } => super::common::report(super::common::backup(
-            &url,
-            &target,
-            super::common::BackupRequest {
-                source,
-                mode: if full {
-                    crate::backup::Mode::Full
-                } else if incremental {
-                    crate::backup::Mode::Incremental
-                } else {
-                    crate::backup::Mode::Auto
+        } => {
+            let target = with_profile(target, profile);
+            let source = source.or_else(|| profile.source.clone()).ok_or_else(|| {
+                anyhow::anyhow!("no source: give a directory or a profile with `source = ...`")
+            })?;
+            let url = url_or_profile(url, profile)?;
+            let mut sel = crate::source::selection::Selection::default();
+            for n in &exclude_if_present {
+                sel.add("exclude-if-present", n, &source)?;
+            }
+            for g in &include {
+                sel.add("include", g, &source)?;
+            }
+            for g in &exclude {
+                sel.add("exclude", g, &source)?;
+            }
+            if !profile.selection.is_empty() {
+                sel.add_filelist(&profile.selection.join("\n"), false, false, &source)?;
+            }
+            sel.check()?;
+            let enc = &profile.encryption;
+            if let Some(f) = &enc.sign_passphrase_file {
+                let (p, note) = crate::profile::read_secret(f)?;
+                if let Some(n) = note {
+                    eprintln!("{n}");
+                }
+                // SAFETY: single-threaded at this point; the value is read
+                // back by this process only.
+                unsafe { std::env::set_var("SIGN_PASSPHRASE", p) };
+            }
+            common::backup(
+                &url,
+                &target,
+                common::BackupRequest {
+                    source,
+                    mode: if full {
+                        crate::backup::Mode::Full
+                    } else if incremental {
+                        crate::backup::Mode::Incremental
+                    } else {
+                        crate::backup::Mode::Auto
+                    },
+                    volsize_mib: volsize.or(profile.volsize).unwrap_or(200),
+                    encryption: EncryptionRequest {
+                        encrypt: !crypt.no_encryption && enc.enabled.unwrap_or(true),
+                        compress: !crypt.no_compression && enc.compress.unwrap_or(true),
+                        gpg_options: crypt
+                            .gpg_options
+                            .or_else(|| enc.gpg_options.clone())
+                            .unwrap_or_default(),
+                        encrypt_keys: if crypt.encrypt_key.is_empty() {
+                            enc.encrypt_keys.clone()
+                        } else {
+                            crypt.encrypt_key
+                        },
+                        hidden_keys: enc.hidden_keys.clone(),
+                        sign_key: crypt.sign_key.or_else(|| enc.sign_key.clone()),
+                    },
+                    selection: sel,
+                    allow_source_mismatch,
+                    full_if_older_than: full_if_older_than
+                        .or_else(|| profile.full_if_older_than.clone()),
+                    current_time: None,
+                    print_statistics: true,
+                    progress: !quiet,
                 },
-                volsize_mib: volsize,
-                encryption: super::common::EncryptionRequest {
-                    encrypt: !no_encryption,
-                    compress: !no_compression,
-                    ..Default::default()
-                },
-                selection: Default::default(),
-                allow_source_mismatch,
-                full_if_older_than,
-                current_time: None,
-                print_statistics: true,
-                progress: true,
-            },
-        )),
+            )
+        }
         Command::Restore {
             url,
             dest,
@@ -165,10 +394,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             numeric_owner,
             no_restore_ownership,
             target,
-        } => super::common::report(super::common::restore(
+        } => common::restore(
             &url,
-            &target,
-            super::common::RestoreRequest {
+            &with_profile(target, profile),
+            common::RestoreRequest {
                 dest,
                 time,
                 path,
@@ -176,9 +405,72 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 numeric_owner,
                 restore_owner: !no_restore_ownership,
             },
-        )),
-        Command::Status { url, target } => {
-            super::common::report(super::common::status(&url, &target))
+        ),
+        Command::Status { url, target } => common::status(
+            &url_or_profile(url.url, profile)?,
+            &with_profile(target, profile),
+        ),
+        Command::Ls { url, time, target } => common::list_current_files(
+            &url_or_profile(url.url, profile)?,
+            &with_profile(target, profile),
+            time.as_deref(),
+        ),
+        Command::Verify {
+            url,
+            dir,
+            compare_data,
+            time,
+            path,
+            target,
+        } => common::verify(
+            &url,
+            &with_profile(target, profile),
+            &dir,
+            time.as_deref(),
+            path.as_deref(),
+            compare_data,
+            &Default::default(),
+        ),
+        Command::Prune {
+            url,
+            keep_full,
+            keep_incrementals_of,
+            older_than,
+            force,
+            target,
+        } => {
+            use crate::maintenance::Removal;
+            let r = &profile.retention;
+            let how = match (keep_full, keep_incrementals_of, older_than) {
+                (Some(n), _, _) => Removal::AllButNFull(n),
+                (_, Some(n), _) => Removal::IncrementalsOfAllButNFull(n),
+                (_, _, Some(t)) => Removal::OlderThan(common::parse_time(&t)?),
+                _ => match (r.keep_full, r.keep_incrementals_of, &r.older_than) {
+                    (Some(n), _, _) => Removal::AllButNFull(n),
+                    (_, Some(n), _) => Removal::IncrementalsOfAllButNFull(n),
+                    (_, _, Some(t)) => Removal::OlderThan(common::parse_time(t)?),
+                    _ => anyhow::bail!(
+                        "no retention rule: give --keep-full, --keep-incrementals-of or --older-than, or a profile with [retention]"
+                    ),
+                },
+            };
+            if matches!(
+                how,
+                Removal::AllButNFull(0) | Removal::IncrementalsOfAllButNFull(0)
+            ) {
+                anyhow::bail!("the count must be at least 1");
+            }
+            common::remove(
+                &url_or_profile(url.url, profile)?,
+                &with_profile(target, profile),
+                how,
+                force,
+            )
         }
+        Command::Cleanup { url, force, target } => common::cleanup(
+            &url_or_profile(url.url, profile)?,
+            &with_profile(target, profile),
+            force,
+        ),
     }
 }

@@ -97,7 +97,8 @@ impl GnupgHome {
                 "0",
                 "--export-secret-keys",
             ])
-            .arg(spec)
+            // An empty spec exports every secret key (for hidden recipients).
+            .args((!spec.is_empty()).then_some(spec))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -14,7 +14,7 @@
 
 use super::packet::{self, Body};
 use super::seipd::{self, SeipdReader};
-use super::{CryptoError, EncryptConfig, Keyring};
+use super::{CryptoError, EncryptConfig, Keyring, recipient_id};
 use openpgp::crypto::{Password, S2K, SessionKey};
 use openpgp::packet::skesk::SKESK4;
 use openpgp::packet::{PKESK, SKESK};
@@ -216,10 +216,7 @@ fn session_key(
     skesks: &[SKESK],
     keys: &Keyring,
 ) -> Result<Option<(SymmetricAlgorithm, SessionKey)>, CryptoError> {
-    let ids: Vec<String> = pkesks
-        .iter()
-        .filter_map(|p| p.recipient().map(|r| r.to_hex()))
-        .collect();
+    let ids: Vec<String> = pkesks.iter().map(|p| recipient_id(p)).collect();
     let known = if pkesks.is_empty() {
         Vec::new()
     } else {
@@ -228,10 +225,7 @@ fn session_key(
     for pkesk in pkesks {
         for cert in &known {
             for ka in cert.keys().secret() {
-                if pkesk
-                    .recipient()
-                    .is_some_and(|r| !r.aliases(ka.key().key_handle()))
-                {
+                if !super::may_open(pkesk, &ka.key().key_handle()) {
                     continue;
                 }
                 let mut key = ka.key().clone();
@@ -483,6 +477,54 @@ impl<W: io::Write> MessageWriter<W> {
         match self {
             MessageWriter::Compressed(c) => c.finish()?.finish(),
             MessageWriter::Uncompressed(s) => s.finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openpgp::cert::CertBuilder;
+
+    fn message(cfg: &EncryptConfig, body: &[u8]) -> Vec<u8> {
+        let keys = MessageKeys::new(cfg).unwrap();
+        let mut w = MessageWriter::new(Vec::new(), &keys, false).unwrap();
+        // A literal packet by hand: tag 11, binary, no name, no date.
+        let mut lit = vec![0xCB, (6 + body.len()) as u8, b'b', 0, 0, 0, 0, 0];
+        lit.extend_from_slice(body);
+        w.write_content(&lit).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn public_key_messages_open_with_the_secret_key_even_when_hidden() {
+        let (cert, _) = CertBuilder::general_purpose(Some("t@example.invalid"))
+            .generate()
+            .unwrap();
+        for hidden in [false, true] {
+            let mut cfg = EncryptConfig::symmetric("unused");
+            cfg.passphrase = None;
+            if hidden {
+                cfg.hidden_recipients.push(cert.clone());
+            } else {
+                cfg.recipients.push(cert.clone());
+            }
+            let m = message(&cfg, b"hello");
+            let keys = Keyring {
+                secret_keys: vec![cert.clone()],
+                ..Default::default()
+            };
+            let mut out = Vec::new();
+            open(std::io::Cursor::new(m.clone()), &keys)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, b"hello", "hidden={hidden}");
+            let none = Keyring::default();
+            assert!(matches!(
+                open(std::io::Cursor::new(m), &none).err(),
+                Some(CryptoError::NoSecretKey(_))
+            ));
         }
     }
 }

@@ -123,6 +123,21 @@ impl Keyring {
     }
 }
 
+/// The key ID a PKESK names, or "" for a hidden (wildcard) recipient.
+pub(crate) fn recipient_id(p: &PKESK) -> String {
+    match p.recipient() {
+        Some(KeyHandle::KeyID(id)) if id.is_wildcard() => String::new(),
+        Some(h) => h.to_hex(),
+        None => String::new(),
+    }
+}
+
+/// Whether a key may open a PKESK: it names the key, or it hides its
+/// recipient (then every key is worth a try).
+pub(crate) fn may_open(p: &PKESK, key: &KeyHandle) -> bool {
+    recipient_id(p).is_empty() || p.recipient().is_some_and(|r| r.aliases(key))
+}
+
 struct Helper<'k> {
     keys: &'k Keyring,
 }
@@ -147,10 +162,7 @@ impl DecryptionHelper for Helper<'_> {
         sym_algo: Option<SymmetricAlgorithm>,
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> openpgp::Result<Option<Cert>> {
-        let ids: Vec<String> = pkesks
-            .iter()
-            .filter_map(|p| p.recipient().map(|r| r.to_hex()))
-            .collect();
+        let ids: Vec<String> = pkesks.iter().map(|p| recipient_id(p)).collect();
         let known = if pkesks.is_empty() {
             Vec::new()
         } else {
@@ -159,12 +171,7 @@ impl DecryptionHelper for Helper<'_> {
         for pkesk in pkesks {
             for cert in &known {
                 for ka in cert.keys().secret() {
-                    let rid = pkesk.recipient();
-                    let matches = match &rid {
-                        None => true,
-                        Some(h) => h.aliases(ka.key().key_handle()),
-                    };
-                    if !matches {
+                    if !may_open(pkesk, &ka.key().key_handle()) {
                         continue;
                     }
                     let mut key = ka.key().clone();
