@@ -216,7 +216,7 @@ fn session_key(
     skesks: &[SKESK],
     keys: &Keyring,
 ) -> Result<Option<(SymmetricAlgorithm, SessionKey)>, CryptoError> {
-    let ids: Vec<String> = pkesks.iter().map(|p| recipient_id(p)).collect();
+    let ids: Vec<String> = pkesks.iter().map(recipient_id).collect();
     let known = if pkesks.is_empty() {
         Vec::new()
     } else {

@@ -162,7 +162,7 @@ impl DecryptionHelper for Helper<'_> {
         sym_algo: Option<SymmetricAlgorithm>,
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> openpgp::Result<Option<Cert>> {
-        let ids: Vec<String> = pkesks.iter().map(|p| recipient_id(p)).collect();
+        let ids: Vec<String> = pkesks.iter().map(recipient_id).collect();
         let known = if pkesks.is_empty() {
             Vec::new()
         } else {
