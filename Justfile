@@ -44,3 +44,12 @@ image:
 # Build the image and boot it under QEMU (machines virt and raspi3b). As root; minutes.
 boot-test:
     cargo test --test image -- --ignored --nocapture --test-threads=1
+
+# Remote targets over Tor with the embedded client (cargo feature `tor`), including the
+# private-Tor-network tier: 3 authorities, 2 relays, an onion service, about 1-3 minutes.
+test-tor:
+    cargo test --features tor --test backend_tor -- --include-ignored --nocapture --test-threads=1
+
+# Throughput to each remote target (rsync daemon, rsync over ssh, sftp, s3) on loopback next to file://.
+bench-targets:
+    cargo bench --bench targets

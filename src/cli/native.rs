@@ -94,6 +94,10 @@ enum Command {
         #[arg(long, default_value = crate::serve::DEFAULT_CONFIG)]
         config: std::path::PathBuf,
     },
+    /// Connect to HOST PORT over Tor and relay stdin/stdout (rsync's
+    /// RSYNC_CONNECT_PROG, ssh's ProxyCommand).
+    #[command(hide = true)]
+    TorConnect(crate::backend::tor::ConnectArgs),
     /// Run the duplicity-compatible command line: `cairn duplicity [ARGS…]`.
     #[command(disable_help_flag = true)]
     Duplicity {
@@ -119,6 +123,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         },
         Command::Duplicity { args } => super::duplicity_main(args),
+        Command::TorConnect(args) => crate::backend::tor::connect_main(args),
         Command::Backup {
             source,
             url,
