@@ -418,3 +418,20 @@ fn full_disk_fails_clearly_and_the_next_run_succeeds() {
         "after full disk",
     );
 }
+
+#[test]
+fn a_silent_daemon_times_out_with_a_clear_message() {
+    let (addr, _h) = black_hole();
+    let mut o = fast();
+    o.timeout = Duration::from_secs(2);
+    o.num_retries = 2;
+    let url = format!("rsync://{RSYNC_USER}:{RSYNC_PASSWORD}@{addr}::backup/x");
+    let t = Instant::now();
+    let e = backend::open(&url, &o).unwrap().list().unwrap_err();
+    assert!(matches!(e, BackendError::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("timed out after 2 s"), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "bounded by --timeout"
+    );
+}

@@ -237,3 +237,22 @@ fn server_gone_for_good_fails_clearly_and_aborts_nothing_visible() {
     assert!(e.to_string().contains("s3://gone/x"), "{e}");
     assert!(e.to_string().contains("cannot reach"), "{e}");
 }
+
+#[test]
+fn a_silent_server_times_out_with_a_clear_message() {
+    let (addr, _h) = black_hole();
+    let mut o = opts(&format!("http://{addr}"), S3_KEY, S3_SECRET);
+    o.timeout = Duration::from_secs(2);
+    o.num_retries = 2;
+    let t = std::time::Instant::now();
+    let e = backend::open("s3://silent/x", &o)
+        .unwrap()
+        .list()
+        .unwrap_err();
+    assert!(matches!(e, BackendError::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("s3://silent/x"), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "bounded by --timeout"
+    );
+}

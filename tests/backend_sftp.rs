@@ -226,3 +226,26 @@ fn full_disk_fails_clearly_and_the_next_run_succeeds() {
     );
     s.kill();
 }
+
+#[test]
+fn a_silent_server_times_out_with_a_clear_message() {
+    let (addr, _h) = black_hole();
+    let port = addr.rsplit_once(':').unwrap().1;
+    let o = BackendOptions {
+        num_retries: 2,
+        retry_delay: Duration::from_millis(100),
+        timeout: Duration::from_secs(2),
+        ..BackendOptions::default()
+    };
+    let t = std::time::Instant::now();
+    let e = backend::open(&format!("sftp://u@127.0.0.1:{port}/x"), &o)
+        .unwrap()
+        .list()
+        .unwrap_err();
+    assert!(matches!(e, BackendError::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "bounded by --timeout"
+    );
+}

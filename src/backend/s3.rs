@@ -325,51 +325,7 @@ impl Inner {
 
     /// Maps an S3 error response.
     fn http_err(&self, op: &'static str, name: &str, status: u16, body: &str) -> BackendError {
-        let (code, message) = error_code(body);
-        let target = self.describe.clone();
-        let detail = if code.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!("HTTP {status} {code}: {message}")
-        };
-        match (status, code.as_str()) {
-            (
-                _,
-                "InvalidAccessKeyId"
-                | "SignatureDoesNotMatch"
-                | "AccessDenied"
-                | "ExpiredToken"
-                | "InvalidToken",
-            )
-            | (401 | 403, _) => BackendError::Auth { target, detail },
-            (_, "NoSuchBucket") => BackendError::MissingContainer {
-                target,
-                what: format!("bucket {:?}", self.bucket.name()),
-                detail,
-            },
-            (_, "NoSuchKey") | (404, "") => BackendError::NotFound {
-                target,
-                name: name.to_string(),
-            },
-            (507, _)
-            | (
-                _,
-                "QuotaExceeded"
-                | "XMinioStorageFull"
-                | "InsufficientStorage"
-                | "XMinioAdminBucketQuotaExceeded",
-            ) => BackendError::NoSpace {
-                target,
-                name: name.to_string(),
-                detail,
-            },
-            _ => BackendError::Remote {
-                target,
-                op,
-                name: name.to_string(),
-                detail,
-            },
-        }
+        classify(&self.describe, self.bucket.name(), op, name, status, body)
     }
 
     /// Sends a request; returns the body of a 2xx answer.
@@ -698,6 +654,62 @@ impl Inner {
     }
 }
 
+/// Maps an S3 error response to what went wrong.
+fn classify(
+    target: &str,
+    bucket: &str,
+    op: &'static str,
+    name: &str,
+    status: u16,
+    body: &str,
+) -> BackendError {
+    let (code, message) = error_code(body);
+    let target = target.to_string();
+    let detail = if code.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status} {code}: {message}")
+    };
+    match (status, code.as_str()) {
+        (507, _)
+        | (
+            _,
+            "QuotaExceeded"
+            | "XMinioStorageFull"
+            | "InsufficientStorage"
+            | "XMinioAdminBucketQuotaExceeded",
+        ) => BackendError::NoSpace {
+            target,
+            name: name.to_string(),
+            detail,
+        },
+        (
+            _,
+            "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "AccessDenied"
+            | "ExpiredToken"
+            | "InvalidToken",
+        )
+        | (401 | 403, _) => BackendError::Auth { target, detail },
+        (_, "NoSuchBucket") => BackendError::MissingContainer {
+            target,
+            what: format!("bucket {:?}", bucket),
+            detail,
+        },
+        (_, "NoSuchKey") | (404, "") => BackendError::NotFound {
+            target,
+            name: name.to_string(),
+        },
+        _ => BackendError::Remote {
+            target,
+            op,
+            name: name.to_string(),
+            detail,
+        },
+    }
+}
+
 fn source_chain(e: &dyn std::error::Error) -> String {
     let mut parts = Vec::new();
     let mut cur = e.source();
@@ -950,6 +962,34 @@ mod tests {
             error_code("<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"),
             ("NoSuchKey".to_string(), "gone".to_string())
         );
+        fn c(status: u16, body: &str) -> BackendError {
+            classify("s3://b/p", "b", "upload", "n", status, body)
+        }
+        let doc = |code: &str| format!("<Error><Code>{code}</Code><Message>m</Message></Error>");
+        assert!(matches!(
+            c(403, &doc("SignatureDoesNotMatch")),
+            BackendError::Auth { .. }
+        ));
+        assert!(matches!(
+            c(404, &doc("NoSuchBucket")),
+            BackendError::MissingContainer { .. }
+        ));
+        assert!(matches!(
+            c(404, &doc("NoSuchKey")),
+            BackendError::NotFound { .. }
+        ));
+        assert!(matches!(c(507, ""), BackendError::NoSpace { .. }));
+        assert!(matches!(
+            c(403, &doc("QuotaExceeded")),
+            BackendError::NoSpace { .. }
+        ));
+        assert!(matches!(
+            c(400, &doc("XMinioStorageFull")),
+            BackendError::NoSpace { .. }
+        ));
+        let e = c(503, &doc("SlowDown"));
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("HTTP 503 SlowDown"), "{e}");
         assert_eq!(b64(b"hello"), "aGVsbG8=");
         assert_eq!(b64(b"hi"), "aGk=");
         assert_eq!(b64(b"abc"), "YWJj");

@@ -1333,3 +1333,22 @@ pub fn cairn_bounded(secs: u64, a: &[&str], env: &[(&str, &str)]) -> std::proces
     v.extend_from_slice(a);
     super::run(Path::new("/usr/bin/timeout"), &super::args(&v), env)
 }
+
+/// A server that accepts connections and never says a word: what a hung
+/// daemon or a dead network path looks like. Returns its address.
+pub fn black_hole() -> (String, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        l.set_nonblocking(true).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok((c, _)) = l.accept() {
+                held.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (addr, h)
+}
