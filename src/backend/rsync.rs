@@ -207,6 +207,11 @@ impl RsyncBackend {
                 prefix.push("-e".into());
                 prefix.push(ssh);
             }
+            // A user's RSYNC_CONNECT_PROG is usually `nc -x` to tor: allow
+            // for a slow circuit before the daemon's greeting.
+            (Mode::Daemon { .. }, Route::Direct) if env_prog => {
+                io_timeout += opts.tor.connect_timeout.as_secs();
+            }
             _ => {}
         }
         if !has_opt(&opts.rsync_options, "--timeout") && io_timeout > 0 {
