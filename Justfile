@@ -8,9 +8,15 @@ export DUP3 := env_var_or_default("DUP3", "/opt/duplicity3/bin/duplicity")
 build:
     cargo build --release
 
+# The main job on this machine: back up DIR (default: src/) to a file:// target, encrypted, then an
+# incremental; restore with Cairn and with stock duplicity and compare both with DIR.
+demo dir="src":
+    scripts/demo {{dir}}
+
 # Every test: formatting, lints, unit and integration tests.
 test: lint
     cargo test --all-targets
+    just test-tor
     just test-aarch64
     just cross armv7
     just boot-test
@@ -44,3 +50,19 @@ image:
 # Build the image and boot it under QEMU (machines virt and raspi3b). As root; minutes.
 boot-test:
     cargo test --test image -- --ignored --nocapture --test-threads=1
+
+# Remote targets over Tor with the embedded client (cargo feature `tor`), including the
+# private-Tor-network tier: 3 authorities, 2 relays, an onion service, about 1-3 minutes.
+test-tor:
+    cargo test --features tor --test backend_tor -- --include-ignored --nocapture --test-threads=1
+
+# Cairn next to duplicity 0.8, borg, restic, tar|gpg and rdiff on a 618 MB tree, one run:
+# wall time, peak RSS and ratios. `just bench --quick` (a 10x smaller tree), `just bench --memory`
+# (adds a 4 GiB file and 200,000 files). Installs borg and restic from Debian first.
+bench *args:
+    scripts/setup-bench
+    cargo bench --bench compare -- {{args}}
+
+# Throughput to each remote target (rsync daemon, rsync over ssh, sftp, s3) on loopback next to file://.
+bench-targets:
+    cargo bench --bench targets

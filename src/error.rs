@@ -76,6 +76,14 @@ pub enum Error {
 
     #[error("invalid option: {0}")]
     Usage(String),
+
+    /// Resuming an interrupted set found the source no longer matches what
+    /// the stored volume holds; the backup starts the set again instead.
+    #[error(
+        "the source changed since the interrupted backup stored volume {volume}; \
+         the set has to be made again"
+    )]
+    SourceChanged { volume: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,18 +1,54 @@
 //! Cairn: a backup appliance whose archives are duplicity's, byte for byte.
+//!
+//! # Modules
+//!
+//! | module | concept |
+//! | --- | --- |
+//! | [`time`] | duplicity's time strings (`20261125T073022Z`, short forms, `2W3D` intervals) |
+//! | [`archive`] | the format: file [`names`](archive::names), [`manifest`](archive::manifest)s, the [`collection`](archive::collection) of sets and chains, volume tars ([`difftar`](archive::difftar), [`tarfmt`](archive::tarfmt)), signature tars ([`sigtar`](archive::sigtar)), and the [`codec`](archive::codec) that gzips or encrypts a volume |
+//! | [`crypto`] | OpenPGP: a [`Keyring`](crypto::Keyring) of passphrase, keys and GnuPG, and the messages duplicity's gpg writes and reads |
+//! | [`delta`] | rsync signatures, deltas and patches (librsync's format) |
+//! | [`backend`] | where archive files live: `file://`, `rsync://` (daemon, ssh, Tor), `sftp://`, `s3://` |
+//! | [`repo`] | one target plus its local archive-dir cache: listing, fetching with hash checks, atomic writes, the lock |
+//! | [`source`] | walking the tree to back up, with duplicity's [`selection`](source::selection) rules |
+//! | [`backup`] | full and incremental sets, split into volumes, resumed after an interruption |
+//! | [`restore`] | a point in time back into a directory, and `verify` |
+//! | [`maintenance`] | retention and `cleanup`: what to delete, shown before it is deleted |
+//! | [`profile`] | the TOML profile the native CLI and the appliance read |
+//! | [`progress`] | progress events, for the terminal or the dashboard |
+//! | [`cli`] | the native `cairn` command line and the duplicity-compatible one |
+//! | [`serve`] | the appliance's HTTP service |
+//! | [`error`] | the library's error type, with what to do about each |
+//!
+//! # How data flows
+//!
+//! Backup: [`source`] yields paths in duplicity's index order → [`backup`]
+//! compares each with the previous signatures ([`archive::sigtar`]) and emits a
+//! snapshot, a [`delta`] or a deletion → [`archive::difftar`] lays them into
+//! tar volumes and new signatures → [`archive::codec`] compresses and encrypts
+//! on both cores → [`repo`] writes each volume through the [`backend`] under a
+//! temporary name, then the manifest, so a set looks complete only when it is.
+//!
+//! Restore runs the other way: [`repo`] lists the target into an
+//! [`archive::collection`], picks the chain for the requested time, fetches
+//! and checks each volume, [`archive::codec`] decodes it, and [`restore`]
+//! merges the sets' tar streams in index order, patching deltas as it goes and
+//! writing into the destination without ever following a path outside it.
+
 pub mod archive;
 pub mod backend;
+pub mod backup;
 pub mod cli;
 pub mod crypto;
 pub mod delta;
 pub mod error;
-pub mod repo;
-pub mod restore;
-pub mod serve;
-pub mod time;
-
-pub use error::{Error, Result};
-pub mod backup;
 pub mod maintenance;
 pub mod profile;
 pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod serve;
 pub mod source;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -189,6 +189,10 @@ pub fn apply(repo: &Repo, plan: &Plan) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::local("remove", p, e)),
         }
+        // A partial manifest's resume record goes with it.
+        if let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) {
+            let _ = std::fs::remove_file(crate::backup::plain_hashes_path(dir, name));
+        }
     }
     Ok(())
 }

@@ -15,10 +15,16 @@
 //!
 //! [retention]
 //! keep_full = 12                   # remove-all-but-n-full 12
+//!
+//! [remote]
+//! tor = "arti"                     # reach .onion targets with the embedded Tor client
+//! num_retries = 5
 //! ```
 
+use crate::backend::{BackendOptions, TorMode};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +48,8 @@ pub struct Profile {
     pub encryption: Encryption,
     #[serde(default)]
     pub retention: Retention,
+    #[serde(default)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -75,6 +83,170 @@ pub struct Retention {
     pub keep_incrementals_of: Option<usize>,
     /// Remove chains that ended before this age or time (`remove-older-than`).
     pub older_than: Option<String>,
+}
+
+/// How to reach the target: the same settings on the command line (where
+/// they override) and in the profile's `[remote]` table. Unset fields keep
+/// duplicity's defaults (see [`BackendOptions`]).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Remote {
+    /// Attempts per transfer before giving up (duplicity counts the first try).
+    #[arg(long, value_name = "N")]
+    pub num_retries: Option<u32>,
+    /// Seconds to wait before the first retry; doubles with each retry.
+    #[arg(long = "backend-retry-delay", value_name = "SECONDS")]
+    pub retry_delay: Option<u64>,
+    /// Network timeout in seconds (connecting, or a stalled transfer).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Extra rsync options, split as a shell would.
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    #[serde(default)]
+    pub rsync_options: Vec<String>,
+    /// Extra ssh options for rsync over ssh, split as a shell would.
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    #[serde(default)]
+    pub ssh_options: Vec<String>,
+    /// How to use Tor: auto (.onion hosts through the system tor at
+    /// 127.0.0.1:9050), off, socks:HOST:PORT (every host), or arti (every
+    /// host through the embedded client).
+    #[arg(long, value_name = "MODE")]
+    pub tor: Option<String>,
+    /// arti's state and cache directory (default ~/.local/state/cairn/arti).
+    #[arg(long, value_name = "DIR")]
+    pub arti_dir: Option<PathBuf>,
+    /// An arti configuration file (for a private Tor network).
+    #[arg(long, value_name = "FILE")]
+    pub arti_config: Option<PathBuf>,
+    /// S3 endpoint, e.g. http://127.0.0.1:9000 (default: AWS_ENDPOINT_URL or AWS).
+    #[arg(long = "s3-endpoint-url", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default: AWS_REGION or us-east-1).
+    #[arg(long = "s3-region-name", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Address buckets as ENDPOINT/BUCKET (true) or BUCKET.ENDPOINT (false).
+    /// Default: path style for custom endpoints, virtual hosts for AWS.
+    #[arg(long, value_name = "BOOL")]
+    pub s3_path_style: Option<bool>,
+    /// Use plain http to AWS's default endpoint.
+    #[arg(long)]
+    #[serde(default)]
+    pub s3_unencrypted_connection: bool,
+    /// Upload volumes larger than this many MiB in parts (default 20, at least 5).
+    #[arg(long, value_name = "MIB")]
+    pub s3_multipart_chunk_size: Option<u64>,
+    /// Extra CA certificates (PEM) to trust for S3 over https.
+    #[arg(long = "ssl-cacert-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// SSH private key(s) for sftp:// targets.
+    #[arg(long = "identity-file", value_name = "FILE")]
+    #[serde(default)]
+    pub identity_files: Vec<PathBuf>,
+    /// known_hosts file(s) to check sftp:// servers against.
+    #[arg(long = "known-hosts", value_name = "FILE")]
+    #[serde(default)]
+    pub known_hosts: Vec<PathBuf>,
+}
+
+impl Remote {
+    /// These settings, with `fallback`'s wherever these leave one unset.
+    pub fn or(mut self, fallback: &Remote) -> Remote {
+        let f = fallback.clone();
+        self.num_retries = self.num_retries.or(f.num_retries);
+        self.retry_delay = self.retry_delay.or(f.retry_delay);
+        self.timeout = self.timeout.or(f.timeout);
+        if self.rsync_options.is_empty() {
+            self.rsync_options = f.rsync_options;
+        }
+        if self.ssh_options.is_empty() {
+            self.ssh_options = f.ssh_options;
+        }
+        self.tor = self.tor.or(f.tor);
+        self.arti_dir = self.arti_dir.or(f.arti_dir);
+        self.arti_config = self.arti_config.or(f.arti_config);
+        self.s3_endpoint = self.s3_endpoint.or(f.s3_endpoint);
+        self.s3_region = self.s3_region.or(f.s3_region);
+        self.s3_path_style = self.s3_path_style.or(f.s3_path_style);
+        self.s3_unencrypted_connection |= f.s3_unencrypted_connection;
+        self.s3_multipart_chunk_size = self.s3_multipart_chunk_size.or(f.s3_multipart_chunk_size);
+        self.ca_file = self.ca_file.or(f.ca_file);
+        if self.identity_files.is_empty() {
+            self.identity_files = f.identity_files;
+        }
+        if self.known_hosts.is_empty() {
+            self.known_hosts = f.known_hosts;
+        }
+        self
+    }
+
+    /// The options the backends take; `tempdir` is where uploads are staged.
+    pub fn backend_options(&self, tempdir: Option<PathBuf>) -> Result<BackendOptions, String> {
+        let mut o = BackendOptions {
+            tempdir,
+            ..BackendOptions::default()
+        };
+        if let Some(n) = self.num_retries {
+            if n == 0 {
+                return Err("--num-retries must be at least 1 (it counts the first try)".into());
+            }
+            o.num_retries = n;
+        }
+        if let Some(s) = self.retry_delay {
+            o.retry_delay = Duration::from_secs(s);
+        }
+        if let Some(s) = self.timeout {
+            if s == 0 {
+                return Err("--timeout must be at least 1 second".into());
+            }
+            o.timeout = Duration::from_secs(s);
+        }
+        o.rsync_options = crate::backend::split_options(&self.rsync_options)
+            .map_err(|e| format!("--rsync-options: {e}"))?;
+        o.ssh_options = crate::backend::split_options(&self.ssh_options)
+            .map_err(|e| format!("--ssh-options: {e}"))?;
+        o.tor.mode = match self.tor.as_deref() {
+            None | Some("auto") => {
+                if self.arti_dir.is_some() || self.arti_config.is_some() {
+                    return Err("--arti-dir and --arti-config need --tor arti".into());
+                }
+                TorMode::Auto
+            }
+            Some("off") => TorMode::Off,
+            Some("arti") => TorMode::Arti {
+                dir: self
+                    .arti_dir
+                    .clone()
+                    .unwrap_or_else(crate::backend::tor::default_arti_dir),
+                config: self.arti_config.clone(),
+            },
+            Some(m) => match m.strip_prefix("socks:") {
+                Some(addr) if addr.contains(':') => TorMode::Socks(addr.to_string()),
+                _ => {
+                    return Err(format!(
+                        "unknown Tor mode {m:?}: use auto, off, socks:HOST:PORT or arti"
+                    ));
+                }
+            },
+        };
+        o.s3.endpoint = self.s3_endpoint.clone();
+        o.s3.region = self.s3_region.clone();
+        o.s3.path_style = self.s3_path_style;
+        o.s3.unencrypted_connection = self.s3_unencrypted_connection;
+        if let Some(mib) = self.s3_multipart_chunk_size {
+            if mib < 5 {
+                return Err(
+                    "--s3-multipart-chunk-size must be at least 5 (MiB), S3's minimum part size"
+                        .into(),
+                );
+            }
+            o.s3.multipart_chunk_size = mib << 20;
+        }
+        o.s3.ca_file = self.ca_file.clone();
+        o.sftp.identity_files = self.identity_files.clone();
+        o.sftp.known_hosts = self.known_hosts.clone();
+        Ok(o)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +334,43 @@ keep_full = 12
         assert_eq!(prof.volsize, Some(50));
         assert_eq!(prof.selection.len(), 2);
         assert_eq!(prof.retention.keep_full, Some(12));
+    }
+
+    #[test]
+    fn remote_settings_become_backend_options() {
+        let r: Remote = toml::from_str(
+            r#"
+num_retries = 2
+timeout = 7
+rsync_options = ["--bwlimit=100 '--rsh=ssh -p 2222'"]
+tor = "socks:127.0.0.1:9150"
+s3_multipart_chunk_size = 8
+"#,
+        )
+        .unwrap();
+        let o = r.backend_options(None).unwrap();
+        assert_eq!(o.num_retries, 2);
+        assert_eq!(o.timeout, Duration::from_secs(7));
+        assert_eq!(o.rsync_options, ["--bwlimit=100", "--rsh=ssh -p 2222"]);
+        assert_eq!(o.tor.mode, TorMode::Socks("127.0.0.1:9150".into()));
+        assert_eq!(o.s3.multipart_chunk_size, 8 << 20);
+        // The command line wins field by field; the profile fills the rest.
+        let cli = Remote {
+            timeout: Some(60),
+            ..Remote::default()
+        };
+        let merged = cli.or(&r).backend_options(None).unwrap();
+        assert_eq!(merged.timeout, Duration::from_secs(60));
+        assert_eq!(merged.num_retries, 2);
+        for bad in [
+            "tor = \"onion\"",
+            "num_retries = 0",
+            "s3_multipart_chunk_size = 1",
+            "rsync_options = [\"'unbalanced\"]",
+        ] {
+            let r: Remote = toml::from_str(bad).unwrap();
+            assert!(r.backend_options(None).is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]

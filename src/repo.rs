@@ -115,9 +115,16 @@ pub fn sha1_file(path: &Path) -> io::Result<String> {
 }
 
 impl Repo {
+    /// Opens a target with duplicity's default backend options.
     pub fn open(url: &str) -> Result<Repo> {
+        Self::open_with(url, &backend::BackendOptions::default())
+    }
+
+    /// Opens a target with the given backend options (retries, timeouts,
+    /// rsync/ssh options, Tor, S3 and SFTP settings).
+    pub fn open_with(url: &str, opts: &backend::BackendOptions) -> Result<Repo> {
         Ok(Repo {
-            backend: backend::open(url)?,
+            backend: backend::open(url, opts)?,
             naming: Naming::default(),
             archive_dir: None,
             keys: Keyring::default(),

@@ -177,7 +177,10 @@ fn full_disk_stops_cleanly_and_next_run_completes() {
         ]),
         &[("PASSPHRASE", PW)],
     );
-    assert_eq!(fs::read(dest.join("first.bin")).unwrap(), rnd);
+    assert!(
+        fs::read(dest.join("first.bin")).unwrap() == rnd,
+        "first.bin restored exactly"
+    );
     // With room again, the next run completes and restores everything.
     fs::write(src.join("second.bin"), &big[..400_000]).unwrap();
     let o = backup_on_tiny_disk(work.path(), &src, &cache);
@@ -194,7 +197,10 @@ fn full_disk_stops_cleanly_and_next_run_completes() {
         ]),
         &[("PASSPHRASE", PW)],
     );
-    assert_eq!(fs::read(dest.join("second.bin")).unwrap(), &big[..400_000]);
+    assert!(
+        fs::read(dest.join("second.bin")).unwrap() == big[..400_000],
+        "second.bin restored exactly (it changed after the run the full disk stopped)"
+    );
 }
 
 #[test]

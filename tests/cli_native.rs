@@ -9,7 +9,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -53,27 +57,57 @@ fn profile_drives_backup_prune_and_cleanup() {
     let ls = ok(&cairn(), &args(&["--config", cfg, "ls"]), &[]);
     let listing = String::from_utf8_lossy(&ls.stdout);
     assert!(listing.contains(" small.txt"), "{listing}");
-    assert!(!listing.contains("cache-dir") && !listing.contains("keep.tmp"), "{listing}");
+    assert!(
+        !listing.contains("cache-dir") && !listing.contains("keep.tmp"),
+        "{listing}"
+    );
     // Prune shows the plan, deletes only with --force, keeps 2 chains.
     let before: Vec<_> = fs::read_dir(&target).unwrap().collect();
     let o = ok(&cairn(), &args(&["--config", cfg, "prune"]), &[]);
     assert!(text(&o).contains("--force"), "{}", text(&o));
-    assert_eq!(fs::read_dir(&target).unwrap().count(), before.len(), "nothing deleted without --force");
+    assert_eq!(
+        fs::read_dir(&target).unwrap().count(),
+        before.len(),
+        "nothing deleted without --force"
+    );
     ok(&cairn(), &args(&["--config", cfg, "prune", "--force"]), &[]);
     assert_eq!(backup_times(&target).len(), 2);
     let st = ok(&cairn(), &args(&["--config", cfg, "status"]), &[]);
     assert!(String::from_utf8_lossy(&st.stdout).contains("Found 1 secondary backup chain."));
     // Cleanup of an orphan, again only with --force.
-    fs::write(target.join("duplicity-full.20300101T000000Z.vol1.difftar.gpg"), b"orphan").unwrap();
+    fs::write(
+        target.join("duplicity-full.20300101T000000Z.vol1.difftar.gpg"),
+        b"orphan",
+    )
+    .unwrap();
     let o = ok(&cairn(), &args(&["--config", cfg, "cleanup"]), &[]);
     assert!(text(&o).contains("20300101T000000Z"));
-    assert!(target.join("duplicity-full.20300101T000000Z.vol1.difftar.gpg").exists());
-    ok(&cairn(), &args(&["--config", cfg, "cleanup", "--force"]), &[]);
-    assert!(!target.join("duplicity-full.20300101T000000Z.vol1.difftar.gpg").exists());
+    assert!(
+        target
+            .join("duplicity-full.20300101T000000Z.vol1.difftar.gpg")
+            .exists()
+    );
+    ok(
+        &cairn(),
+        &args(&["--config", cfg, "cleanup", "--force"]),
+        &[],
+    );
+    assert!(
+        !target
+            .join("duplicity-full.20300101T000000Z.vol1.difftar.gpg")
+            .exists()
+    );
     // Verify with the profile's passphrase file, against the source.
     let v = run(
         &cairn(),
-        &args(&["--config", cfg, "verify", "--compare-data", &file_url(&target), src.to_str().unwrap()]),
+        &args(&[
+            "--config",
+            cfg,
+            "verify",
+            "--compare-data",
+            &file_url(&target),
+            src.to_str().unwrap(),
+        ]),
         &[],
     );
     // The live tree has the excluded paths the backup lacks: 3 differences.
@@ -86,15 +120,27 @@ fn bad_profiles_and_missing_pieces_are_clear() {
     let work = tmpdir();
     let p = work.path().join("p.toml");
     fs::write(&p, "sorce = \"/x\"\n").unwrap();
-    let o = run(&cairn(), &args(&["--config", p.to_str().unwrap(), "status"]), &[]);
+    let o = run(
+        &cairn(),
+        &args(&["--config", p.to_str().unwrap(), "status"]),
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("sorce"), "names the bad key: {}", text(&o));
+    assert!(
+        text(&o).contains("sorce"),
+        "names the bad key: {}",
+        text(&o)
+    );
     let o = run(&cairn(), &args(&["backup"]), &[]);
     assert!(!o.status.success());
     assert!(text(&o).contains("no source"), "{}", text(&o));
     let o = run(&cairn(), &args(&["prune", "file:///nonexistent"]), &[]);
     assert!(text(&o).contains("no retention rule"), "{}", text(&o));
-    let o = run(&cairn(), &args(&["backup", "--volsize", "x", "/tmp", "file:///x"]), &[]);
+    let o = run(
+        &cairn(),
+        &args(&["backup", "--volsize", "x", "/tmp", "file:///x"]),
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -102,10 +148,19 @@ fn bad_profiles_and_missing_pieces_are_clear() {
 fn help_reads_like_a_manual() {
     let o = ok(&cairn(), &args(&["--help"]), &[]);
     let h = String::from_utf8_lossy(&o.stdout);
-    for needle in ["EXAMPLES", "EXIT STATUS", "duplicity", "backup", "restore", "prune"] {
+    for needle in [
+        "EXAMPLES",
+        "EXIT STATUS",
+        "duplicity",
+        "backup",
+        "restore",
+        "prune",
+    ] {
         assert!(h.contains(needle), "--help mentions {needle}");
     }
-    for sub in ["backup", "restore", "status", "ls", "verify", "prune", "cleanup"] {
+    for sub in [
+        "backup", "restore", "status", "ls", "verify", "prune", "cleanup",
+    ] {
         let o = ok(&cairn(), &args(&[sub, "--help"]), &[]);
         assert!(o.stdout.len() > 400, "{sub} --help has substance");
     }

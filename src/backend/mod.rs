@@ -2,14 +2,37 @@
 //! files by name; everything duplicity-specific happens above it. Uploads go
 //! through [`Upload`], which never leaves a complete-looking name for a
 //! half-written file.
+//!
+//! Targets, as duplicity spells them:
+//! - `file:///path` ([`FileBackend`]);
+//! - `rsync://[user[:pw]@]host[:port]::[/]module[/path]` (rsync daemon) and
+//!   `rsync://user@host[:port]/rel/path`, `rsync://user@host//abs/path` (rsync
+//!   over ssh), run with the real `rsync` binary ([`rsync`]); `.onion` hosts
+//!   are reached over Tor ([`tor`], [`socks`]);
+//! - `sftp://user@host[:port]/rel/path` or `//abs/path` (feature `sftp`);
+//! - `s3://bucket[/prefix]` against any S3-compatible store (feature `s3`).
+//!
+//! [`BackendOptions`] carries duplicity's backend options; its `Default` is
+//! duplicity's defaults.
 
 mod file;
+pub mod retry;
+pub mod rsync;
+#[cfg(feature = "s3")]
+pub mod s3;
+#[cfg(feature = "sftp")]
+pub mod sftp;
+pub mod socks;
+mod spool;
+pub mod tor;
+pub mod url;
 
 pub use file::FileBackend;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -24,11 +47,230 @@ pub enum BackendError {
         source: io::Error,
     },
     #[error(
-        "unsupported target URL {0:?}: use file:///path (more schemes arrive with remote targets)"
+        "unsupported target URL {0:?}: use file:///path, rsync://host::module/path, \
+         rsync://user@host/path, sftp://user@host/path or s3://bucket/prefix"
     )]
     UnsupportedUrl(String),
     #[error("bad target URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    /// The target refused the credentials.
+    #[error("{target}: authentication failed: {detail}")]
+    Auth { target: String, detail: String },
+    /// The target could not be reached at all (refused, no route, name
+    /// unknown, Tor could not build a circuit to it).
+    #[error("{target}: cannot reach the target: {detail}")]
+    Unreachable { target: String, detail: String },
+    /// The SSH host key is unknown or has changed.
+    #[error("{target}: {detail}")]
+    HostKey { target: String, detail: String },
+    /// The target's disk or quota is full.
+    #[error("{target}: no space left for {name} (disk or quota full): {detail}")]
+    NoSpace {
+        target: String,
+        name: String,
+        detail: String,
+    },
+    /// The rsync daemon has no such module, or the S3 bucket does not exist.
+    #[error("{target}: {what} does not exist on the server: {detail}")]
+    MissingContainer {
+        target: String,
+        what: String,
+        detail: String,
+    },
+    /// An operation took longer than the configured timeout.
+    #[error("{target}: {op} {name} timed out after {secs} s (see --timeout)")]
+    Timeout {
+        target: String,
+        op: &'static str,
+        name: String,
+        secs: u64,
+    },
+    /// The server or the transfer program reported another failure.
+    #[error("{target}: cannot {op} {name}: {detail}")]
+    Remote {
+        target: String,
+        op: &'static str,
+        name: String,
+        detail: String,
+    },
+    /// The options or the local setup cannot work (a missing program, a
+    /// feature not built in, an option that would break atomic uploads).
+    #[error("{target}: {detail}")]
+    Setup { target: String, detail: String },
+}
+
+impl BackendError {
+    /// Whether trying again may help: network trouble, timeouts and
+    /// unclassified server errors. Wrong credentials, unknown host keys,
+    /// missing modules, full disks and bad settings are reported at once.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Io { .. }
+                | BackendError::Unreachable { .. }
+                | BackendError::Timeout { .. }
+                | BackendError::Remote { .. }
+        )
+    }
+}
+
+/// How to reach Tor for `.onion` hosts (and for every host when set
+/// explicitly).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TorMode {
+    /// `.onion` hosts go through the system tor's SOCKS port at
+    /// [`tor::DEFAULT_SOCKS`], unless `RSYNC_CONNECT_PROG` is set in the
+    /// environment (then rsync uses it, as with duplicity). Other hosts are
+    /// reached directly.
+    #[default]
+    Auto,
+    /// Never use Tor; `.onion` hosts are refused rather than looked up in DNS.
+    Off,
+    /// Every host through this SOCKS5 proxy (`HOST:PORT`, normally the system
+    /// tor's SocksPort). Host names are sent unresolved.
+    Socks(String),
+    /// Every host through the embedded arti client (feature `tor`), run in a
+    /// short-lived child process `cairn tor-connect`.
+    Arti {
+        /// Holds arti's `state/` and `cache/`; keep it between runs so that
+        /// bootstrapping is quick.
+        dir: PathBuf,
+        /// An arti TOML file for a private or test network (optional).
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct TorOptions {
+    pub mode: TorMode,
+    /// The program run as `PROGRAM tor-connect ...` (default: this executable).
+    pub helper: Option<PathBuf>,
+    /// How long one Tor connection may take to bootstrap and connect.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TorOptions {
+    fn default() -> Self {
+        TorOptions {
+            mode: TorMode::Auto,
+            helper: None,
+            connect_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// S3 settings. Unset fields fall back to the standard AWS environment
+/// variables, then to AWS's defaults.
+#[derive(Clone, Debug)]
+pub struct S3Options {
+    /// `--s3-endpoint-url`; else `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`;
+    /// else AWS (`https://s3.REGION.amazonaws.com`).
+    pub endpoint: Option<String>,
+    /// `--s3-region-name`; else `AWS_REGION`, `AWS_DEFAULT_REGION`; else
+    /// `us-east-1`.
+    pub region: Option<String>,
+    /// Path-style (`endpoint/bucket/key`) instead of virtual-host addressing.
+    /// `None`: path style for custom endpoints (MinIO, Garage, Ceph RGW
+    /// usually need it), virtual hosts for AWS.
+    pub path_style: Option<bool>,
+    /// `--s3-unencrypted-connection`: plain http to AWS's default endpoint.
+    pub unencrypted_connection: bool,
+    /// Volumes larger than this are uploaded in parts of this size
+    /// (`--s3-multipart-chunk-size`; duplicity's default 20 MiB; at least 5 MiB).
+    pub multipart_chunk_size: u64,
+    /// An AWS shared credentials file (default `AWS_SHARED_CREDENTIALS_FILE`
+    /// or `~/.aws/credentials`), read when `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` are not set.
+    pub credentials_file: Option<PathBuf>,
+    /// The profile in the credentials file (default `AWS_PROFILE` or `default`).
+    pub profile: Option<String>,
+    /// Extra CA certificate(s) in PEM (`--ssl-cacert-file`).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            endpoint: None,
+            region: None,
+            path_style: None,
+            unencrypted_connection: false,
+            multipart_chunk_size: 20 << 20,
+            credentials_file: None,
+            profile: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// SFTP settings; `--ssh-options` `-oIdentityFile=`, `-i` and
+/// `-oUserKnownHostsFile=` are honoured too.
+#[derive(Clone, Debug, Default)]
+pub struct SftpOptions {
+    /// Private keys to offer (default `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`).
+    pub identity_files: Vec<PathBuf>,
+    /// known_hosts files to check the server's key against (default
+    /// `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`). An unknown or
+    /// changed key is an error; nothing is trusted blindly.
+    pub known_hosts: Vec<PathBuf>,
+}
+
+/// duplicity's backend options. `BackendOptions::default()` is duplicity's
+/// defaults.
+#[derive(Clone, Debug)]
+pub struct BackendOptions {
+    /// Attempts per operation before giving up (`--num-retries`, default 5),
+    /// as duplicity counts them: 5 means one try and four retries.
+    pub num_retries: u32,
+    /// Wait before the first retry (`--backend-retry-delay`, default 30 s);
+    /// it doubles with each further retry, up to 8 times this.
+    pub retry_delay: Duration,
+    /// Network timeout (`--timeout`, default 30 s): connecting, and any
+    /// stretch without progress during a transfer.
+    pub timeout: Duration,
+    /// Where uploads are staged before they are sent (`--tempdir`; default
+    /// `$TMPDIR` or `/tmp`).
+    pub tempdir: Option<PathBuf>,
+    /// `--rsync-options`, already split (see [`split_options`]).
+    pub rsync_options: Vec<String>,
+    /// `--ssh-options`, already split (see [`split_options`]).
+    pub ssh_options: Vec<String>,
+    /// The rsync program (default `rsync` on PATH).
+    pub rsync_program: PathBuf,
+    pub tor: TorOptions,
+    pub s3: S3Options,
+    pub sftp: SftpOptions,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            num_retries: 5,
+            retry_delay: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            tempdir: None,
+            rsync_options: Vec::new(),
+            ssh_options: Vec::new(),
+            rsync_program: PathBuf::from("rsync"),
+            tor: TorOptions::default(),
+            s3: S3Options::default(),
+            sftp: SftpOptions::default(),
+        }
+    }
+}
+
+impl BackendOptions {
+    pub fn tempdir(&self) -> PathBuf {
+        self.tempdir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+}
+
+/// Splits repeatable options such as `--rsync-options` the way duplicity
+/// does: the values are joined with spaces, then split like a POSIX shell
+/// would (quotes and backslashes honoured).
+pub fn split_options(values: &[String]) -> Result<Vec<String>, String> {
+    let joined = values.join(" ");
+    shlex::split(&joined).ok_or_else(|| format!("unbalanced quotes in {joined:?}"))
 }
 
 /// A file being uploaded. Dropped without [`Upload::commit`], it vanishes.
@@ -81,8 +323,9 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// Opens a target by URL, as duplicity spells them.
-pub fn open(url: &str) -> Result<Box<dyn Backend>, BackendError> {
+/// Opens a target by URL, as duplicity spells them. Nothing is contacted
+/// yet; the first operation connects.
+pub fn open(url: &str, opts: &BackendOptions) -> Result<Box<dyn Backend>, BackendError> {
     if let Some(path) = url.strip_prefix("file://") {
         if path.is_empty() {
             return Err(BackendError::BadUrl {
@@ -92,7 +335,25 @@ pub fn open(url: &str) -> Result<Box<dyn Backend>, BackendError> {
         }
         return Ok(Box::new(FileBackend::new(PathBuf::from(path))));
     }
-    Err(BackendError::UnsupportedUrl(url.to_string()))
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    match scheme {
+        "rsync" => Ok(Box::new(rsync::RsyncBackend::new(url, opts)?)),
+        #[cfg(feature = "sftp")]
+        "sftp" => Ok(Box::new(sftp::SftpBackend::new(url, opts)?)),
+        #[cfg(feature = "s3")]
+        "s3" | "s3+http" | "s3+https" => Ok(Box::new(s3::S3Backend::new(url, opts)?)),
+        #[cfg(not(feature = "sftp"))]
+        "sftp" => Err(BackendError::Setup {
+            target: url::redact(url),
+            detail: "this Cairn was built without sftp:// support (cargo feature `sftp`)".into(),
+        }),
+        #[cfg(not(feature = "s3"))]
+        "s3" | "s3+http" | "s3+https" => Err(BackendError::Setup {
+            target: url::redact(url),
+            detail: "this Cairn was built without s3:// support (cargo feature `s3`)".into(),
+        }),
+        _ => Err(BackendError::UnsupportedUrl(url::redact(url))),
+    }
 }
 
 /// Whether an argument names a target rather than a local directory:

@@ -30,7 +30,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use volumes::{VolumeLog, VolumeWriter, encode_err};
+use volumes::{StoredVolume, VolumeLog, VolumeWriter, encode_err};
 
 /// Which kind of set to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +172,9 @@ pub struct BackupReport {
 struct ManifestPart {
     path: PathBuf,
     file: File,
+    /// The volumes' plaintext hashes, for resuming ([`plain_hashes_path`]).
+    hashes_path: PathBuf,
+    hashes: File,
     progress: std::sync::Arc<dyn crate::progress::Progress>,
 }
 
@@ -180,15 +183,39 @@ impl VolumeLog for ManifestPart {
         &mut self,
         info: &VolumeInfo,
         stored: &crate::archive::codec::Stored,
+        plain_sha1: &[u8],
     ) -> Result<()> {
         let mut b = info.to_bytes();
         b.push(b'\n');
         let err = |e| Error::local("write", self.path.clone(), e);
         self.file.write_all(&b).map_err(err)?;
         self.file.sync_data().map_err(err)?;
+        let line = format!("{} {}\n", info.number, hex::encode(plain_sha1));
+        let err = |e| Error::local("write", self.hashes_path.clone(), e);
+        self.hashes.write_all(line.as_bytes()).map_err(err)?;
+        self.hashes.sync_data().map_err(err)?;
         self.progress.volume(info.number, stored.size);
         Ok(())
     }
+}
+
+/// Beside a partial manifest in the archive dir: `NUMBER SHA1` of each stored
+/// volume's plaintext tar, which a resumed run checks its regenerated entries
+/// against. duplicity ignores the file (its name is not one of duplicity's).
+pub(crate) fn plain_hashes_path(cache: &Path, partial_manifest: &str) -> PathBuf {
+    cache.join(format!("cairn-plain-sha1.{partial_manifest}"))
+}
+
+/// Reads [`plain_hashes_path`]; a torn last line is ignored.
+fn read_plain_hashes(path: &Path) -> std::collections::BTreeMap<u64, Vec<u8>> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (n, h) = l.split_once(' ')?;
+            let h = hex::decode(h).ok().filter(|h| h.len() == 20)?;
+            Some((n.parse().ok()?, h))
+        })
+        .collect()
 }
 
 /// Feeds tar entries to the volume writer and records what the manifest's
@@ -660,6 +687,9 @@ fn clear_partial_sets_except(repo: &Repo, keep: Option<&str>) -> Result<Vec<Stri
         }
         let path = dir.join(name);
         fs::remove_file(&path).map_err(|e| Error::local("remove", &path, e))?;
+        if p.manifest {
+            let _ = fs::remove_file(plain_hashes_path(&dir, name));
+        }
         removed.push(name.clone());
     }
     Ok(removed)
@@ -671,6 +701,8 @@ struct Restart {
     time: Seconds,
     /// The manifest so far: header and the volumes that are stored.
     manifest: Manifest,
+    /// Those volumes, for checking the regenerated entries.
+    stored: Vec<StoredVolume>,
 }
 
 /// Finds a partial last set to resume. Sets that cannot be resumed (no
@@ -726,9 +758,15 @@ fn plan_restart(
         .collect();
     let mut resumable = !complete && parsed.is_some();
     let mut manifest = parsed.unwrap_or_default();
-    // Keep volumes 1..k that the manifest records and the target holds.
+    // Keep volumes 1..k that the manifest records, the target holds, and
+    // whose plaintext hash is known (without it a resume could not be
+    // checked, so a partial set from elsewhere is started again).
+    let hashes = read_plain_hashes(&plain_hashes_path(&dir, &name));
     let mut k = 0;
-    while manifest.volumes.contains_key(&(k + 1)) && volumes.contains_key(&(k + 1)) {
+    while manifest.volumes.contains_key(&(k + 1))
+        && volumes.contains_key(&(k + 1))
+        && hashes.contains_key(&(k + 1))
+    {
         k += 1;
     }
     manifest.volumes.retain(|n, _| *n <= k);
@@ -775,10 +813,20 @@ fn plan_restart(
         Encoding::Plain,
         true,
     )));
+    let stored = manifest
+        .volumes
+        .values()
+        .map(|v| StoredVolume {
+            number: v.number,
+            end: (v.end.clone(), v.end_block),
+            plain_sha1: hashes[&v.number].clone(),
+        })
+        .collect();
     Ok(Some(Restart {
         prev: p.start_time,
         time: p.set_time(),
         manifest,
+        stored,
     }))
 }
 
@@ -795,8 +843,35 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     let _lock = repo.lock()?;
     repo.backend.remove_stale_uploads()?;
     repo.sync_cache()?;
+    match backup_set(repo, opts, true) {
+        Err(Error::SourceChanged { volume }) => {
+            let cleared = clear_partial_sets_except(repo, None)?;
+            let note = format!(
+                "The interrupted backup could not be resumed: the source changed after \
+                 volume {volume} was stored. Starting the set again."
+            );
+            opts.progress.note(&note);
+            let mut report = backup_set(repo, opts, false)?;
+            report.cleared.splice(0..0, cleared);
+            report.note = Some(match report.note.take() {
+                Some(n) => format!("{note}\n{n}"),
+                None => note,
+            });
+            Ok(report)
+        }
+        other => other,
+    }
+}
+
+/// Writes one set; with `resume`, continues an interrupted one if there is
+/// one to continue.
+fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupReport> {
     let mut cleared = Vec::new();
-    let restart = plan_restart(repo, opts, &mut cleared)?;
+    let restart = if resume {
+        plan_restart(repo, opts, &mut cleared)?
+    } else {
+        None
+    };
     let coll = repo.collection()?;
     let now = opts.time.unwrap_or_else(time::now);
     let (kind, note) = match &restart {
@@ -885,9 +960,25 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     let encoding = opts.storage.encoding();
     let man_part = cache.join(repo.naming.manifest(prev, t, Encoding::Plain, true));
     let sig_part = cache.join(repo.naming.signatures(prev, t, Encoding::Plain, true));
+    let hashes_path = plain_hashes_path(
+        &cache,
+        &repo.naming.manifest(prev, t, Encoding::Plain, true),
+    );
+    let mut hashes_text = String::new();
+    if let Some(r) = &restart {
+        for v in &r.stored {
+            hashes_text.push_str(&format!("{} {}\n", v.number, hex::encode(&v.plain_sha1)));
+        }
+    }
+    crate::repo::write_atomic(&hashes_path, hashes_text.as_bytes())?;
     let mut manifest = ManifestPart {
         file: File::create(&man_part).map_err(|e| Error::local("create", &man_part, e))?,
         path: man_part.clone(),
+        hashes: OpenOptions::new()
+            .append(true)
+            .open(&hashes_path)
+            .map_err(|e| Error::local("open", &hashes_path, e))?,
+        hashes_path: hashes_path.clone(),
         progress: opts.progress.clone(),
     };
     let header = Manifest {
@@ -931,11 +1022,8 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
         .as_ref()
         .map_or(0, |r| r.manifest.volumes.len() as u64);
     let mut vw = VolumeWriter::new(repo, (prev, t), format, opts.volsize, kept + 1);
-    if let Some(last) = restart
-        .as_ref()
-        .and_then(|r| r.manifest.volumes.values().last())
-    {
-        vw.resume_after((last.end.clone(), last.end_block));
+    if let Some(r) = restart {
+        vw.resume_after(r.stored);
     }
     let (volumes, stored, filelist_file, filelist_count, skipped_walk, sockets) =
         std::thread::scope(|scope| -> Result<_> {
@@ -1105,6 +1193,7 @@ pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
     }
     let man_final = cache.join(repo.naming.manifest(prev, t, Encoding::Plain, false));
     fs::rename(&man_part, &man_final).map_err(|e| Error::local("rename", &man_part, e))?;
+    let _ = fs::remove_file(&hashes_path);
     Ok(report)
 }
 

@@ -3,6 +3,13 @@
 //! size target (entries are never split), each volume ends with a tar footer,
 //! is encoded and uploaded, and its index range and SHA1 go into the manifest
 //! as soon as it is stored.
+//!
+//! Each volume's plaintext (the tar bytes before compression and encryption)
+//! is hashed too. When an interrupted set is resumed, the entries the stored
+//! volumes hold are generated again and must hash the same: only then is
+//! continuing after them sound. If the source changed in between, resuming
+//! would join old and new data, so the writer reports
+//! [`Error::SourceChanged`] and the set is started again.
 
 use crate::archive::codec::{Encoder, Format, Stored};
 use crate::archive::index::Index;
@@ -11,6 +18,8 @@ use crate::archive::tarfmt;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
 use crate::time::Seconds;
+use sha1::{Digest, Sha1};
+use std::collections::VecDeque;
 use std::io::Write;
 
 struct Open<'c> {
@@ -20,11 +29,35 @@ struct Open<'c> {
     offset: u64,
     start: (Index, Option<u64>),
     end: (Index, Option<u64>),
+    plain: Sha1,
 }
 
-/// Receives finished volumes' manifest entries (the manifest writer).
+/// Receives finished volumes' manifest entries (the manifest writer), with
+/// the SHA1 of the volume's plaintext tar.
 pub trait VolumeLog {
-    fn volume_done(&mut self, info: &VolumeInfo, stored: &Stored) -> Result<()>;
+    fn volume_done(&mut self, info: &VolumeInfo, stored: &Stored, plain_sha1: &[u8]) -> Result<()>;
+}
+
+/// A volume an interrupted run stored: its number, the `(index, block)` of
+/// its last entry, and its plaintext SHA1.
+pub struct StoredVolume {
+    pub number: u64,
+    pub end: (Index, Option<u64>),
+    pub plain_sha1: Vec<u8>,
+}
+
+/// The entries being generated again while resuming, and what they must
+/// hash to.
+struct Resume {
+    pending: VecDeque<StoredVolume>,
+    hash: Sha1,
+    offset: u64,
+}
+
+/// Orders `(index, block)` positions: a path's numbered chunks come before its
+/// last piece (no block number).
+fn position_key(p: &(Index, Option<u64>)) -> (&Index, u64) {
+    (&p.0, p.1.unwrap_or(u64::MAX))
 }
 
 pub struct VolumeWriter<'r, 'c> {
@@ -40,9 +73,9 @@ pub struct VolumeWriter<'r, 'c> {
     /// any): the guess for input whose output is not out yet, until the
     /// current volume has some of its own.
     ratio: f64,
-    /// When resuming an interrupted set: entries are dropped up to and
-    /// including this one (the last entry of the last volume kept).
-    skip_until: Option<(Index, Option<u64>)>,
+    /// When resuming an interrupted set: the volumes already stored, whose
+    /// entries are checked and dropped.
+    resume: Option<Resume>,
     /// Bytes stored in finished volumes.
     pub stored: u64,
     pub volumes: u64,
@@ -69,7 +102,7 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             open: None,
             next_number: first_number,
             ratio: 1.0,
-            skip_until: None,
+            resume: None,
             stored: 0,
             volumes: 0,
         }
@@ -91,44 +124,56 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             offset: 0,
             start: (index.clone(), chunk),
             end: (index.clone(), chunk),
+            plain: Sha1::new(),
         });
         Ok(())
     }
 
-    /// Resumes an interrupted set: drops the entries that volumes already
-    /// stored hold, up to the last one's `(index, block)` from the manifest
-    /// (`dup_main.restart_position_iterator`).
-    pub fn resume_after(&mut self, last: (Index, Option<u64>)) {
-        self.skip_until = Some(last);
+    /// Resumes an interrupted set after the volumes it stored
+    /// (`dup_main.restart_position_iterator`): their entries are generated
+    /// again, checked against each volume's plaintext hash, and dropped.
+    pub fn resume_after(&mut self, stored: Vec<StoredVolume>) {
+        if !stored.is_empty() {
+            self.resume = Some(Resume {
+                pending: stored.into(),
+                hash: Sha1::new(),
+                offset: 0,
+            });
+        }
     }
 
-    /// Whether the entry at `(index, chunk)` was already stored.
-    fn already_stored(&mut self, index: &Index, chunk: Option<u64>) -> bool {
-        let Some((end, end_block)) = &self.skip_until else {
-            return false;
+    /// While resuming: checks an entry against the stored volumes. `true`
+    /// when it is already stored.
+    fn already_stored(&mut self, at: (&Index, Option<u64>), bytes: [&[u8]; 3]) -> Result<bool> {
+        let Some(r) = &mut self.resume else {
+            return Ok(false);
         };
-        let drop = match index.cmp(end) {
-            std::cmp::Ordering::Less => true,
-            std::cmp::Ordering::Greater => false,
-            std::cmp::Ordering::Equal => match (end_block, chunk) {
-                // The volume ended with this path's last piece: all of it is stored.
-                (None, _) => true,
-                (Some(k), Some(j)) => {
-                    if j == *k {
-                        // The last stored piece: drop it, write from the next.
-                        self.skip_until = None;
-                        return true;
-                    }
-                    j < *k
-                }
-                // The path's last chunk comes after chunk `k`.
-                (Some(_), None) => false,
-            },
-        };
-        if !drop {
-            self.skip_until = None;
+        let front = r.pending.front().expect("resume has pending volumes");
+        let here = (at.0.clone(), at.1);
+        if position_key(&here) > position_key(&front.end) {
+            return Err(Error::SourceChanged {
+                volume: front.number,
+            });
         }
-        drop
+        for b in bytes {
+            r.hash.update(b);
+            r.offset += b.len() as u64;
+        }
+        if here == front.end {
+            r.hash.update(vec![0u8; tarfmt::footer_len(r.offset)]);
+            let digest = std::mem::take(&mut r.hash).finalize();
+            let done = r.pending.pop_front().expect("front");
+            if digest.as_slice() != done.plain_sha1.as_slice() {
+                return Err(Error::SourceChanged {
+                    volume: done.number,
+                });
+            }
+            r.offset = 0;
+            if r.pending.is_empty() {
+                self.resume = None;
+            }
+        }
+        Ok(true)
     }
 
     /// Adds one tar entry: `header` (already padded) and `data` (unpadded).
@@ -142,7 +187,9 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         data: &[u8],
         log: &mut dyn VolumeLog,
     ) -> Result<()> {
-        if self.already_stored(index, chunk) {
+        let pad = (tarfmt::BLOCK - data.len() % tarfmt::BLOCK) % tarfmt::BLOCK;
+        let padding = &[0u8; tarfmt::BLOCK][..pad];
+        if self.already_stored((index, chunk), [header, data, padding])? {
             return Ok(());
         }
         if let Some(o) = &self.open
@@ -154,13 +201,11 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             self.start(index, chunk)?;
         }
         let o = self.open.as_mut().expect("open volume");
-        let pad = (tarfmt::BLOCK - data.len() % tarfmt::BLOCK) % tarfmt::BLOCK;
         let io = |e| Error::local("write volume", o.name.clone(), e);
-        o.encoder.write_all(header).map_err(io)?;
-        o.encoder.write_all(data).map_err(io)?;
-        o.encoder
-            .write_all(&[0u8; tarfmt::BLOCK][..pad])
-            .map_err(io)?;
+        for b in [header, data, padding] {
+            o.encoder.write_all(b).map_err(io)?;
+            o.plain.update(b);
+        }
         o.offset += (header.len() + data.len() + pad) as u64;
         o.end = (index.clone(), chunk);
         Ok(())
@@ -174,6 +219,8 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         o.encoder
             .write_all(&footer)
             .map_err(|e| Error::local("write volume", o.name.clone(), e))?;
+        o.plain.update(&footer);
+        let plain_sha1 = o.plain.finalize();
         let name = o.name.clone();
         let plain = o.encoder.plain_bytes().max(1);
         let stored = o.encoder.finish().map_err(|e| encode_err(&name, e))?;
@@ -188,12 +235,18 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         };
         self.stored += stored.size;
         self.volumes += 1;
-        log.volume_done(&info, &stored)
+        log.volume_done(&info, &stored, &plain_sha1)
     }
 
     /// Closes the last volume. A backup with nothing to store still writes
     /// one (empty) volume, as duplicity does.
     pub fn finish(mut self, log: &mut dyn VolumeLog) -> Result<(u64, u64)> {
+        if let Some(r) = &self.resume {
+            // The source ended before the stored volumes did.
+            return Err(Error::SourceChanged {
+                volume: r.pending.front().map_or(0, |v| v.number),
+            });
+        }
         if self.open.is_none() && self.volumes == 0 && self.next_number == 1 {
             self.start(&Index::root(), None)?;
         }

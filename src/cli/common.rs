@@ -37,6 +37,8 @@ pub struct TargetArgs {
     /// GnuPG home to take keys from (default: GNUPGHOME or ~/.gnupg).
     #[arg(long, value_name = "DIR")]
     pub gnupg_home: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: crate::profile::Remote,
 }
 
 /// The passphrase from a file (trailing newline dropped) or `PASSPHRASE`.
@@ -50,7 +52,11 @@ pub fn passphrase(file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
 }
 
 pub fn open_repo(url: &str, args: &TargetArgs) -> anyhow::Result<Repo> {
-    let mut repo = Repo::open(url)?;
+    let options = args
+        .remote
+        .backend_options(args.tempdir.clone())
+        .map_err(anyhow::Error::msg)?;
+    let mut repo = Repo::open_with(url, &options)?;
     repo.naming = Naming::default();
     let root = args
         .archive_dir

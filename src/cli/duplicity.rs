@@ -50,7 +50,9 @@ const OPTIONS: &[Spec] = &[
     opt(
         "asynchronous-upload",
         0,
-        Use::NoEffect("Cairn always uploads while it writes the next volume"),
+        Use::NoEffect(
+            "Cairn encodes volumes on both cores already; each is sent when it is complete",
+        ),
     ),
     opt("compare-data", 0, Use::Yes),
     opt(
@@ -267,8 +269,16 @@ const OPTIONS: &[Spec] = &[
     ),
     opt("ssh-options", 1, Use::Yes),
     opt("ssl-cacert-file", 1, Use::Yes),
-    opt("ssl-cacert-path", 1, Use::Yes),
-    opt("ssl-no-check-certificate", 0, Use::Yes),
+    opt(
+        "ssl-cacert-path",
+        1,
+        Use::No("give the CA certificates as one PEM file with --ssl-cacert-file"),
+    ),
+    opt(
+        "ssl-no-check-certificate",
+        0,
+        Use::No("Cairn always checks certificates; trust a private CA with --ssl-cacert-file"),
+    ),
     opt("tempdir", 1, Use::Yes),
     opt("timeout", 1, Use::Yes),
     opt(
@@ -515,9 +525,29 @@ fn command_line_error(msg: impl std::fmt::Display) -> i32 {
     2
 }
 
+/// duplicity's `-v` level as a number (0 error … 9 debug; letters and words
+/// as duplicity takes them); 3 (notice) when absent or not understood.
+fn verbosity(inv: &Invocation) -> u8 {
+    let Some(v) = inv.last("verbosity") else {
+        return 3;
+    };
+    let v = v.to_ascii_lowercase();
+    if let Ok(n) = v.parse::<u8>() {
+        return n.min(9);
+    }
+    match v.chars().next() {
+        Some('e') => 0,
+        Some('w') => 2,
+        Some('n') => 3,
+        Some('i') => 5,
+        Some('d') => 9,
+        _ => 3,
+    }
+}
+
 /// The target options shared with the native CLI.
-fn target_args(inv: &Invocation) -> TargetArgs {
-    TargetArgs {
+fn target_args(inv: &Invocation) -> Result<TargetArgs, String> {
+    Ok(TargetArgs {
         archive_dir: inv.last("archive-dir").map(PathBuf::from),
         name: inv.last("name").map(str::to_string),
         passphrase_file: None,
@@ -531,7 +561,35 @@ fn target_args(inv: &Invocation) -> TargetArgs {
             .map(PathBuf::from)
             .collect(),
         gnupg_home: None,
-    }
+        remote: remote_args(inv)?,
+    })
+}
+
+/// duplicity's transfer options; a number that does not parse is refused
+/// as optparse refuses it.
+fn remote_args(inv: &Invocation) -> Result<crate::profile::Remote, String> {
+    let num = |name: &str| -> Result<Option<u64>, String> {
+        inv.last(name)
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("option --{name}: invalid integer value: '{v}'"))
+            })
+            .transpose()
+    };
+    Ok(crate::profile::Remote {
+        num_retries: num("num-retries")?.map(|n| n.min(u32::MAX.into()) as u32),
+        retry_delay: num("backend-retry-delay")?,
+        timeout: num("timeout")?,
+        rsync_options: inv.all("rsync-options").to_vec(),
+        ssh_options: inv.all("ssh-options").to_vec(),
+        s3_endpoint: inv.last("s3-endpoint-url").map(str::to_string),
+        s3_region: inv.last("s3-region-name").map(str::to_string),
+        s3_unencrypted_connection: inv.flag("s3-unencrypted-connection"),
+        s3_multipart_chunk_size: num("s3-multipart-chunk-size")?,
+        ca_file: inv.last("ssl-cacert-file").map(PathBuf::from),
+        ..Default::default()
+    })
 }
 
 const HELP: &str = "Usage (Cairn's duplicity-compatible command line):
@@ -564,6 +622,11 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         println!("{HELP}");
         return 0;
     }
+    if verbosity(&inv) >= 5 {
+        for (name, why) in &inv.no_effect {
+            eprintln!("--{name} has no effect on Cairn: {why}");
+        }
+    }
     let command = inv.command.clone();
     let args = &inv.args;
     let expect = |n: usize| -> Result<(), i32> {
@@ -575,7 +638,10 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         }
         Ok(())
     };
-    let target = target_args(&inv);
+    let target = match target_args(&inv) {
+        Ok(t) => t,
+        Err(e) => return command_line_error(e),
+    };
     let result = match command.as_deref() {
         Some("collection-status") => {
             if let Err(c) = expect(1) {
@@ -854,6 +920,20 @@ mod tests {
             p("-tnow collection-status file:///x").unwrap().last("time"),
             Some("now")
         );
+    }
+
+    #[test]
+    fn verbosity_levels_as_duplicity_spells_them() {
+        for (arg, level) in [
+            ("", 3),
+            ("-v4", 4),
+            ("-vi", 5),
+            ("--verbosity=debug", 9),
+            ("-v0", 0),
+        ] {
+            let inv = p(&format!("{arg} collection-status file:///x")).unwrap();
+            assert_eq!(verbosity(&inv), level, "{arg}");
+        }
     }
 
     #[test]

@@ -212,6 +212,10 @@ enum Command {
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: String,
     },
+    /// Connect to HOST PORT over Tor and relay stdin/stdout (rsync's
+    /// RSYNC_CONNECT_PROG, ssh's ProxyCommand).
+    #[command(hide = true)]
+    TorConnect(crate::backend::tor::ConnectArgs),
     /// Run the duplicity-compatible command line: `cairn duplicity [ARGS…]`.
     #[command(disable_help_flag = true)]
     Duplicity {
@@ -250,6 +254,7 @@ fn with_profile(mut t: TargetArgs, p: &Profile) -> TargetArgs {
     t.passphrase_file = t
         .passphrase_file
         .or_else(|| p.encryption.passphrase_file.clone());
+    t.remote = t.remote.or(&p.remote);
     t
 }
 
@@ -267,6 +272,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    // The Tor relay's stdout is rsync's data stream: nothing else may print.
+    if let Command::TorConnect(args) = cli.command {
+        return crate::backend::tor::connect_main(args);
+    }
     // `serve` only checks that its configuration exists; the service reads
     // it. The duplicity line has its own options.
     let needs_profile = !matches!(
@@ -302,6 +311,9 @@ fn run(
         }
         Command::Duplicity { args } => Ok(common::Outcome {
             code: super::duplicity_main(args),
+        }),
+        Command::TorConnect(args) => Ok(common::Outcome {
+            code: crate::backend::tor::connect_main(args),
         }),
         Command::Backup {
             source,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod edge;
+pub mod servers;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
