@@ -356,3 +356,52 @@ fn errors_and_exit_codes_match() {
         }
     }
 }
+
+/// `--num-retries` and `--backend-retry-delay` reach the target: a dead
+/// rsync daemon is tried exactly as often as asked, then the exit code is
+/// duplicity's for a backend error. Malformed numbers and the certificate
+/// options Cairn will not honour are refused by name.
+#[test]
+fn transfer_options_reach_the_target() {
+    let work = tmpdir();
+    let home = work.path().to_str().unwrap();
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    let dead = "rsync://u@127.0.0.1:1::m/x";
+    let o = run(
+        &cairn_as_duplicity(),
+        &args(&[
+            "collection-status",
+            "--num-retries",
+            "3",
+            "--backend-retry-delay",
+            "0",
+            dead,
+        ]),
+        &[("HOME", home)],
+    );
+    let t = out(&o);
+    assert!((50..=59).contains(&o.status.code().unwrap_or(0)), "{t}");
+    assert!(t.contains("attempt 2 of 3 failed"), "{t}");
+    assert!(t.contains("giving up after 3 attempts"), "{t}");
+    assert!(!t.contains("attempt 3 of 3 failed"), "{t}");
+    for (bad, named) in [
+        (&["--num-retries", "many"][..], "--num-retries"),
+        (&["--timeout=1.5"][..], "--timeout"),
+        (
+            &["--ssl-no-check-certificate"][..],
+            "ssl-no-check-certificate",
+        ),
+        (
+            &["--ssl-cacert-path", "/etc/ssl/certs"][..],
+            "ssl-cacert-path",
+        ),
+    ] {
+        let mut a = vec!["collection-status"];
+        a.extend_from_slice(bad);
+        a.push(dead);
+        let o = run(&cairn_as_duplicity(), &args(&a), &[("HOME", home)]);
+        let t = out(&o);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {t}");
+        assert!(t.contains(named), "{bad:?}: {t}");
+    }
+}

@@ -165,3 +165,45 @@ fn help_reads_like_a_manual() {
         assert!(o.stdout.len() > 400, "{sub} --help has substance");
     }
 }
+
+/// Transfer settings from the command line and from the profile's
+/// `[remote]` table reach the target (the command line wins); a bad Tor mode
+/// is an error that lists the good ones.
+#[test]
+fn remote_settings_reach_the_target() {
+    let work = tmpdir();
+    let home = work.path().to_str().unwrap();
+    let dead = "rsync://u@127.0.0.1:1::m/x";
+    let profile = work.path().join("cairn.toml");
+    fs::write(
+        &profile,
+        format!("target = {dead:?}\n[remote]\nnum_retries = 2\nretry_delay = 0\n"),
+    )
+    .unwrap();
+    let p = profile.to_str().unwrap();
+    let o = run(
+        &cairn(),
+        &args(&["--config", p, "status"]),
+        &[("HOME", home)],
+    );
+    let t = text(&o);
+    assert!(t.contains("giving up after 2 attempts"), "profile: {t}");
+    let o = run(
+        &cairn(),
+        &args(&["--config", p, "status", "--num-retries", "4"]),
+        &[("HOME", home)],
+    );
+    let t = text(&o);
+    assert!(
+        t.contains("giving up after 4 attempts"),
+        "command line wins: {t}"
+    );
+    let o = run(
+        &cairn(),
+        &args(&["status", "--tor", "onion", dead]),
+        &[("HOME", home)],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("socks:HOST:PORT"), "{t}");
+}

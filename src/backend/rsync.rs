@@ -618,16 +618,8 @@ impl Backend for RsyncBackend {
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {
-        let tmp = tempfile::Builder::new()
-            .prefix("cairn-rsync-get-")
-            .tempfile_in(self.opts.tempdir())
-            .map_err(|e| self.io("download", name, e))?
-            .into_temp_path();
-        self.get(name, &tmp)?;
-        let f = std::fs::File::open(&tmp).map_err(|e| self.io("download", name, e))?;
-        // The open file stays readable after the name is gone.
-        drop(tmp);
-        Ok(Box::new(f))
+        let dir = self.opts.tempdir();
+        super::spool::download(&dir, &self.describe(), name, |dest| self.get(name, dest))
     }
 
     fn get(&self, name: &str, dest: &Path) -> Result<(), BackendError> {

@@ -895,19 +895,8 @@ impl Backend for S3Backend {
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {
-        let tmp = tempfile::Builder::new()
-            .prefix("cairn-s3-get-")
-            .tempfile_in(self.0.opts.tempdir())
-            .map_err(|e| BackendError::Io {
-                target: self.describe(),
-                op: "download",
-                name: name.to_string(),
-                source: e,
-            })?;
-        let (f, path) = tmp.into_parts();
-        self.0.get(name, &path)?;
-        drop(path);
-        Ok(Box::new(f))
+        let dir = self.0.opts.tempdir();
+        super::spool::download(&dir, &self.describe(), name, |dest| self.0.get(name, dest))
     }
 
     fn get(&self, name: &str, dest: &Path) -> Result<(), BackendError> {

@@ -5,7 +5,7 @@
 
 use super::{BackendError, Upload};
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 type Finish = Box<dyn FnOnce(&Path, u64) -> Result<(), BackendError> + Send>;
@@ -80,4 +80,30 @@ impl Upload for SpoolUpload {
         finish(&path, self.size)
         // The staged file goes when `self.path` drops.
     }
+}
+
+/// Downloads `name` with `get` into a temporary file in `dir` and returns it
+/// open, its name already gone, so nothing is left behind. The file is opened
+/// after `get` because a tool like rsync replaces the file it was given.
+pub fn download(
+    dir: &Path,
+    target: &str,
+    name: &str,
+    get: impl FnOnce(&Path) -> Result<(), BackendError>,
+) -> Result<Box<dyn Read + Send + Sync>, BackendError> {
+    let io_err = |source| BackendError::Io {
+        target: target.to_string(),
+        op: "download",
+        name: name.to_string(),
+        source,
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-get-")
+        .tempfile_in(dir)
+        .map_err(io_err)?
+        .into_temp_path();
+    get(&tmp)?;
+    let f = File::open(&tmp).map_err(io_err)?;
+    drop(tmp);
+    Ok(Box::new(f))
 }

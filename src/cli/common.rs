@@ -55,7 +55,7 @@ pub fn open_repo(url: &str, args: &TargetArgs) -> anyhow::Result<Repo> {
     let options = args
         .remote
         .backend_options(args.tempdir.clone())
-        .map_err(anyhow::Error::msg)?;
+        .map_err(crate::error::Error::Usage)?;
     let mut repo = Repo::open_with(url, &options)?;
     repo.naming = Naming::default();
     let root = args
