@@ -127,6 +127,41 @@ pub enum Packing {
 /// Plaintext bytes per compression job.
 const SEGMENT: usize = 1 << 20;
 
+/// Segment buffers, recycled. Allocating a fresh megabyte for every segment
+/// and its output made glibc's per-thread arenas keep freed ones around:
+/// peak RSS was 20 MB above what was in use. Reuse keeps it at the data in
+/// flight, which the channels bound.
+struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+/// More than the channels ever hold in flight.
+const KEEP_BUFFERS: usize = 24;
+
+fn buffers() -> &'static Buffers {
+    static B: OnceLock<Buffers> = OnceLock::new();
+    B.get_or_init(|| Buffers(Mutex::new(Vec::new())))
+}
+
+impl Buffers {
+    /// An empty buffer with room for `cap` bytes.
+    fn take(&self, cap: usize) -> Vec<u8> {
+        let got = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut v = got.unwrap_or_default();
+        v.clear();
+        v.reserve(cap);
+        v
+    }
+
+    fn give(&self, v: Vec<u8>) {
+        if v.capacity() < SEGMENT || v.capacity() > 4 * SEGMENT {
+            return;
+        }
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < KEEP_BUFFERS {
+            pool.push(v);
+        }
+    }
+}
+
 /// Data this random compresses by less than a few percent: stored as is.
 fn looks_random(data: &[u8]) -> bool {
     if data.len() < 4096 {
@@ -161,13 +196,33 @@ fn looks_random(data: &[u8]) -> bool {
 /// a sync flush (byte-aligned, not final) unless it is the last piece.
 fn deflate_segment(data: &[u8], level: u32, last: bool) -> Vec<u8> {
     fn run(data: &[u8], level: u32, last: bool) -> Vec<u8> {
-        let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
+        // One compressor per thread and level, reset between segments: its
+        // window and hash tables are a few hundred KiB.
+        thread_local! {
+            static COMPRESSOR: std::cell::RefCell<Option<(u32, flate2::Compress)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        COMPRESSOR.with_borrow_mut(|slot| {
+            match slot {
+                Some((l, c)) if *l == level => c.reset(),
+                _ => {
+                    *slot = Some((
+                        level,
+                        flate2::Compress::new(flate2::Compression::new(level), false),
+                    ))
+                }
+            }
+            let (_, c) = slot.as_mut().expect("set above");
+            run_with(c, data, last)
+        })
+    }
+    fn run_with(c: &mut flate2::Compress, data: &[u8], last: bool) -> Vec<u8> {
         let flush = if last {
             flate2::FlushCompress::Finish
         } else {
             flate2::FlushCompress::Sync
         };
-        let mut out = Vec::with_capacity(data.len() + data.len() / 500 + 1024);
+        let mut out = buffers().take(data.len() + data.len() / 500 + 1024);
         loop {
             let consumed = c.total_in() as usize;
             let before = c.total_out();
@@ -190,6 +245,7 @@ fn deflate_segment(data: &[u8], level: u32, last: bool) -> Vec<u8> {
     let out = run(data, level, last);
     if out.len() as f64 > data.len() as f64 * 0.98 {
         // It did not pay: store it, and save the reader's time too.
+        buffers().give(out);
         return run(data, 0, last);
     }
     out
@@ -258,7 +314,11 @@ fn pool() -> &'static Pool {
                         };
                         let plain_len = job.data.len() as u64;
                         let bytes = match job.level {
-                            Some(level) => deflate_segment(&job.data, level, job.last),
+                            Some(level) => {
+                                let out = deflate_segment(&job.data, level, job.last);
+                                buffers().give(job.data);
+                                out
+                            }
                             None => job.data,
                         };
                         let _ = job.done.send(Piece {
@@ -292,7 +352,7 @@ struct Segmenter {
 
 impl Segmenter {
     fn send(&mut self, last: bool) -> io::Result<()> {
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(SEGMENT));
+        let data = std::mem::replace(&mut self.buf, buffers().take(SEGMENT));
         self.plain.fetch_add(data.len() as u64, Ordering::Relaxed);
         let job = Job {
             seq: self.seq,
@@ -384,6 +444,7 @@ fn write_pieces(
                 Container::Gzip(s) => s.write_all(&p.bytes)?,
                 Container::Gpg(m, _, _) => m.write_content(&p.bytes)?,
             }
+            buffers().give(p.bytes);
             if let Some(h) = &p.crc {
                 crc.combine(h);
             }

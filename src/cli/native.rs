@@ -22,6 +22,30 @@ The passphrase comes from the PASSPHRASE environment variable or from \
 Invoked as `duplicity` (a symlink), or as `cairn duplicity ...`, Cairn \
 accepts duplicity's own command line.";
 
+/// `cairn --version`: the version and the optional parts built in.
+fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let mut targets = vec!["file", "rsync"];
+        if cfg!(feature = "sftp") {
+            targets.push("sftp");
+        }
+        if cfg!(feature = "s3") {
+            targets.push("s3");
+        }
+        format!(
+            "{} (targets: {}; Tor: system tor{})",
+            env!("CARGO_PKG_VERSION"),
+            targets.join(" "),
+            if cfg!(feature = "tor") {
+                ", embedded arti"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
 const AFTER: &str = "\
 EXAMPLES:
   Back up a directory (full the first time, incremental afterwards):
@@ -40,7 +64,7 @@ destination not empty; 19 path not in the backup; 21 backup incomplete \
 target errors. These are duplicity's codes.";
 
 #[derive(Parser)]
-#[command(name = "cairn", version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER)]
+#[command(name = "cairn", version = version(), about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER)]
 struct Cli {
     /// A profile (TOML) with the source, target, selection, encryption,
     /// secrets files and retention to use; flags override it.

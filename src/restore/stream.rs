@@ -84,7 +84,8 @@ pub fn spawn<'scope, 'env>(
     restrict: Option<Index>,
 ) -> SetCursor {
     let (vol_tx, vol_rx) = sync_channel::<(VolumeJob, Result<VerifiedVolume, VolumeProblem>)>(1);
-    let (tx, rx) = sync_channel::<Item>(64);
+    // At most ITEMS × BATCH bytes wait here when the destination disk is slow.
+    let (tx, rx) = sync_channel::<Item>(ITEMS);
     scope.spawn(move || {
         for job in jobs {
             let fetched = if job.present {
@@ -111,7 +112,12 @@ pub fn spawn<'scope, 'env>(
 
 /// Data is sent in batches of about this size, so a small file is one
 /// message and a large one a few, not one per 64 KiB chunk.
-const BATCH: usize = 1 << 20;
+const BATCH: usize = 256 << 10;
+
+/// Messages queued between a set's decoder and the restore: enough to keep
+/// both sides busy, few enough that a stalled disk cannot make the queue
+/// grow past 4 MiB (64 MiB, the old bound, broke the 64 MB RSS goal).
+const ITEMS: usize = 16;
 
 struct OpenEntry {
     index: Index,
