@@ -57,22 +57,9 @@ const NO_EFFECT: &[&str] = &[
     "--no-default-keyring",
     "--no-auto-key-locate",
     "--no-auto-key-retrieve",
-    "--trust-model",
-    "--pinentry-mode",
-    "--default-key",
-    "--s2k-mode",
-    "--s2k-digest-algo",
-    "--s2k-cipher-algo",
-    "--s2k-count",
-    "--digest-algo",
-    "--cert-digest-algo",
-    "--personal-digest-preferences",
-    "--logger-fd",
-    "--status-fd",
-    "--compliance",
 ];
 
-/// Options among `NO_EFFECT` that take a value.
+/// Like `NO_EFFECT`, for options that take a value (inline or as the next word).
 const NO_EFFECT_WITH_VALUE: &[&str] = &[
     "--trust-model",
     "--pinentry-mode",
@@ -170,8 +157,9 @@ pub fn parse(text: &str) -> Result<GpgOptions, GpgOptionsError> {
                     "use --hidden-encrypt-key for hidden recipients",
                 ));
             }
-            n if NO_EFFECT.contains(&n) => {
-                if NO_EFFECT_WITH_VALUE.contains(&n) && inline.is_none() {
+            n if NO_EFFECT.contains(&n) => {}
+            n if NO_EFFECT_WITH_VALUE.contains(&n) => {
+                if inline.is_none() {
                     i += 1;
                 }
             }
