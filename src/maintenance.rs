@@ -232,10 +232,9 @@ pub fn describe(set: &BackupSet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::collection::tests::{T0, full, inc};
     use crate::archive::names::{Encoding, default_naming};
     use crate::backend::FileBackend;
-
-    const T0: Seconds = 1_795_000_000;
 
     fn repo_with(names: &[String]) -> (tempfile::TempDir, Repo) {
         let d = tempfile::tempdir().unwrap();
@@ -254,31 +253,13 @@ mod tests {
         (d, repo)
     }
 
-    fn full(t: Seconds) -> Vec<String> {
-        let n = default_naming();
-        vec![
-            n.full_volume(t, 1, Encoding::Gpg),
-            n.manifest(None, t, Encoding::Gpg, false),
-            n.signatures(None, t, Encoding::Gpg, false),
-        ]
-    }
-
-    fn inc(p: Seconds, t: Seconds) -> Vec<String> {
-        let n = default_naming();
-        vec![
-            n.inc_volume(p, t, 1, Encoding::Gpg),
-            n.manifest(Some(p), t, Encoding::Gpg, false),
-            n.signatures(Some(p), t, Encoding::Gpg, false),
-        ]
-    }
-
     #[test]
     fn all_but_n_full_removes_whole_old_chains_only() {
-        let mut names = full(T0);
+        let mut names = full(T0, 1);
         names.extend(inc(T0, T0 + 10));
-        names.extend(full(T0 + 100));
+        names.extend(full(T0 + 100, 1));
         names.extend(inc(T0 + 100, T0 + 110));
-        names.extend(full(T0 + 200));
+        names.extend(full(T0 + 200, 1));
         let (_d, repo) = repo_with(&names);
         let coll = repo.collection().unwrap();
         let plan = plan_removal(&repo, &coll, Removal::AllButNFull(2));
@@ -310,7 +291,7 @@ mod tests {
 
     #[test]
     fn older_than_never_removes_the_active_chain() {
-        let mut names = full(T0);
+        let mut names = full(T0, 1);
         names.extend(inc(T0, T0 + 10));
         let (_d, repo) = repo_with(&names);
         let coll = repo.collection().unwrap();
@@ -329,7 +310,7 @@ mod tests {
     #[test]
     fn cleanup_finds_orphans_and_incomplete_sets() {
         let n = default_naming();
-        let mut names = full(T0);
+        let mut names = full(T0, 1);
         names.push(n.full_volume(T0 + 50, 1, Encoding::Gpg)); // incomplete
         names.extend(inc(T0 + 500, T0 + 600)); // orphan set + orphan sig
         let (_d, repo) = repo_with(&names);

@@ -482,13 +482,14 @@ impl Collection {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::archive::names::{Encoding, default_naming};
 
-    const T0: Seconds = 1_795_000_000;
+    pub(crate) const T0: Seconds = 1_795_000_000;
 
-    fn full(t: Seconds, vols: u64) -> Vec<String> {
+    /// The file names of a complete full set with `vols` volumes.
+    pub(crate) fn full(t: Seconds, vols: u64) -> Vec<String> {
         let n = default_naming();
         let mut v: Vec<String> = (1..=vols)
             .map(|i| n.full_volume(t, i, Encoding::Gpg))
@@ -498,7 +499,8 @@ mod tests {
         v
     }
 
-    fn inc(p: Seconds, t: Seconds) -> Vec<String> {
+    /// The file names of a complete one-volume incremental set.
+    pub(crate) fn inc(p: Seconds, t: Seconds) -> Vec<String> {
         let n = default_naming();
         vec![
             n.inc_volume(p, t, 1, Encoding::Gpg),
