@@ -698,6 +698,7 @@ fn rdiff_rows(t: &mut Table, work: &Path) {
 
 /// Peak RSS for a single 4 GiB file and for a tree of 200,000 files.
 fn memory_rows(t: &mut Table, work: &Path, cairn: &Path) {
+    let rdir = restore_dir(work);
     let big = work.join("mem-big");
     fs::create_dir_all(&big).unwrap();
     {
@@ -742,7 +743,7 @@ fn memory_rows(t: &mut Table, work: &Path, cairn: &Path) {
             t.line(format!("| {label}, {what} | **Cairn** | {:.2} s | **{:.0} MB** | – | peak RSS goal: under 64 MB |", r.wall, r.rss_mb));
         }
         let target = work.join(format!("mem-target-{}", what.len()));
-        let dest = restore_dir(work).join(format!("mem-restore-{}", what.len()));
+        let dest = rdir.join(format!("mem-restore-{}", what.len()));
         settle();
         let mut c = Command::new(cairn);
         c.args(["restore", "--archive-dir"])
@@ -757,7 +758,6 @@ fn memory_rows(t: &mut Table, work: &Path, cairn: &Path) {
         let _ = fs::remove_dir_all(&dest);
         let _ = fs::remove_dir_all(&target);
     }
-    let rdir = restore_dir(work);
     if rdir != work {
         let _ = fs::remove_dir_all(&rdir);
     }
