@@ -63,6 +63,24 @@ pub enum Error {
     )]
     DestinationNotEmpty(PathBuf),
 
+    #[error(
+        "restore destination {0} is a file, not a directory; choose a new or empty \
+         directory to restore into"
+    )]
+    DestinationIsFile(PathBuf),
+
+    #[error(
+        "cannot do an incremental backup: {0}; run a full backup (or `cleanup --force`, then \
+         a full backup)"
+    )]
+    IncrementalWithoutSignatures(String),
+
+    #[error(
+        "--file-to-restore {path:?}: {reason}; give the path as it is inside the backup, \
+         relative to the backed-up directory (see list-current-files)"
+    )]
+    BadRestorePath { path: String, reason: String },
+
     #[error("{path} was not found in the backup of {time}")]
     PathNotInBackup { path: String, time: String },
 

@@ -19,6 +19,7 @@
 //! | [`cli`] | the native `cairn` command line and the duplicity-compatible one |
 //! | [`serve`] | the appliance's HTTP service |
 //! | [`error`] | the library's error type, with what to do about each |
+//! | [`fault`] | deterministic kill points at every step boundary, for the crash tests |
 //!
 //! # How data flows
 //!
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod crypto;
 pub mod delta;
 pub mod error;
+pub mod fault;
 pub mod maintenance;
 pub mod profile;
 pub mod progress;

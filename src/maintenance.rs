@@ -3,6 +3,24 @@
 //! what): whole chains go, never the chain a backup would extend, never a set
 //! that a newer set needs; signature chains go with them; nothing is deleted
 //! without `force` — without it the plan is only shown.
+//!
+//! # Interrupted at any step
+//!
+//! The target's listing is the truth; the archive directory only caches it
+//! and keeps the state of one unfinished backup. Every multi-file change is
+//! ordered so that each prefix of its steps is a state that the next run
+//! recognises and completes, and so that nothing complete is ever taken for
+//! partial:
+//!
+//! | operation | steps, in order | killed after step k, the next run… |
+//! | --- | --- | --- |
+//! | backup | resume record, `.part` manifest and signatures in the cache → each volume (temporary name, rename) → signatures at the target → manifest at the target → cache: signatures, manifest renamed → resume record removed | before the manifest: the set is partial (its volumes, no manifest); the next backup resumes it after the last stored volume whose hash it recorded, `cleanup` removes it. After the manifest: the set is complete whatever the cache says (a manifest at the target outranks a local `.part`, see `archive::collection`); the next backup, `cleanup` or removal finishes the cache ([`Repo::tidy_cache`]) |
+//! | removal (`remove-*`) | per set, newest set first: signatures → manifest → volumes; then cached files; then [`Repo::tidy_cache`] | a set whose signatures went is still complete and still planned; a set whose manifest went is an incomplete set older than the cut-off and than every complete set — a *leftover* the same removal plans and deletes ([`Plan::leftovers`]); a backup in progress is never a leftover (it is newer than every complete set) |
+//! | cleanup | the sets `collection-status` reports (orphaned, incomplete, and a partial last set wherever the grouping put it), each: signatures → manifest → volumes; cached files (a resume record before its `.part` manifest); then [`Repo::tidy_cache`] | lists and removes the rest: every step removes files the plan of the next run still finds |
+//! | cache sync | fetch missing metadata (each written atomically) → [`Repo::tidy_cache`] | fetches the rest; a half-written cache file never has its final name |
+//!
+//! Deleting a file that is already gone is not an error anywhere, so a step
+//! repeated after a kill is harmless.
 
 use crate::archive::collection::{BackupChain, BackupSet, Collection, SetKind, SignatureChain};
 use crate::archive::names::Kind;
@@ -34,6 +52,10 @@ pub struct Plan {
     pub required: Vec<Seconds>,
     /// The active chain is older than the cut-off but is never removed.
     pub active_chain_kept: bool,
+    /// Incomplete sets older than the cut-off that an interrupted removal
+    /// left (volumes whose manifest was already deleted): removed with the
+    /// plan, so running the same removal again completes it.
+    pub leftovers: Vec<Seconds>,
     /// Files at the target, in deletion order (newest first).
     pub remote: Vec<String>,
     /// Files in the archive directory.
@@ -62,17 +84,21 @@ fn set_files(repo: &Repo, set: &BackupSet, remote: &[String], local: &[String], 
         }
     }
     files.reverse();
+    files.retain(|f| !plan.remote.contains(f));
     plan.remote.extend(files);
     if let Some(dir) = &repo.archive_dir {
-        for l in local {
-            if let Some(p) = repo.naming.parse(l)
-                && p.time == set.time
-                && p.start_time == set.start_time
-                && p.end_time == set.end_time
-            {
-                plan.local.push(dir.join(l));
-            }
-        }
+        let mut mine: Vec<(bool, PathBuf)> = local
+            .iter()
+            .filter_map(|l| Some((l, repo.naming.parse(l)?)))
+            .filter(|(_, p)| {
+                p.time == set.time && p.start_time == set.start_time && p.end_time == set.end_time
+            })
+            .map(|(l, p)| (p.manifest, dir.join(l)))
+            .filter(|(_, path)| !plan.local.contains(path))
+            .collect();
+        // The manifest last: it is what makes the set.
+        mine.sort_by_key(|(manifest, _)| *manifest);
+        plan.local.extend(mine.into_iter().map(|(_, p)| p));
     }
 }
 
@@ -138,12 +164,17 @@ pub fn plan_removal(repo: &Repo, coll: &Collection, how: Removal) -> Plan {
     if keep_full {
         chains.retain(|c| !c.incs.is_empty());
     }
-    if chains.is_empty() {
+    let leftovers = leftover_sets(coll, cutoff);
+    if chains.is_empty() && leftovers.is_empty() {
         return plan;
     }
     let remote = repo.backend.list().unwrap_or_default();
     let local = repo.local_names();
     plan.chains = chains.iter().map(|c| c.end_time()).collect();
+    plan.leftovers = leftovers.iter().map(|s| s.set_time()).collect();
+    for s in leftovers {
+        set_files(repo, s, &remote, &local, &mut plan);
+    }
     // Newest first, so an interrupted removal never leaves a chain whose
     // later sets lost their base.
     for c in chains.iter().rev() {
@@ -159,21 +190,58 @@ pub fn plan_removal(repo: &Repo, coll: &Collection, how: Removal) -> Plan {
     plan
 }
 
-/// Plans a cleanup (`get_extraneous`): orphaned and incomplete sets, and
-/// orphaned signature files, at the target and in the cache.
+/// Sets without a manifest that are older than `cutoff` and than every
+/// complete set's end: what a removal killed half-way left behind. A backup
+/// in progress is never among them (its set is newer than every complete
+/// one), nor is a partial set this archive directory can resume.
+fn leftover_sets(coll: &Collection, cutoff: Seconds) -> Vec<&BackupSet> {
+    let newest = coll.latest_time().unwrap_or(0);
+    coll.incomplete_sets
+        .iter()
+        .filter(|s| s.manifest.is_none() && !s.partial)
+        .filter(|s| s.set_time() < cutoff && s.set_time() < newest)
+        .collect()
+}
+
+/// Plans a cleanup (`get_extraneous`): orphaned and incomplete sets, sets
+/// an interrupted backup left partial (wherever the grouping put them: the
+/// end of a chain, or among the incomplete sets when their signatures were
+/// never stored), and orphaned signature files, at the target and in the
+/// cache. It lists exactly the sets `collection-status` reports as needing
+/// cleanup, plus the partial set.
 pub fn plan_cleanup(repo: &Repo, coll: &Collection) -> Plan {
     let mut plan = Plan::default();
-    for s in coll.orphaned_sets.iter().chain(coll.incomplete_sets.iter()) {
-        let mut files = s.remote_files(&repo.naming);
-        files.retain(|f| !plan.remote.contains(f));
-        plan.remote.extend(files);
-        plan.chains.push(s.set_time());
+    let partial_last = coll
+        .chains
+        .iter()
+        .map(BackupChain::last)
+        .filter(|s| s.partial);
+    let sets: Vec<&BackupSet> = coll
+        .orphaned_sets
+        .iter()
+        .chain(coll.incomplete_sets.iter())
+        .chain(partial_last)
+        .collect();
+    if !sets.is_empty() {
+        let remote = repo.backend.list().unwrap_or_default();
+        let local = repo.local_names();
+        for s in sets {
+            set_files(repo, s, &remote, &local, &mut plan);
+            plan.chains.push(s.set_time());
+        }
     }
-    plan.remote
-        .extend(coll.remote_orphaned_sigs.iter().cloned());
+    for r in &coll.remote_orphaned_sigs {
+        if !plan.remote.contains(r) {
+            plan.remote.push(r.clone());
+        }
+    }
     if let Some(dir) = &repo.archive_dir {
-        plan.local
-            .extend(coll.local_orphaned_sigs.iter().map(|n| dir.join(n)));
+        for l in &coll.local_orphaned_sigs {
+            let p = dir.join(l);
+            if !plan.local.contains(&p) {
+                plan.local.push(p);
+            }
+        }
     }
     plan
 }
@@ -184,36 +252,21 @@ pub fn apply(repo: &Repo, plan: &Plan) -> Result<()> {
         repo.backend.delete(&plan.remote)?;
     }
     for p in &plan.local {
+        // A partial manifest's resume record goes first: a record without its
+        // manifest would be a leftover, a manifest without its record is a
+        // partial set the next backup starts again.
+        if let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str()))
+            && std::fs::remove_file(crate::backup::plain_hashes_path(dir, name)).is_ok()
+        {
+            crate::fault::step();
+        }
         match std::fs::remove_file(p) {
-            Ok(()) => {}
+            Ok(()) => crate::fault::step(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::local("remove", p, e)),
         }
-        // A partial manifest's resume record goes with it.
-        if let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) {
-            let _ = std::fs::remove_file(crate::backup::plain_hashes_path(dir, name));
-        }
     }
     Ok(())
-}
-
-/// Removes the last set if an interrupted run left it partial, as
-/// duplicity's cleanup does first. Returns what was removed.
-pub fn remove_partial_last_set(repo: &Repo, coll: &Collection) -> Result<Vec<String>> {
-    let Some(chain) = coll.chains.iter().max_by_key(|c| c.start_time()) else {
-        return Ok(Vec::new());
-    };
-    let last = chain.last();
-    if !last.partial {
-        return Ok(Vec::new());
-    }
-    let mut plan = Plan::default();
-    let remote = repo.backend.list()?;
-    set_files(repo, last, &remote, &repo.local_names(), &mut plan);
-    apply(repo, &plan)?;
-    let mut removed = plan.remote;
-    removed.extend(plan.local.iter().map(|p| p.display().to_string()));
-    Ok(removed)
 }
 
 /// A set's description for plans: "Full" or "Incremental" and its time.

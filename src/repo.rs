@@ -82,13 +82,75 @@ impl std::fmt::Display for VolumeProblem {
     }
 }
 
+/// The prefix of the archive directory's temporary files.
+pub(crate) const TEMP_PREFIX: &str = ".cairn-tmp-";
+
+/// The prefix of the resume record kept beside a partial manifest.
+pub const PLAIN_HASHES_PREFIX: &str = "cairn-plain-sha1.";
+
+/// The archive directory's lock (see [`Repo::lock`]).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Locks `path`, retrying when the file it opened was removed by the
+    /// previous holder in the meantime (the lock would then guard nothing).
+    fn take(path: &Path, dir: &Path) -> Result<Lock> {
+        use std::os::unix::fs::MetadataExt;
+        loop {
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::local("open", path, e))?;
+            if !try_record_lock(&f) {
+                return Err(Error::Usage(format!(
+                    "another duplicity or Cairn instance is already running with this archive \
+                     directory ({}); wait for it to finish",
+                    dir.display()
+                )));
+            }
+            let held = f.metadata().map_err(|e| Error::local("stat", path, e))?;
+            let now = fs::metadata(path).ok();
+            if now.is_some_and(|m| m.ino() == held.ino() && m.dev() == held.dev()) {
+                return Ok(Lock {
+                    _file: f,
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Removed while still held, so no other process can lock this inode
+        // and believe it holds the lock the next run creates.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// A non-blocking `fcntl(F_SETLK)` write lock on the whole file.
+fn try_record_lock(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain fcntl(F_SETLK) on a file descriptor we own.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) == 0 }
+}
+
 /// Writes a file so that its name never holds partial contents: a temporary
 /// file in the same directory, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let err = |e| Error::local("write", path, e);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".cairn-tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(err)?;
     std::io::Write::write_all(&mut tmp, data).map_err(err)?;
@@ -97,6 +159,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
+    crate::fault::step();
     Ok(())
 }
 
@@ -170,6 +233,7 @@ impl Repo {
                 continue;
             };
             if p.manifest
+                && (set.partial || !p.partial)
                 && p.time == set.time
                 && p.start_time == set.start_time
                 && p.end_time == set.end_time
@@ -255,30 +319,11 @@ impl Repo {
 
     /// Takes the archive directory's lock, as duplicity does (a POSIX record
     /// lock on `lockfile`, so a duplicity run and a Cairn run on the same
-    /// cache exclude each other). Held until the guard is dropped.
-    pub fn lock(&self) -> Result<File> {
-        use std::os::fd::AsRawFd;
+    /// cache exclude each other). Held until the guard is dropped, which
+    /// removes the file, as duplicity removes its own.
+    pub fn lock(&self) -> Result<Lock> {
         let dir = self.cache_dir()?;
-        let path = dir.join("lockfile");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::local("open", &path, e))?;
-        // SAFETY: a plain fcntl(F_SETLK) on a file descriptor we own.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = libc::F_WRLCK as _;
-        fl.l_whence = libc::SEEK_SET as _;
-        let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
-        if r != 0 {
-            return Err(Error::Usage(format!(
-                "another duplicity or Cairn instance is already running with this archive directory ({}); \
-                 wait for it to finish",
-                dir.display()
-            )));
-        }
-        Ok(f)
+        Lock::take(&dir.join("lockfile"), dir)
     }
 
     /// The archive directory, created if needed.
@@ -342,18 +387,77 @@ impl Repo {
             write_atomic(&dir.join(&cached), &bytes)?;
             fetched.push(r.clone());
         }
+        self.tidy_cache(&remote)?;
+        Ok(fetched)
+    }
+
+    /// Finishes the archive directory's side of whatever an interrupted run
+    /// left, from the target's listing alone (no download, no passphrase):
+    /// removes cached metadata of sets the target no longer has, the `.part`
+    /// files of sets whose manifest did reach the target, and resume records
+    /// whose partial manifest is gone. The `.part` files of sets still
+    /// partial at the target are left for the next backup to resume.
+    pub fn tidy_cache(&self, remote: &[String]) -> Result<Vec<PathBuf>> {
+        let Some(dir) = self.archive_dir.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let local = self.local_names();
+        let wanted: std::collections::BTreeSet<String> =
+            remote.iter().filter_map(|r| self.cache_name(r)).collect();
+        let complete: Vec<_> = remote
+            .iter()
+            .filter_map(|r| self.naming.parse(r))
+            .filter(|p| p.manifest && !p.partial)
+            .map(|p| (p.time, p.start_time, p.end_time))
+            .collect();
+        let partial_sets: Vec<_> = local
+            .iter()
+            .filter_map(|l| self.naming.parse(l))
+            .filter(|p| p.manifest && p.partial)
+            .map(|p| (p.time, p.start_time, p.end_time))
+            .collect();
+        let mut stale = Vec::new();
         for l in &local {
             let Some(p) = self.naming.parse(l) else {
                 continue;
             };
+            let set = (p.time, p.start_time, p.end_time);
             let metadata = p.manifest || matches!(p.kind, Kind::FullSig | Kind::NewSig);
-            if metadata && !p.partial && !wanted.contains(l) {
-                let path = dir.join(l);
-                fs::remove_file(&path)
-                    .map_err(|e| Error::local("remove stale cache file", &path, e))?;
+            let done = p.partial && complete.contains(&set);
+            // Partial signatures whose partial manifest is gone belong to no set.
+            let orphan = p.partial && !p.manifest && !partial_sets.contains(&set);
+            if metadata && ((!p.partial && !wanted.contains(l)) || done || orphan) {
+                stale.push(l);
             }
         }
-        Ok(fetched)
+        // A resume record goes with its partial manifest; a temporary file
+        // is what a run killed while writing one left (the lock is ours).
+        for l in &local {
+            if l.starts_with(TEMP_PREFIX) {
+                stale.push(l);
+            }
+            if let Some(part) = l.strip_prefix(PLAIN_HASHES_PREFIX)
+                && (!local.iter().any(|n| n == part) || stale.iter().any(|n| *n == part))
+            {
+                stale.push(l);
+            }
+        }
+        // Resume records, then signatures, then manifests: a manifest is what
+        // makes a set, so it goes last.
+        stale.sort_by_key(|l| (!l.starts_with(PLAIN_HASHES_PREFIX), l.contains(".manifest")));
+        let mut removed = Vec::new();
+        for l in stale {
+            let path = dir.join(l);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    crate::fault::step();
+                    removed.push(path)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::local("remove stale cache file", &path, e)),
+            }
+        }
+        Ok(removed)
     }
 
     /// Openers for the files of a signature chain up to `t` (all for `None`),

@@ -75,7 +75,15 @@ impl BackupSet {
         if matches!(p.kind, Kind::FullStat | Kind::IncStat) {
             self.jsonstat = Some(name.to_string());
         } else if p.manifest {
-            self.manifest = Some(name.to_string());
+            // The target's manifest outranks a local `.part` one: a run
+            // killed after its manifest reached the target but before its
+            // local bookkeeping left a complete set, not a partial one.
+            if self.manifest.is_some() && !p.partial {
+                self.partial = false;
+            }
+            if !(p.partial && self.manifest.is_some()) {
+                self.manifest = Some(name.to_string());
+            }
         } else if let Some(n) = p.volume {
             match self.volumes.entry(n) {
                 std::collections::btree_map::Entry::Occupied(_) => {
@@ -197,6 +205,14 @@ impl SignatureChain {
 
     pub fn end_time(&self) -> Seconds {
         self.incs.last().map_or(self.full_time, |i| i.2)
+    }
+
+    /// The chain cut after the set that ended at `t`, if it has one: what an
+    /// interrupted set whose signatures did reach the target extends.
+    pub fn truncated_to(&self, t: Seconds) -> Option<SignatureChain> {
+        let mut c = self.clone();
+        c.incs.retain(|i| i.2 <= t);
+        (c.end_time() == t).then_some(c)
     }
 
     /// The files to read for the state at `t` (all of them for `None`).
@@ -576,6 +592,27 @@ pub(crate) mod tests {
         assert!(c.chains[0].full.partial);
         assert_eq!(c.chains[0].full.volumes.len(), 2);
         assert_eq!(c.chains[0].full.remote_files(default_naming()).len(), 2);
+    }
+
+    #[test]
+    fn a_manifest_at_the_target_outranks_a_local_part() {
+        let n = default_naming();
+        let mut remote = full(T0, 1);
+        remote.extend(inc(T0, T0 + 10));
+        // The incremental's run was killed after its manifest was stored,
+        // before it renamed its local `.part` files.
+        let local = vec![
+            n.manifest(Some(T0), T0 + 10, Encoding::Plain, true),
+            n.signatures(Some(T0), T0 + 10, Encoding::Plain, true),
+        ];
+        let c = Collection::build(&remote, &local, default_naming());
+        let last = c.chains[0].last();
+        assert_eq!(last.set_time(), T0 + 10);
+        assert!(!last.partial, "the target says the set is complete");
+        assert_eq!(
+            last.manifest.as_deref(),
+            Some(n.manifest(Some(T0), T0 + 10, Encoding::Gpg, false).as_str())
+        );
     }
 
     #[test]

@@ -86,6 +86,7 @@ impl Upload for FileUpload {
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
         }
+        crate::fault::step();
         Ok(())
     }
 }
@@ -171,7 +172,7 @@ impl Backend for FileBackend {
         for name in names {
             let p = self.path_of(name)?;
             match fs::remove_file(&p) {
-                Ok(()) => {}
+                Ok(()) => crate::fault::step(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(self.err("delete", name, e)),
             }

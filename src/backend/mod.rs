@@ -63,6 +63,17 @@ pub enum BackendError {
     /// The SSH host key is unknown or has changed.
     #[error("{target}: {detail}")]
     HostKey { target: String, detail: String },
+    /// The server refused to create or change a file (its permissions).
+    #[error(
+        "{target}: the server refused to write {name}: {detail}; check that the directory \
+         (or the rsync module, which must not be `read only`) is writable by the user the \
+         server runs as"
+    )]
+    Denied {
+        target: String,
+        name: String,
+        detail: String,
+    },
     /// The target's disk or quota is full.
     #[error("{target}: no space left for {name} (disk or quota full): {detail}")]
     NoSpace {

@@ -317,8 +317,8 @@ impl RsyncBackend {
                 detail: format!("{d}; {}", summarize(&rest, code)),
             };
         }
-        if has("@ERROR: auth failed") || has("Permission denied (") || has("password file") {
-            return BackendError::Auth { target, detail };
+        if let Some(e) = permanent_failure(&stderr, code, &target, name) {
+            return e;
         }
         if has("@ERROR: Unknown module") {
             let module = match &self.mode {
@@ -571,6 +571,51 @@ fn exit_meaning(code: i32) -> &'static str {
     }
 }
 
+/// The failures that waiting cannot cure: a program the connection needs is
+/// missing, the credentials are refused, the server may not write the file.
+fn permanent_failure(
+    stderr: &str,
+    code: Option<i32>,
+    target: &str,
+    name: &str,
+) -> Option<BackendError> {
+    let has = |s: &str| stderr.contains(s);
+    let detail = summarize(stderr, code);
+    let target = target.to_string();
+    let missing_program = code == Some(127)
+        || has("command not found")
+        || stderr
+            .lines()
+            .any(|l| l.starts_with("sh: ") && l.ends_with(": not found"));
+    if missing_program {
+        return Some(BackendError::Setup {
+            target,
+            detail: format!(
+                "a program the connection needs cannot be run ({detail}); install it, or fix \
+                 RSYNC_CONNECT_PROG / --rsync-options"
+            ),
+        });
+    }
+    if has("@ERROR: auth failed")
+        || stderr
+            .split("Permission denied (")
+            .skip(1)
+            .any(|rest| rest.starts_with(|c: char| c.is_ascii_alphabetic()))
+        || has("Permission denied, please try again")
+        || has("password file")
+    {
+        return Some(BackendError::Auth { target, detail });
+    }
+    if has("Permission denied (13)") || has("@ERROR: module is read only") {
+        return Some(BackendError::Denied {
+            target,
+            name: name.to_string(),
+            detail,
+        });
+    }
+    None
+}
+
 /// Parses `rsync host::module/dir/` listing lines:
 /// `-rw-r--r--      1,234 2026/11/25 07:30:22 name`. Regular files only;
 /// hidden names (rsync temporaries, the partial directory) are left out.
@@ -664,6 +709,39 @@ impl Backend for RsyncBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permanent_failures_are_told_apart_from_transient_ones() {
+        let f = |stderr: &str, code| permanent_failure(stderr, Some(code), "t", "vol1");
+        let missing = f(
+            "sh: 1: nc: not found\nrsync: did not see server greeting\n",
+            5,
+        );
+        assert!(
+            matches!(&missing, Some(BackendError::Setup { detail, .. }) if detail.contains("nc: not found")),
+            "{missing:?}"
+        );
+        assert!(matches!(
+            f(
+                "rsync: [receiver] mkstemp \"/m/.x.abc\" failed: Permission denied (13)\n",
+                23
+            ),
+            Some(BackendError::Denied { .. })
+        ));
+        assert!(matches!(
+            f("alice@host: Permission denied (publickey,password).\n", 255),
+            Some(BackendError::Auth { .. })
+        ));
+        assert!(matches!(
+            f("@ERROR: auth failed on module backup\n", 5),
+            Some(BackendError::Auth { .. })
+        ));
+        assert!(f("rsync: connection unexpectedly closed\n", 12).is_none());
+        assert!(f("rsync error: timeout in data send/receive\n", 30).is_none());
+        for e in [missing.unwrap(), f("x Permission denied (13)", 23).unwrap()] {
+            assert!(!e.is_transient(), "{e}");
+        }
+    }
 
     fn b(url: &str, o: &BackendOptions) -> RsyncBackend {
         RsyncBackend::new(url, o).unwrap()

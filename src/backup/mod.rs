@@ -190,10 +190,12 @@ impl VolumeLog for ManifestPart {
         let err = |e| Error::local("write", self.path.clone(), e);
         self.file.write_all(&b).map_err(err)?;
         self.file.sync_data().map_err(err)?;
+        crate::fault::step();
         let line = format!("{} {}\n", info.number, hex::encode(plain_sha1));
         let err = |e| Error::local("write", self.hashes_path.clone(), e);
         self.hashes.write_all(line.as_bytes()).map_err(err)?;
         self.hashes.sync_data().map_err(err)?;
+        crate::fault::step();
         self.progress.volume(info.number, stored.size);
         Ok(())
     }
@@ -203,7 +205,10 @@ impl VolumeLog for ManifestPart {
 /// volume's plaintext tar, which a resumed run checks its regenerated entries
 /// against. duplicity ignores the file (its name is not one of duplicity's).
 pub(crate) fn plain_hashes_path(cache: &Path, partial_manifest: &str) -> PathBuf {
-    cache.join(format!("cairn-plain-sha1.{partial_manifest}"))
+    cache.join(format!(
+        "{}{partial_manifest}",
+        crate::repo::PLAIN_HASHES_PREFIX
+    ))
 }
 
 /// Reads [`plain_hashes_path`]; a torn last line is ignored.
@@ -556,10 +561,8 @@ fn decide_mode(
         Mode::Full => Ok((SetKind::Full, None)),
         Mode::Incremental | Mode::Auto if !has_chain => {
             if opts.mode == Mode::Incremental && !coll.chains.is_empty() {
-                return Err(Error::Usage(
-                    "cannot do an incremental backup: the latest backup chain has no matching \
-                     signatures (run a full backup, or `cleanup` then a full backup)"
-                        .into(),
+                return Err(Error::IncrementalWithoutSignatures(
+                    "the latest backup chain has no matching signatures".into(),
                 ));
             }
             Ok((
@@ -685,11 +688,13 @@ fn clear_partial_sets_except(repo: &Repo, keep: Option<&str>) -> Result<Vec<Stri
                 removed.extend(volumes);
             }
         }
+        // The resume record before its manifest (see `maintenance`).
+        if p.manifest && fs::remove_file(plain_hashes_path(&dir, name)).is_ok() {
+            crate::fault::step();
+        }
         let path = dir.join(name);
         fs::remove_file(&path).map_err(|e| Error::local("remove", &path, e))?;
-        if p.manifest {
-            let _ = fs::remove_file(plain_hashes_path(&dir, name));
-        }
+        crate::fault::step();
         removed.push(name.clone());
     }
     Ok(removed)
@@ -921,10 +926,13 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
             Some(p) => Some(
                 coll.sig_chains
                     .iter()
-                    .filter(|c| c.end_time() == p)
+                    .filter_map(|c| c.truncated_to(p))
                     .max_by_key(|c| c.local)
-                    .cloned()
-                    .ok_or_else(|| Error::Usage("cannot resume the interrupted incremental: the signatures it extends are gone; run `cleanup --force`".into()))?,
+                    .ok_or_else(|| {
+                        Error::IncrementalWithoutSignatures(
+                            "the signatures the interrupted incremental extends are gone".into(),
+                        )
+                    })?,
             ),
             None => None,
         };
@@ -1176,7 +1184,7 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
         let err = |e| Error::local("compress", &sig_final, e);
         let mut src = File::open(&sig_part).map_err(|e| Error::local("read", &sig_part, e))?;
         let tmp = tempfile::Builder::new()
-            .prefix(".cairn-tmp-")
+            .prefix(crate::repo::TEMP_PREFIX)
             .tempfile_in(&cache)
             .map_err(err)?;
         let mut gz =
@@ -1189,10 +1197,13 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
             .map_err(|e| err(e.into_error()))?;
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(&sig_final).map_err(|e| err(e.error))?;
+        crate::fault::step();
         fs::remove_file(&sig_part).map_err(|e| Error::local("remove", &sig_part, e))?;
+        crate::fault::step();
     }
     let man_final = cache.join(repo.naming.manifest(prev, t, Encoding::Plain, false));
     fs::rename(&man_part, &man_final).map_err(|e| Error::local("rename", &man_part, e))?;
+    crate::fault::step();
     let _ = fs::remove_file(&hashes_path);
     Ok(report)
 }

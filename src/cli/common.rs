@@ -109,8 +109,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         return 1;
     };
     match err {
-        Error::DestinationNotEmpty(_) => 11,
-        Error::PathNotInBackup { .. } => 19,
+        Error::DestinationNotEmpty(_) | Error::DestinationIsFile(_) => 11,
+        Error::IncrementalWithoutSignatures(_) => 17,
+        Error::PathNotInBackup { .. } | Error::BadRestorePath { .. } => 19,
         Error::Crypto { .. } => 31,
         Error::Manifest { .. } | Error::NoManifest { .. } => 6,
         Error::Backend(BackendError::NotFound { .. }) => 52,
@@ -155,9 +156,12 @@ pub fn parse_restore_path(p: &str) -> anyhow::Result<Option<Index>> {
     if trimmed.is_empty() || trimmed == "." {
         return Ok(None);
     }
-    Ok(Some(
-        Index::parse(trimmed.as_bytes()).map_err(|e| Error::Usage(e.to_string()))?,
-    ))
+    Ok(Some(Index::parse(trimmed.as_bytes()).map_err(|e| {
+        Error::BadRestorePath {
+            path: p.to_string(),
+            reason: e.to_string(),
+        }
+    })?))
 }
 
 pub fn restore(url: &str, args: &TargetArgs, req: RestoreRequest) -> anyhow::Result<Outcome> {
@@ -429,8 +433,23 @@ pub fn remove(
              To remove all your backups, manually purge the repository."
         );
     }
-    if plan.chains.is_empty() {
-        println!("No old backup sets found, nothing deleted.");
+    if !plan.leftovers.is_empty() {
+        println!(
+            "{} an interrupted removal left (no manifest):\n{}",
+            plural(
+                plan.leftovers.len(),
+                "Found an incomplete backup set",
+                "Found incomplete backup sets"
+            ),
+            times(&plan.leftovers)
+        );
+    }
+    if plan.chains.is_empty() && (plan.leftovers.is_empty() || !force) {
+        if plan.leftovers.is_empty() {
+            println!("No old backup sets found, nothing deleted.");
+        } else {
+            println!("Rerun command with --force option to actually delete.");
+        }
         return Ok(Outcome::ok());
     }
     let n = plan.chains.len();
@@ -446,15 +465,17 @@ pub fn remove(
         );
         return Ok(Outcome::ok());
     }
-    println!(
-        "{}\n{}",
-        plural(
-            n,
-            "Deleting backup chain at time:",
-            "Deleting backup chains at times:"
-        ),
-        times(&plan.chains)
-    );
+    if n > 0 {
+        println!(
+            "{}\n{}",
+            plural(
+                n,
+                "Deleting backup chain at time:",
+                "Deleting backup chains at times:"
+            ),
+            times(&plan.chains)
+        );
+    }
     for t in plan.chains.iter().rev() {
         if plan.keep_full {
             println!(
@@ -466,6 +487,7 @@ pub fn remove(
         }
     }
     maintenance::apply(&repo, &plan)?;
+    repo.tidy_cache(&repo.backend.list()?)?;
     Ok(Outcome::ok())
 }
 
@@ -475,20 +497,13 @@ pub fn cleanup(url: &str, args: &TargetArgs, force: bool) -> anyhow::Result<Outc
     use crate::maintenance;
     let repo = open_repo(url, args)?;
     let _lock = repo.lock()?;
-    let mut coll = repo.collection()?;
-    if force {
-        let removed = maintenance::remove_partial_last_set(&repo, &coll)?;
-        if !removed.is_empty() {
-            println!(
-                "Cleaning up previous partial backup set ({} file(s)).",
-                removed.len()
-            );
-            coll = repo.collection()?;
-        }
-    }
+    let coll = repo.collection()?;
     print_last_full(&coll);
     let plan = maintenance::plan_cleanup(&repo, &coll);
     if plan.is_empty() {
+        if force {
+            repo.tidy_cache(&repo.backend.list()?)?;
+        }
         eprintln!("No extraneous files found, nothing deleted in cleanup.");
         return Ok(Outcome::ok());
     }
@@ -520,6 +535,7 @@ pub fn cleanup(url: &str, args: &TargetArgs, force: bool) -> anyhow::Result<Outc
         files.join("\n")
     );
     maintenance::apply(&repo, &plan)?;
+    repo.tidy_cache(&repo.backend.list()?)?;
     Ok(Outcome::ok())
 }
 

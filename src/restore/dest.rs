@@ -121,7 +121,7 @@ impl<'o> DestTree<'o> {
                         return Err(Error::DestinationNotEmpty(dest));
                     }
                 }
-                Ok(_) => return Err(Error::DestinationNotEmpty(dest)),
+                Ok(_) => return Err(Error::DestinationIsFile(dest)),
                 Err(_) => {}
             }
         }

@@ -131,10 +131,58 @@ impl<'o> Output for DestTree<'o> {
     }
 }
 
-/// The sets a restore at `t` reads, oldest first.
+/// The sets a restore at `t` reads, oldest first. A set an interrupted
+/// backup left partial is never read: its volumes hold only part of its
+/// changes.
 pub fn sets_for_time(coll: &Collection, t: Seconds) -> Result<Vec<BackupSet>> {
-    let chain = coll.chain_at(t)?;
-    Ok(chain.sets_at(t).into_iter().cloned().collect())
+    let mut chain = coll.chain_at(t)?;
+    // An interrupted full set starts no usable chain: take the one before.
+    while chain.full.partial {
+        let before = chain.start_time().saturating_sub(1);
+        match coll.chains.iter().any(|c| c.start_time() <= before) {
+            true => chain = coll.chain_at(before)?,
+            false => return Err(crate::archive::collection::CollectionError::NoChains.into()),
+        }
+    }
+    Ok(chain
+        .sets_at(t)
+        .into_iter()
+        .take_while(|s| !s.partial)
+        .cloned()
+        .collect())
+}
+
+/// Why a restore at `t` restores an earlier point than the newest set up
+/// to `t`: each set newer than `restored` that cannot be used, with what is
+/// wrong with it.
+pub fn passed_over(coll: &Collection, t: Seconds, restored: Seconds) -> Vec<String> {
+    let why = |s: &BackupSet| {
+        if s.partial {
+            "its backup was interrupted (run the backup again to finish it, or cleanup to remove it)"
+        } else if s.manifest.is_none() {
+            "its manifest is missing"
+        } else if coll.orphaned_sets.contains(s) {
+            "the set it extends is missing"
+        } else {
+            "its signatures are missing"
+        }
+    };
+    let chained = coll.chains.iter().flat_map(|c| c.all_sets());
+    let mut out: Vec<(Seconds, String)> = chained
+        .chain(coll.incomplete_sets.iter())
+        .chain(coll.orphaned_sets.iter())
+        .filter(|s| s.set_time() > restored && s.set_time() <= t)
+        .filter(|s| s.partial || !coll.chains.iter().any(|c| c.all_sets().any(|x| x == *s)))
+        .map(|s| {
+            (
+                s.set_time(),
+                format!("the {} is incomplete: {}", s.describe(), why(s)),
+            )
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out.into_iter().map(|(_, m)| m).collect()
 }
 
 /// The volumes of a set that may hold `restrict` (all of them for `None`).
@@ -192,6 +240,8 @@ fn free_space(p: &std::path::Path) -> u64 {
 /// that may hold the path asked for.
 pub struct Selected {
     pub sets: Vec<BackupSet>,
+    /// Newer sets that could not be used, and why (see [`passed_over`]).
+    pub passed_over: Vec<String>,
     jobs: Vec<Vec<VolumeJob>>,
 }
 
@@ -203,11 +253,25 @@ pub fn select(repo: &Repo, t: Option<Seconds>, path: Option<&Index>) -> Result<S
     }
     let t = t.unwrap_or_else(time::now);
     let sets = sets_for_time(&coll, t)?;
+    let restored = sets.last().map_or(0, BackupSet::set_time);
+    let passed_over = passed_over(&coll, t, restored)
+        .into_iter()
+        .map(|m| {
+            format!(
+                "{m}; restoring the backup of {} instead",
+                time::to_pretty(restored)
+            )
+        })
+        .collect();
     let mut jobs = Vec::new();
     for set in &sets {
         jobs.push(volume_jobs(repo, set, path)?);
     }
-    Ok(Selected { sets, jobs })
+    Ok(Selected {
+        sets,
+        passed_over,
+        jobs,
+    })
 }
 
 /// Rebuilds every path of the selected sets (under `path`, if given) into
@@ -219,9 +283,14 @@ pub fn reconstruct<O: Output>(
     out: O,
     limit: u64,
 ) -> Result<(RestoreReport, O, bool)> {
-    let Selected { sets, jobs } = sel;
+    let Selected {
+        sets,
+        passed_over,
+        jobs,
+    } = sel;
     let report = RestoreReport {
         backup_time: sets.last().map_or(0, BackupSet::set_time),
+        problems: passed_over,
         ..Default::default()
     };
     std::thread::scope(|scope| {
