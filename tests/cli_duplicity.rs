@@ -405,3 +405,421 @@ fn transfer_options_reach_the_target() {
         assert!(t.contains(named), "{bad:?}: {t}");
     }
 }
+
+/// Every file under a directory, recursively (an absent directory is empty).
+fn all_files(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                v.extend(all_files(&e.path()));
+            } else {
+                v.push(e.path().display().to_string());
+            }
+        }
+    }
+    v
+}
+
+/// `--dry-run` with `--force`: duplicity says what it would delete and
+/// deletes nothing; so must Cairn.
+#[test]
+fn dry_run_removals_delete_nothing() {
+    let work = tmpdir();
+    let (_src, target) = make_target(work.path());
+    fs::write(
+        target.join("duplicity-full.20300101T000000Z.vol1.difftar.gpg"),
+        b"incomplete",
+    )
+    .unwrap();
+    let before = names(&target);
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "rabn",
+            vec![
+                "remove-all-but-n-full",
+                "1",
+                "--force",
+                "--dry-run",
+                "{URL}",
+            ],
+        ),
+        (
+            "raio",
+            vec![
+                "remove-all-inc-of-but-n-full",
+                "1",
+                "--force",
+                "--dry-run",
+                "{URL}",
+            ],
+        ),
+        (
+            "rot",
+            vec!["remove-older-than", "now", "--force", "--dry-run", "{URL}"],
+        ),
+        ("clean", vec!["cleanup", "--force", "--dry-run", "{URL}"]),
+    ];
+    for (tag, a) in cases {
+        let (o, t, ours, theirs) = twin(work.path(), &target, tag, &a);
+        assert_eq!(
+            o.status.code(),
+            t.status.code(),
+            "{tag}: exit codes\nours: {}\ntheirs: {}",
+            out(&o),
+            out(&t)
+        );
+        assert_eq!(names(&theirs), before, "{tag}: duplicity deletes nothing");
+        assert_eq!(names(&ours), before, "{tag}: nothing deleted\n{}", out(&o));
+        let said = |o: &std::process::Output| {
+            stdout(o)
+                .lines()
+                .filter(|l| l.starts_with("Deleting") && !l.contains("signature chain"))
+                .count()
+        };
+        assert_eq!(said(&o), said(&t), "{tag}: the same plan is shown");
+    }
+}
+
+/// `full --dry-run` and `incremental --dry-run` walk the source but store
+/// nothing at the target and nothing in the archive directory.
+#[test]
+fn dry_run_backups_store_nothing() {
+    let work = tmpdir();
+    let (src, target) = make_target(work.path());
+    let s = src.to_str().unwrap();
+    fs::write(src.join("new-file.txt"), b"new since the last backup").unwrap();
+    let before = names(&target);
+    for (tag, action) in [("dry-inc", "incremental"), ("dry-full", "full")] {
+        let (o, t, ours, _) = twin(
+            work.path(),
+            &target,
+            tag,
+            &[action, "--dry-run", s, "{URL}"],
+        );
+        assert_eq!(
+            o.status.code(),
+            t.status.code(),
+            "{tag}\nours: {}\ntheirs: {}",
+            out(&o),
+            out(&t)
+        );
+        assert_eq!(names(&ours), before, "{tag}: nothing reaches the target");
+        let cache = work.path().join(format!("c-{tag}"));
+        assert!(
+            all_files(&cache).is_empty(),
+            "{tag}: nothing in the archive dir: {:?}",
+            all_files(&cache)
+        );
+        assert!(stdout(&o).contains("SourceFiles"), "{tag}: {}", out(&o));
+    }
+    // A new target stays empty.
+    let fresh = work.path().join("fresh");
+    let o = run(
+        &cairn_as_duplicity(),
+        &args(&[
+            "full",
+            "--dry-run",
+            "--archive-dir",
+            work.path().join("c-fresh").to_str().unwrap(),
+            s,
+            &file_url(&fresh),
+        ]),
+        &[("PASSPHRASE", PW)],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(all_files(&fresh).is_empty(), "{:?}", all_files(&fresh));
+    assert!(all_files(&work.path().join("c-fresh")).is_empty());
+}
+
+/// The paths a target's latest backup holds, as duplicity 3.2.1 lists them.
+fn listed(target: &Path, cache: &Path) -> Vec<String> {
+    let o = ok(
+        &dup3(),
+        &args(&[
+            "list-current-files",
+            "--archive-dir",
+            cache.to_str().unwrap(),
+            &file_url(target),
+        ]),
+        &[("PASSPHRASE", PW)],
+    );
+    let mut v: Vec<String> = stdout(&o)
+        .lines()
+        .filter(|l| l.len() > 25 && l.as_bytes()[3] == b' ')
+        .map(|l| l[25..].to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A glob character class matches a non-ASCII character as duplicity 3.2.1
+/// matches it (one character, not one byte).
+#[test]
+fn non_ascii_glob_classes_select_what_duplicity3_selects() {
+    let work = tmpdir();
+    let src = work.path().join("src");
+    for d in ["u/пример", "u/приxер", "u/другое", "u/жук"] {
+        fs::create_dir_all(src.join(d)).unwrap();
+        fs::write(src.join(d).join("f.txt"), d.as_bytes()).unwrap();
+    }
+    let s = src.to_str().unwrap();
+    let include = format!("{s}/u/при[м]ер");
+    let include2 = format!("{s}/u/?ук");
+    let exclude_neg = format!("{s}/u/при[!м]ер");
+    let run_tool = |tool: &Path, tag: &str| -> Vec<String> {
+        let target = work.path().join(format!("t-{tag}"));
+        let cache = work.path().join(format!("c-{tag}"));
+        ok(
+            tool,
+            &args(&[
+                "full",
+                "--no-encryption",
+                "--archive-dir",
+                cache.to_str().unwrap(),
+                "--exclude",
+                &exclude_neg,
+                "--include",
+                &include,
+                "--include",
+                &include2,
+                "--exclude",
+                "**",
+                s,
+                &file_url(&target),
+            ]),
+            &[],
+        );
+        listed(&target, &work.path().join(format!("l-{tag}")))
+    };
+    let theirs = run_tool(&dup3(), "dup3");
+    let ours = run_tool(&cairn_as_duplicity(), "cairn");
+    assert!(
+        theirs.iter().any(|p| p == "u/пример/f.txt"),
+        "duplicity 3.2.1 includes it: {theirs:?}"
+    );
+    assert_eq!(ours, theirs);
+}
+
+fn prefix_args() -> Vec<&'static str> {
+    vec![
+        "--file-prefix=pre-",
+        "--file-prefix-archive=a-",
+        "--file-prefix-manifest=m-",
+        "--file-prefix-signature=s-",
+    ]
+}
+
+/// `--file-prefix*`: Cairn restores what duplicity wrote with prefixes,
+/// and duplicity (0.8 and 3.2.1) restores what Cairn wrote with them.
+#[test]
+fn file_prefixes_round_trip_with_duplicity() {
+    let work = tmpdir();
+    let src = work.path().join("src");
+    edge::build(&src, 50_000);
+    let s = src.to_str().unwrap();
+    let backup = |tool: &Path, tag: &str| -> std::path::PathBuf {
+        let target = work.path().join(format!("t-{tag}"));
+        let cache = work.path().join(format!("c-{tag}"));
+        let mut a = vec!["full", "--archive-dir", cache.to_str().unwrap()];
+        a.extend(prefix_args());
+        let url = file_url(&target);
+        a.extend([s, url.as_str()]);
+        ok(tool, &args(&a), &[("PASSPHRASE", PW)]);
+        target
+    };
+    let restore = |tool: &Path, target: &Path, tag: &str| -> Tree {
+        let dest = work.path().join(format!("r-{tag}"));
+        let cache = work.path().join(format!("rc-{tag}"));
+        let url = file_url(target);
+        let mut a = vec!["restore", "--archive-dir", cache.to_str().unwrap()];
+        a.extend(prefix_args());
+        a.extend([url.as_str(), dest.to_str().unwrap()]);
+        ok(tool, &args(&a), &[("PASSPHRASE", PW)]);
+        capture(&dest)
+    };
+    let expected = capture(&src);
+    let theirs = backup(&dup08(), "dup08");
+    assert!(names(&theirs).iter().all(|n| n.starts_with("pre-")));
+    assert_same_tree(
+        &expected,
+        &restore(&cairn_as_duplicity(), &theirs, "cairn-of-dup08"),
+        "Cairn restoring duplicity's prefixed backup",
+    );
+    let ours = backup(&cairn_as_duplicity(), "cairn");
+    assert_eq!(
+        names(&ours)
+            .iter()
+            .map(|n| n.split("duplicity-").next().unwrap().to_string())
+            .collect::<BTreeSet<_>>(),
+        names(&theirs)
+            .iter()
+            .map(|n| n.split("duplicity-").next().unwrap().to_string())
+            .collect::<BTreeSet<_>>(),
+        "the same prefixes on the same kinds of file"
+    );
+    for (tool, tag) in [(dup08(), "dup08-of-cairn"), (dup3(), "dup3-of-cairn")] {
+        assert_same_tree(
+            &expected,
+            &restore(&tool, &ours, tag),
+            &format!("{tag}: duplicity restoring Cairn's prefixed backup"),
+        );
+    }
+}
+
+/// `--copy-links`: a symlink is stored as what it points to; a dangling one
+/// is passed over. Both restored with duplicity, the trees are the same.
+#[test]
+fn copy_links_stores_link_targets_like_duplicity() {
+    let work = tmpdir();
+    let src = work.path().join("src");
+    let outside = work.path().join("outside");
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(src.join("f"), b"data").unwrap();
+    fs::write(src.join("d/x"), b"inside").unwrap();
+    fs::write(outside.join("o"), b"outside").unwrap();
+    std::os::unix::fs::symlink("f", src.join("lf")).unwrap();
+    std::os::unix::fs::symlink("d", src.join("ld")).unwrap();
+    std::os::unix::fs::symlink("nowhere", src.join("dangling")).unwrap();
+    std::os::unix::fs::symlink(&outside, src.join("lout")).unwrap();
+    let s = src.to_str().unwrap();
+    let mut trees = Vec::new();
+    for (tool, tag) in [(dup08(), "dup08"), (cairn_as_duplicity(), "cairn")] {
+        let target = file_url(&work.path().join(format!("t-{tag}")));
+        let cache = work.path().join(format!("c-{tag}"));
+        let c = cache.to_str().unwrap();
+        ok(
+            &tool,
+            &args(&[
+                "full",
+                "--copy-links",
+                "--no-encryption",
+                "--archive-dir",
+                c,
+                s,
+                &target,
+            ]),
+            &[],
+        );
+        let dest = work.path().join(format!("r-{tag}"));
+        ok(
+            &dup08(),
+            &args(&[
+                "restore",
+                "--no-encryption",
+                "--archive-dir",
+                work.path().join(format!("rc-{tag}")).to_str().unwrap(),
+                &target,
+                dest.to_str().unwrap(),
+            ]),
+            &[],
+        );
+        trees.push(capture(&dest));
+    }
+    assert!(trees[1].get(&b"lf"[..]).is_some_and(|n| n.kind == "reg"));
+    assert!(trees[1].contains_key(&b"lout/o"[..]));
+    assert_same_tree(&trees[0], &trees[1], "--copy-links");
+}
+
+/// Runs the same arguments (`{URL}` replaced by a fresh target per tool)
+/// through duplicity 3.2.1 and Cairn; asserts the same exit code and
+/// returns Cairn's output.
+fn same_as_dup3(work: &Path, tag: &str, a: &[&str]) -> std::process::Output {
+    let mut res = Vec::new();
+    for (tool, who) in [(dup3(), "dup3"), (cairn_as_duplicity(), "cairn")] {
+        let url = file_url(&work.join(format!("t-{tag}-{who}")));
+        let cache = work.join(format!("c-{tag}-{who}"));
+        let mut v: Vec<String> = a.iter().map(|x| x.replace("{URL}", &url)).collect();
+        v.extend(["--archive-dir".into(), cache.display().to_string()]);
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        res.push(run(&tool, &args(&refs), &[("PASSPHRASE", PW)]));
+    }
+    let (t, o) = (&res[0], &res[1]);
+    assert_eq!(
+        o.status.code(),
+        t.status.code(),
+        "{tag}\nours: {}\ntheirs: {}",
+        out(o),
+        out(t)
+    );
+    res.pop().unwrap()
+}
+
+fn small_source(work: &Path) -> String {
+    let src = work.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), b"a").unwrap();
+    src.to_str().unwrap().to_string()
+}
+
+/// `--no-encryption` wins over `--encrypt-key`/`--sign-key`, as in duplicity.
+#[test]
+fn no_encryption_wins_over_keys() {
+    let work = tmpdir();
+    let s = small_source(work.path());
+    let o = same_as_dup3(
+        work.path(),
+        "noenc",
+        &[
+            "full",
+            "--no-encryption",
+            "--encrypt-key",
+            "DEADBEEFDEADBEEF",
+            "--sign-key",
+            "DEADBEEFDEADBEEF",
+            &s,
+            "{URL}",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let target = work.path().join("t-noenc-cairn");
+    assert!(names(&target).iter().all(|n| !n.ends_with(".gpg")));
+}
+
+/// `-v0`: nothing on standard error (volume lines are duplicity's INFO).
+#[test]
+fn quiet_verbosity_prints_no_volume_lines() {
+    let work = tmpdir();
+    let s = small_source(work.path());
+    let o = same_as_dup3(work.path(), "v0", &["full", "-v0", &s, "{URL}"]);
+    assert!(
+        o.stderr.is_empty(),
+        "-v0 is quiet: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout(&o).contains("SourceFiles"),
+        "statistics are still printed"
+    );
+}
+
+/// A target URL that names no target and a missing source exit 23, as in
+/// duplicity 3.2.1 (0.8.22: 23 and 13; Cairn follows 3.2.1).
+#[test]
+fn bad_url_and_missing_source_exit_23() {
+    let work = tmpdir();
+    let s = small_source(work.path());
+    let o = same_as_dup3(work.path(), "scheme", &["full", &s, "foo://bar/x"]);
+    assert_eq!(o.status.code(), Some(23));
+    same_as_dup3(work.path(), "empty-file-url", &["full", &s, "file://"]);
+    let missing = work.path().join("no-such-source");
+    let o = same_as_dup3(
+        work.path(),
+        "nosrc",
+        &["full", missing.to_str().unwrap(), "{URL}"],
+    );
+    assert_eq!(o.status.code(), Some(23));
+}
+
+/// restore cannot honour `--dry-run`, so it refuses it by name.
+#[test]
+fn restore_refuses_dry_run() {
+    let o = run(
+        &cairn_as_duplicity(),
+        &args(&["restore", "--dry-run", "file:///nowhere", "/tmp/x"]),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(out(&o).contains("--dry-run"), "{}", out(&o));
+}

@@ -15,6 +15,7 @@
 //! [`BackendOptions`] carries duplicity's backend options; its `Default` is
 //! duplicity's defaults.
 
+pub mod discard;
 mod file;
 pub mod retry;
 pub mod rsync;

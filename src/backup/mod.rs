@@ -423,7 +423,7 @@ impl Run<'_, '_, '_> {
         let old_sig = old
             .and_then(|o| o.signature.as_ref())
             .filter(|_| old.is_some_and(|o| o.meta.is_regular()));
-        let file = match open_source(&new.path) {
+        let file = match open_source(new.data_path()) {
             Ok(f) => f,
             Err(e) => {
                 self.report.skipped.push(Skipped {

@@ -39,6 +39,9 @@ pub struct TargetArgs {
     pub gnupg_home: Option<PathBuf>,
     #[command(flatten)]
     pub remote: crate::profile::Remote,
+    /// Name prefixes (duplicity's `--file-prefix*`), on write and on read.
+    #[arg(skip)]
+    pub prefixes: crate::archive::names::Prefixes,
 }
 
 /// The passphrase from a file (trailing newline dropped) or `PASSPHRASE`.
@@ -57,7 +60,7 @@ pub fn open_repo(url: &str, args: &TargetArgs) -> anyhow::Result<Repo> {
         .backend_options(args.tempdir.clone())
         .map_err(crate::error::Error::Usage)?;
     let mut repo = Repo::open_with(url, &options)?;
-    repo.naming = Naming::default();
+    repo.naming = Naming::new(args.prefixes.clone());
     let root = args
         .archive_dir
         .clone()
@@ -99,9 +102,12 @@ impl Outcome {
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     use crate::backend::BackendError;
     use crate::crypto::CryptoError;
+    if e.downcast_ref::<CliError>().is_some() {
+        return 23;
+    }
     let Some(err) = e.downcast_ref::<Error>() else {
-        if e.downcast_ref::<BackendError>().is_some() {
-            return 50;
+        if let Some(b) = e.downcast_ref::<BackendError>() {
+            return backend_exit_code(b);
         }
         if e.downcast_ref::<CryptoError>().is_some() {
             return 31;
@@ -114,12 +120,35 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         Error::PathNotInBackup { .. } | Error::BadRestorePath { .. } => 19,
         Error::Crypto { .. } => 31,
         Error::Manifest { .. } | Error::NoManifest { .. } => 6,
-        Error::Backend(BackendError::NotFound { .. }) => 52,
-        Error::Backend(_) => 50,
+        Error::Backend(b) => backend_exit_code(b),
         Error::Usage(_) => 2,
         Error::NoBackups(_) | Error::Collection(_) => 30,
         _ => 1,
     }
+}
+
+/// duplicity's code for a target error: 23 (3.x's command-line error) for
+/// a target URL that names no usable target, 52 for a missing file, 50 for
+/// the rest.
+fn backend_exit_code(e: &crate::backend::BackendError) -> i32 {
+    use crate::backend::BackendError;
+    match e {
+        BackendError::BadUrl { .. } | BackendError::UnsupportedUrl(_) => 23,
+        BackendError::NotFound { .. } => 52,
+        _ => 50,
+    }
+}
+
+/// Errors in what the command line asked for, found before any engine ran;
+/// duplicity 3.x exits 23 for these.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("backup source {path} cannot be read ({source}); check the path")]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Prints an outcome's error, if any, and returns the exit code.
@@ -329,12 +358,76 @@ pub struct BackupRequest {
     pub print_statistics: bool,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// `--dry-run`: do the whole backup, store nothing anywhere.
+    pub dry_run: bool,
+    /// duplicity's verbosity (0 error … 9 debug): what is said besides the
+    /// statistics and errors.
+    pub verbosity: u8,
+}
+
+/// A dry run's view of a target: reads from the real target and archive
+/// directory; uploads and deletions are discarded, and the archive directory
+/// is a scratch copy, dropped with the returned directory.
+fn dry_run_repo(repo: Repo) -> anyhow::Result<(Repo, tempfile::TempDir)> {
+    let scratch = tempfile::Builder::new()
+        .prefix("cairn-dry-run-")
+        .tempdir_in(&repo.tempdir)
+        .with_context(|| {
+            format!(
+                "creating a scratch archive directory for --dry-run in {} (set --tempdir)",
+                repo.tempdir.display()
+            )
+        })?;
+    if let Some(dir) = &repo.archive_dir {
+        for name in repo.local_names() {
+            copy_for_dry_run(&dir.join(&name), &scratch.path().join(&name))?;
+        }
+    }
+    let inner = repo.backend;
+    let dry = Repo {
+        backend: Box::new(crate::backend::discard::DiscardWrites::new(inner)),
+        archive_dir: Some(scratch.path().to_path_buf()),
+        ..repo
+    };
+    Ok((dry, scratch))
+}
+
+/// Links a finished cache file into the scratch directory (the backup only
+/// replaces such files, never writes into them); copies anything else.
+fn copy_for_dry_run(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    if !from.is_file() {
+        return Ok(());
+    }
+    let finished = !from.to_string_lossy().contains(".part");
+    if finished && std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).with_context(|| {
+        format!(
+            "copying {} to a scratch directory for --dry-run",
+            from.display()
+        )
+    })?;
+    Ok(())
 }
 
 /// Runs a backup and prints duplicity's statistics block.
 pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Result<Outcome> {
     use crate::backup::{self, BackupOptions};
+    if let Err(source) = std::fs::metadata(&req.source) {
+        return Err(CliError::Source {
+            path: req.source,
+            source,
+        }
+        .into());
+    }
     let repo = open_repo(url, args)?;
+    let (repo, _scratch) = if req.dry_run {
+        let (r, s) = dry_run_repo(repo)?;
+        (r, Some(s))
+    } else {
+        (repo, None)
+    };
     let storage = storage(&req.encryption, &repo, args.gnupg_home.as_ref())?;
     let mut opts = BackupOptions::new(req.source, storage);
     opts.selection = req.selection;
@@ -347,28 +440,28 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         .map(parse_time)
         .transpose()?;
     opts.time = req.current_time;
-    let console = super::progress::Console::new(req.progress);
+    let console = super::progress::Console::new(req.progress, req.verbosity);
     opts.progress = console.clone();
     let started = std::time::Instant::now();
     let start_wall = time::now();
     let r = backup::backup(&repo, &opts);
     console.done();
     let r = r?;
-    if !r.cleared.is_empty() {
+    if !r.cleared.is_empty() && req.verbosity >= 3 {
         eprintln!(
             "The last backup was interrupted; started over (removed {} leftover file(s): {}).",
             r.cleared.len(),
             r.cleared.join(", ")
         );
     }
-    for s in &r.skipped {
+    for s in r.skipped.iter().filter(|_| req.verbosity >= 2) {
         eprintln!(
             "warning: skipped {}: {}",
             crate::source::shown(&s.path),
             s.why
         );
     }
-    for c in &r.changed_while_read {
+    for c in r.changed_while_read.iter().filter(|_| req.verbosity >= 2) {
         eprintln!("warning: {c} changed while it was being backed up; stored as it was read");
     }
     if req.print_statistics {
@@ -414,6 +507,7 @@ pub fn remove(
     args: &TargetArgs,
     how: crate::maintenance::Removal,
     force: bool,
+    dry_run: bool,
 ) -> anyhow::Result<Outcome> {
     use crate::maintenance;
     let repo = open_repo(url, args)?;
@@ -486,14 +580,22 @@ pub fn remove(
             println!("Deleting complete backup chain {}", time::to_pretty(*t));
         }
     }
-    maintenance::apply(&repo, &plan)?;
-    repo.tidy_cache(&repo.backend.list()?)?;
+    if !dry_run {
+        maintenance::apply(&repo, &plan)?;
+        repo.tidy_cache(&repo.backend.list()?)?;
+    }
     Ok(Outcome::ok())
 }
 
 /// `cleanup`: removes a partial last set, orphaned and incomplete sets and
-/// orphaned signatures; lists them without `force`.
-pub fn cleanup(url: &str, args: &TargetArgs, force: bool) -> anyhow::Result<Outcome> {
+/// orphaned signatures; lists them without `force`, and deletes nothing on a
+/// dry run.
+pub fn cleanup(
+    url: &str,
+    args: &TargetArgs,
+    force: bool,
+    dry_run: bool,
+) -> anyhow::Result<Outcome> {
     use crate::maintenance;
     let repo = open_repo(url, args)?;
     let _lock = repo.lock()?;
@@ -501,7 +603,7 @@ pub fn cleanup(url: &str, args: &TargetArgs, force: bool) -> anyhow::Result<Outc
     print_last_full(&coll);
     let plan = maintenance::plan_cleanup(&repo, &coll);
     if plan.is_empty() {
-        if force {
+        if force && !dry_run {
             repo.tidy_cache(&repo.backend.list()?)?;
         }
         eprintln!("No extraneous files found, nothing deleted in cleanup.");
@@ -534,8 +636,10 @@ pub fn cleanup(url: &str, args: &TargetArgs, force: bool) -> anyhow::Result<Outc
         ),
         files.join("\n")
     );
-    maintenance::apply(&repo, &plan)?;
-    repo.tidy_cache(&repo.backend.list()?)?;
+    if !dry_run {
+        maintenance::apply(&repo, &plan)?;
+        repo.tidy_cache(&repo.backend.list()?)?;
+    }
     Ok(Outcome::ok())
 }
 

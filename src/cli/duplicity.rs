@@ -41,6 +41,10 @@ const fn opt(name: &'static str, values: usize, usage: Use) -> Spec {
 }
 
 const NOT_BACKEND: &str = "Cairn supports file://, rsync://, sftp:// and s3:// targets";
+const LOG_RECORDS: &str = "duplicity's machine-readable log records are not written yet; \
+     drop the option and read the exit code and standard error";
+const CHANGES_IN_SETS: &str = "collection-status cannot list the changes in a set yet; \
+     use list-current-files at the set's time instead";
 const NOT_PAR2: &str = "par2 redundancy is not supported; keep a second copy of the target instead";
 
 /// Every long option of duplicity 0.8.22, plus the 3.x spellings people use.
@@ -75,7 +79,11 @@ const OPTIONS: &[Spec] = &[
     opt("exclude-other-filesystems", 0, Use::Yes),
     opt("exclude-regexp", 1, Use::Yes),
     opt("exclude-older-than", 1, Use::Yes),
-    opt("fail-on-volume", 1, Use::Yes),
+    opt(
+        "fail-on-volume",
+        1,
+        Use::No("a duplicity testing option that makes the backup fail on purpose"),
+    ),
     opt("file-prefix", 1, Use::Yes),
     opt("file-prefix-manifest", 1, Use::Yes),
     opt("file-prefix-archive", 1, Use::Yes),
@@ -102,7 +110,14 @@ const OPTIONS: &[Spec] = &[
     opt("gpg-options", 1, Use::Yes),
     opt("hidden-encrypt-key", 1, Use::Yes),
     opt("idr-fakeroot", 1, Use::No(NOT_BACKEND)),
-    opt("ignore-errors", 0, Use::Yes),
+    opt(
+        "ignore-errors",
+        0,
+        Use::NoEffect(
+            "Cairn always carries on past a damaged volume or a failed chown, restores the rest \
+             and reports what it could not restore (exit 21)",
+        ),
+    ),
     opt("imap-full-address", 0, Use::No(NOT_BACKEND)),
     opt("imap-mailbox", 1, Use::No(NOT_BACKEND)),
     opt("include", 1, Use::Yes),
@@ -110,14 +125,18 @@ const OPTIONS: &[Spec] = &[
     opt("include-filelist-stdin", 0, Use::Yes),
     opt("include-globbing-filelist", 1, Use::Yes),
     opt("include-regexp", 1, Use::Yes),
-    opt("log-fd", 1, Use::Yes),
-    opt("log-file", 1, Use::Yes),
+    opt("log-fd", 1, Use::No(LOG_RECORDS)),
+    opt("log-file", 1, Use::No(LOG_RECORDS)),
     opt(
         "log-timestamp",
         0,
         Use::NoEffect("Cairn's log lines carry no machine-readable codes"),
     ),
-    opt("max-blocksize", 1, Use::Yes),
+    opt(
+        "max-blocksize",
+        1,
+        Use::No("Cairn uses duplicity's default signature block sizes; drop the option"),
+    ),
     opt("name", 1, Use::Yes),
     opt("no-encryption", 0, Use::Yes),
     opt("no-compression", 0, Use::Yes),
@@ -294,11 +313,22 @@ const OPTIONS: &[Spec] = &[
     opt("verbosity", 1, Use::Yes),
     opt("version", 0, Use::Yes),
     opt("mf-purge", 0, Use::No(NOT_BACKEND)),
-    opt("mp-segment-size", 1, Use::Yes),
+    opt(
+        "mp-segment-size",
+        1,
+        Use::NoEffect(
+            "only duplicity's Swift backend reads it (0.8 and 3.x); Cairn has no Swift target, \
+             and its S3 uploads use --s3-multipart-chunk-size",
+        ),
+    ),
     opt("volsize", 1, Use::Yes),
-    opt("file-changed", 1, Use::Yes),
-    opt("no-files-changed", 0, Use::Yes),
-    opt("show-changes-in-set", 1, Use::Yes),
+    opt("file-changed", 1, Use::No(CHANGES_IN_SETS)),
+    opt(
+        "no-files-changed",
+        0,
+        Use::No("Cairn always records the changed files in the manifest; drop the option"),
+    ),
+    opt("show-changes-in-set", 1, Use::No(CHANGES_IN_SETS)),
     opt("backend-retry-delay", 1, Use::Yes),
     opt(
         "jsonstat",
@@ -562,7 +592,20 @@ fn target_args(inv: &Invocation) -> Result<TargetArgs, String> {
             .collect(),
         gnupg_home: None,
         remote: remote_args(inv)?,
+        prefixes: prefixes(inv),
     })
+}
+
+/// `--file-prefix`, `--file-prefix-archive`, `-manifest`, `-signature`.
+fn prefixes(inv: &Invocation) -> crate::archive::names::Prefixes {
+    let get = |name: &str| inv.last(name).unwrap_or_default().to_string();
+    crate::archive::names::Prefixes {
+        all: get("file-prefix"),
+        archive: get("file-prefix-archive"),
+        manifest: get("file-prefix-manifest"),
+        signature: get("file-prefix-signature"),
+        jsonstat: String::new(),
+    }
 }
 
 /// duplicity's transfer options; a number that does not parse is refused
@@ -689,7 +732,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             if let Err(c) = expect(1) {
                 return c;
             }
-            common::cleanup(&args[0], &target, inv.flag("force"))
+            common::cleanup(&args[0], &target, inv.flag("force"), inv.flag("dry-run"))
         }
         Some(
             cmd @ ("remove-older-than" | "remove-all-but-n-full" | "remove-all-inc-of-but-n-full"),
@@ -720,7 +763,13 @@ pub fn main(argv: Vec<OsString>) -> i32 {
                     crate::maintenance::Removal::IncrementalsOfAllButNFull(n)
                 }
             };
-            common::remove(&args[1], &target, how, inv.flag("force"))
+            common::remove(
+                &args[1],
+                &target,
+                how,
+                inv.flag("force"),
+                inv.flag("dry-run"),
+            )
         }
         Some("full") | Some("incremental") | Some("backup") => {
             if let Err(c) = expect(2) {
@@ -752,6 +801,7 @@ fn selection(
 ) -> anyhow::Result<crate::source::selection::Selection> {
     use anyhow::Context;
     let mut sel = crate::source::selection::Selection::default();
+    sel.copy_links = inv.flag("copy-links");
     let null = inv.flag("null-separator");
     for (opt, val) in &inv.ordered {
         match *opt {
@@ -816,33 +866,56 @@ fn backup(
                 _ => Mode::Auto,
             },
             volsize_mib: volsize,
-            encryption: common::EncryptionRequest {
-                encrypt: !inv.flag("no-encryption"),
-                compress: !inv.flag("no-compression"),
-                gpg_options: inv.all("gpg-options").join(" "),
-                encrypt_keys: inv
-                    .all("encrypt-key")
-                    .iter()
-                    .chain(inv.all("encrypt-sign-key"))
-                    .cloned()
-                    .collect(),
-                hidden_keys: inv.all("hidden-encrypt-key").to_vec(),
-                sign_key: inv
-                    .last("sign-key")
-                    .or(inv.last("encrypt-sign-key"))
-                    .map(str::to_string),
-            },
+            encryption: encryption(inv),
             selection: selection(inv, std::path::Path::new(src))?,
             allow_source_mismatch: inv.flag("allow-source-mismatch"),
             full_if_older_than: inv.last("full-if-older-than").map(str::to_string),
             current_time,
             print_statistics: !inv.flag("no-print-statistics"),
             progress: inv.flag("progress"),
+            dry_run: inv.flag("dry-run"),
+            verbosity: verbosity(inv),
         },
     )
 }
 
+/// The encryption options; `--no-encryption` wins over keys, as in
+/// duplicity (which then ignores them).
+fn encryption(inv: &Invocation) -> common::EncryptionRequest {
+    if inv.flag("no-encryption") {
+        return common::EncryptionRequest {
+            encrypt: false,
+            compress: !inv.flag("no-compression"),
+            ..Default::default()
+        };
+    }
+    common::EncryptionRequest {
+        encrypt: true,
+        compress: !inv.flag("no-compression"),
+        gpg_options: inv.all("gpg-options").join(" "),
+        encrypt_keys: inv
+            .all("encrypt-key")
+            .iter()
+            .chain(inv.all("encrypt-sign-key"))
+            .cloned()
+            .collect(),
+        hidden_keys: inv.all("hidden-encrypt-key").to_vec(),
+        sign_key: inv
+            .last("sign-key")
+            .or(inv.last("encrypt-sign-key"))
+            .map(str::to_string),
+    }
+}
+
 fn restore(inv: &Invocation, url: &str, dest: &str, target: TargetArgs) -> anyhow::Result<Outcome> {
+    if inv.flag("dry-run") {
+        return Err(Error::Usage(
+            "--dry-run is not supported for restore: Cairn cannot list the volumes a restore \
+             would need without restoring; use list-current-files or verify to check a backup"
+                .into(),
+        )
+        .into());
+    }
     let path = inv
         .last("path-to-restore")
         .or(inv.last("file-to-restore"))
@@ -860,10 +933,23 @@ fn restore(inv: &Invocation, url: &str, dest: &str, target: TargetArgs) -> anyho
             path,
             force: inv.flag("force"),
             numeric_owner: inv.flag("numeric-owner"),
-            restore_owner: !(inv.flag("do-not-restore-ownership")
-                || inv.flag("no-restore-ownership")),
+            restore_owner: restore_ownership(inv),
         },
     )
+}
+
+/// Whether to restore owners: the last of `--restore-ownership` (3.x) and
+/// `--no-restore-ownership`/`--do-not-restore-ownership` wins; yes if none.
+fn restore_ownership(inv: &Invocation) -> bool {
+    inv.ordered
+        .iter()
+        .rev()
+        .find_map(|(name, _)| match *name {
+            "restore-ownership" => Some(true),
+            "no-restore-ownership" | "do-not-restore-ownership" => Some(false),
+            _ => None,
+        })
+        .unwrap_or(true)
 }
 
 #[cfg(test)]
@@ -960,5 +1046,55 @@ mod tests {
         ));
         let inv = p("--asynchronous-upload a file:///x").unwrap();
         assert_eq!(inv.no_effect.len(), 1);
+    }
+
+    #[test]
+    fn restore_ownership_last_one_wins() {
+        assert!(restore_ownership(&p("restore file:///x d").unwrap()));
+        assert!(!restore_ownership(
+            &p("restore --no-restore-ownership file:///x d").unwrap()
+        ));
+        assert!(restore_ownership(
+            &p("restore --do-not-restore-ownership --restore-ownership file:///x d").unwrap()
+        ));
+    }
+
+    /// The code that reads the parsed options: everything from the first
+    /// function after parsing up to these tests. The table, the parser and
+    /// the short-option map are not in it.
+    fn reading_code() -> &'static str {
+        let src = include_str!("duplicity.rs");
+        let start = src
+            .find("fn command_line_error")
+            .expect("the reading code starts after the parser");
+        let end = src[start..]
+            .find("#[cfg(test)]")
+            .map_or(src.len(), |e| start + e);
+        &src[start..end]
+    }
+
+    /// An option marked honoured must be read somewhere past the table;
+    /// otherwise it is accepted and dropped, which the table must never
+    /// allow. Mark it `Use::No` or `Use::NoEffect` (with the true reason).
+    #[test]
+    fn every_honoured_option_is_read() {
+        let code = reading_code();
+        let unread: Vec<&str> = OPTIONS
+            .iter()
+            .filter(|s| s.usage == Use::Yes)
+            .map(|s| s.name)
+            .filter(|name| !code.contains(&format!("\"{name}\"")))
+            .collect();
+        assert!(
+            unread.is_empty(),
+            "options marked Use::Yes that no code reads: {unread:?}"
+        );
+    }
+
+    /// And the check itself sees a missing read.
+    #[test]
+    fn the_read_check_finds_an_unread_name() {
+        assert!(reading_code().contains("\"dry-run\""));
+        assert!(!reading_code().contains("\"fail-on-volume\""));
     }
 }

@@ -418,6 +418,9 @@ fn run(
                     current_time: None,
                     print_statistics: true,
                     progress: !quiet,
+                    dry_run: false,
+                    // Cairn's own command line always shows volumes and notes.
+                    verbosity: 5,
                 },
             )
         }
@@ -501,12 +504,14 @@ fn run(
                 &with_profile(target, profile),
                 how,
                 force,
+                false,
             )
         }
         Command::Cleanup { url, force, target } => common::cleanup(
             &url_or_profile(url.url, profile)?,
             &with_profile(target, profile),
             force,
+            false,
         ),
     }
 }

@@ -8,11 +8,18 @@ use std::sync::Arc;
 
 pub struct Console {
     bar: Option<ProgressBar>,
+    /// duplicity's verbosity: notes from 3 (notice), volume lines from 5
+    /// (info), as duplicity logs them.
+    verbosity: u8,
 }
+
+/// duplicity's NOTICE and INFO levels.
+const NOTICE: u8 = 3;
+const INFO: u8 = 5;
 
 impl Console {
     /// `bar`: whether a bar may be drawn (it is only drawn on a terminal).
-    pub fn new(bar: bool) -> Arc<Console> {
+    pub fn new(bar: bool, verbosity: u8) -> Arc<Console> {
         let bar = (bar && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             b.set_style(
@@ -23,7 +30,7 @@ impl Console {
             );
             b
         });
-        Arc::new(Console { bar })
+        Arc::new(Console { bar, verbosity })
     }
 
     pub fn done(&self) {
@@ -37,7 +44,8 @@ impl Progress for Console {
     fn note(&self, msg: &str) {
         match &self.bar {
             Some(b) => b.println(msg),
-            None => eprintln!("{msg}"),
+            None if self.verbosity >= NOTICE => eprintln!("{msg}"),
+            None => {}
         }
     }
 
@@ -56,7 +64,10 @@ impl Progress for Console {
     fn volume(&self, number: u64, stored: u64) {
         match &self.bar {
             Some(b) => b.set_message(format!("volume {number}")),
-            None => eprintln!("Processed volume {number} ({stored} bytes stored)"),
+            None if self.verbosity >= INFO => {
+                eprintln!("Processed volume {number} ({stored} bytes stored)")
+            }
+            None => {}
         }
     }
 

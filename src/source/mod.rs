@@ -26,6 +26,16 @@ pub struct SourceEntry {
     pub index: Index,
     pub path: PathBuf,
     pub meta: Meta,
+    /// Where a regular file's data is read when `path` is a symlink followed
+    /// under `--copy-links` (its resolved target).
+    pub content: Option<PathBuf>,
+}
+
+impl SourceEntry {
+    /// The file to read this entry's data from.
+    pub fn data_path(&self) -> &Path {
+        self.content.as_deref().unwrap_or(&self.path)
+    }
 }
 
 /// Something the walk could not read; reported, then skipped, as duplicity
@@ -192,6 +202,29 @@ impl<'s> Walk<'s> {
         }
     }
 
+    /// `--copy-links`: a symlink stands for what it points to. A dangling
+    /// link is passed over as duplicity does; a link to a directory that
+    /// contains it is skipped (duplicity would walk it forever).
+    fn follow(&mut self, path: &Path, st: fs::Metadata) -> Option<(fs::Metadata, Option<PathBuf>)> {
+        if !self.selection.copy_links || !st.file_type().is_symlink() {
+            return Some((st, None));
+        }
+        let target = fs::metadata(path).ok()?;
+        let resolved = fs::canonicalize(path).ok()?;
+        if target.is_dir() {
+            let parent = path.parent().and_then(|p| fs::canonicalize(p).ok());
+            if parent.is_some_and(|p| p.starts_with(&resolved)) {
+                self.skip(
+                    path.to_path_buf(),
+                    "a symlink to a directory that contains it; not followed",
+                );
+                return None;
+            }
+            return Some((target, None));
+        }
+        Some((target, Some(resolved)))
+    }
+
     /// Reads one path; `None` if it is skipped.
     fn entry(&mut self, index: Index, path: PathBuf) -> Option<SourceEntry> {
         let st = match fs::symlink_metadata(&path) {
@@ -205,8 +238,14 @@ impl<'s> Walk<'s> {
                 return None;
             }
         };
+        let (st, content) = self.follow(&path, st)?;
         match meta_of(&path, &st, &mut self.names) {
-            Ok(Some(meta)) => Some(SourceEntry { index, path, meta }),
+            Ok(Some(meta)) => Some(SourceEntry {
+                index,
+                path,
+                meta,
+                content,
+            }),
             Ok(None) => {
                 self.sockets += 1;
                 None
@@ -303,5 +342,28 @@ mod tests {
         assert_eq!(got, vec![".", "a", "a/x", "a/x/f", "a.txt", "b", "c"]);
         assert_eq!(w.sockets, 1);
         assert!(w.skipped.is_empty());
+    }
+
+    #[test]
+    fn copy_links_follows_symlinks_and_passes_over_dangling_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("d")).unwrap();
+        fs::write(r.join("d/x"), b"in").unwrap();
+        fs::write(r.join("f"), b"data").unwrap();
+        std::os::unix::fs::symlink("f", r.join("lf")).unwrap();
+        std::os::unix::fs::symlink("d", r.join("ld")).unwrap();
+        std::os::unix::fs::symlink("nowhere", r.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("..", r.join("d/loop")).unwrap();
+        let mut sel = Selection::default();
+        sel.copy_links = true;
+        let mut w = Walk::new(r, &sel);
+        let got: Vec<SourceEntry> = w.by_ref().collect();
+        let names: Vec<String> = got.iter().map(|e| e.index.to_string()).collect();
+        assert_eq!(names, vec![".", "d", "d/x", "f", "ld", "ld/x", "lf"]);
+        let lf = &got[6];
+        assert!(lf.meta.is_regular());
+        assert_eq!(fs::read(lf.data_path()).unwrap(), b"data");
+        assert_eq!(w.skipped.len(), 2, "the loop, twice: {:?}", w.skipped);
     }
 }

@@ -41,22 +41,19 @@ pub enum SelectionError {
     Filelist(String, String),
 }
 
-/// `globmatch.glob_to_regex`, producing a byte regex (non-ASCII literals
-/// escaped byte by byte, so any file name can be matched).
+/// One non-`/` character, as Python's `[^/]` on a `str` matches it: a whole
+/// UTF-8 sequence, or one byte that cannot start one (a file name that is not
+/// UTF-8 reaches duplicity with one surrogate per such byte).
+const ONE_CHAR: &str = r"(?:(?u:[^/])|(?-u:[\x80-\xbf\xc0\xc1\xf5-\xff]))";
+
+/// `globmatch.glob_to_regex`, producing a byte regex that is compiled
+/// without Unicode mode (so any file name can be matched); the parts that
+/// must see characters, not bytes (non-ASCII literals, `?`, `[...]`), are
+/// Unicode-mode groups.
 fn glob_to_regex(pat: &str) -> String {
     let p: Vec<char> = pat.chars().collect();
     let (mut i, n) = (0, p.len());
     let mut res = String::new();
-    let lit = |res: &mut String, c: char| {
-        if c.is_ascii() {
-            res.push_str(&regex::escape(&c.to_string()));
-        } else {
-            let mut b = [0u8; 4];
-            for byte in c.encode_utf8(&mut b).bytes() {
-                res.push_str(&format!("\\x{byte:02x}"));
-            }
-        }
-    };
     while i < n {
         let c = p[i];
         i += 1;
@@ -66,7 +63,7 @@ fn glob_to_regex(pat: &str) -> String {
         } else if c == '*' {
             res.push_str("[^/]*");
         } else if c == '?' {
-            res.push_str("[^/]");
+            res.push_str(ONE_CHAR);
         } else if c == '[' {
             let mut j = i;
             if j < n && (p[j] == '!' || p[j] == '^') {
@@ -81,40 +78,43 @@ fn glob_to_regex(pat: &str) -> String {
             if j >= n {
                 res.push_str("\\[");
             } else {
-                let stuff: String = p[i..j].iter().collect();
+                res.push_str(&char_class(&p[i..j]));
                 i = j + 1;
-                let mut class = String::from("[");
-                let mut chars = stuff.chars().peekable();
-                if let Some(&f) = chars.peek()
-                    && (f == '!' || f == '^')
-                {
-                    class.push('^');
-                    chars.next();
-                }
-                for ch in chars {
-                    match ch {
-                        '\\' => class.push_str("\\\\"),
-                        '[' | '&' | '~' => {
-                            class.push('\\');
-                            class.push(ch);
-                        }
-                        c if !c.is_ascii() => {
-                            let mut b = [0u8; 4];
-                            for byte in c.encode_utf8(&mut b).bytes() {
-                                class.push_str(&format!("\\x{byte:02x}"));
-                            }
-                        }
-                        c => class.push(c),
-                    }
-                }
-                class.push(']');
-                res.push_str(&class);
             }
+        } else if c.is_ascii() {
+            res.push_str(&regex::escape(&c.to_string()));
         } else {
-            lit(&mut res, c);
+            res.push_str(&format!("(?u:{c})"));
         }
     }
     res
+}
+
+/// A glob's `[...]` (its inside given) as a class over characters, so a
+/// non-ASCII member matches the whole character and a negated class never
+/// matches half of one.
+fn char_class(stuff: &[char]) -> String {
+    let (negated, members) = match stuff.first() {
+        Some('!' | '^') => (true, &stuff[1..]),
+        _ => (false, stuff),
+    };
+    let mut class = String::from(if negated { "[^" } else { "[" });
+    for &ch in members {
+        match ch {
+            '\\' => class.push_str("\\\\"),
+            '[' | '&' | '~' => {
+                class.push('\\');
+                class.push(ch);
+            }
+            c => class.push(c),
+        }
+    }
+    class.push(']');
+    if negated {
+        format!(r"(?:(?u:{class})|(?-u:[\x80-\xbf\xc0\xc1\xf5-\xff]))")
+    } else {
+        format!("(?u:{class})")
+    }
 }
 
 /// The glob's prefixes as regexes (`_glob_get_prefix_regexs`).
@@ -248,6 +248,9 @@ struct Func {
 #[derive(Debug, Default, Clone)]
 pub struct Selection {
     funcs: Vec<Func>,
+    /// `--copy-links`: the walk follows symlinks (how the tree is read, kept
+    /// here because every walk of the tree is given its selection).
+    pub copy_links: bool,
 }
 
 impl Selection {
@@ -596,8 +599,53 @@ mod tests {
     fn glob_regexes_match_duplicity() {
         assert_eq!(glob_to_regex("a*b"), "a[^/]*b");
         assert_eq!(glob_to_regex("**/x"), ".*/x");
-        assert_eq!(glob_to_regex("[!a]"), "[^a]");
         assert_eq!(glob_to_regex("[a"), "\\[a");
-        assert_eq!(glob_to_regex("é"), "\\xc3\\xa9");
+        assert_eq!(glob_to_regex("[ab]"), "(?u:[ab])");
+        assert_eq!(glob_to_regex("é"), "(?u:é)");
+    }
+
+    /// duplicity 3.x matches globs against `str` paths: a class, `?` or a
+    /// negated class stands for one character, however many bytes it takes.
+    #[test]
+    fn classes_and_question_marks_match_whole_non_ascii_characters() {
+        let root = "/src";
+        let s = |opts: &[(&str, &str)]| {
+            let mut s = Selection::default();
+            for (o, a) in opts {
+                s.add(o, a, Path::new(root)).unwrap();
+            }
+            s
+        };
+        let incl = s(&[("include", "/src/u/при[м]ер"), ("exclude", "**")]);
+        assert_eq!(d(&incl, "/src/u", true), Decision::ScanOnly);
+        assert_eq!(d(&incl, "/src/u/пример", true), Decision::Include);
+        assert_eq!(d(&incl, "/src/u/пример/f", false), Decision::Include);
+        assert_eq!(d(&incl, "/src/u/приxер", true), Decision::Exclude);
+        let q = s(&[("exclude", "/src/a?b"), ("exclude", "/src/c[!x]d")]);
+        assert_eq!(d(&q, "/src/aмb", false), Decision::Exclude, "? is one char");
+        assert_eq!(d(&q, "/src/aммb", false), Decision::Include);
+        assert_eq!(
+            d(&q, "/src/cмd", false),
+            Decision::Exclude,
+            "[!x] is one char"
+        );
+        assert_eq!(d(&q, "/src/cxd", false), Decision::Include);
+        let r = s(&[("exclude", "/src/[а-я]*")]);
+        assert_eq!(
+            d(&r, "/src/жук", false),
+            Decision::Exclude,
+            "a range of letters"
+        );
+        assert_eq!(d(&r, "/src/zuk", false), Decision::Include);
+        let ic = s(&[("exclude", "ignorecase:/src/ПРИМЕР")]);
+        assert_eq!(d(&ic, "/src/Пример", false), Decision::Exclude);
+        // A name that is not UTF-8: `?` takes the stray byte.
+        use std::os::unix::ffi::OsStrExt;
+        let raw = s(&[("exclude", "/src/x?y")]);
+        let name = std::ffi::OsStr::from_bytes(b"/src/x\xffy");
+        assert_eq!(
+            raw.decide(Path::new(name), &meta(false), Path::new(root)),
+            Decision::Exclude
+        );
     }
 }
