@@ -490,6 +490,9 @@ fn dry_run_backups_store_nothing() {
     let s = src.to_str().unwrap();
     fs::write(src.join("new-file.txt"), b"new since the last backup").unwrap();
     let before = names(&target);
+    // One archive root exists (the scratch cache goes beside the real one),
+    // one does not (it goes to the temporary directory).
+    fs::create_dir_all(work.path().join("c-dry-full")).unwrap();
     for (tag, action) in [("dry-inc", "incremental"), ("dry-full", "full")] {
         let (o, t, ours, _) = twin(
             work.path(),
@@ -512,6 +515,10 @@ fn dry_run_backups_store_nothing() {
             all_files(&cache)
         );
         assert!(stdout(&o).contains("SourceFiles"), "{tag}: {}", out(&o));
+        assert!(
+            fs::read_dir(&cache).map_or(true, |mut d| d.next().is_none()),
+            "{tag}: no scratch directory left behind"
+        );
     }
     // A new target stays empty.
     let fresh = work.path().join("fresh");

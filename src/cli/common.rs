@@ -365,15 +365,7 @@ pub struct BackupRequest {
 /// directory; uploads and deletions are discarded, and the archive directory
 /// is a scratch copy, dropped with the returned directory.
 fn dry_run_repo(repo: Repo) -> anyhow::Result<(Repo, tempfile::TempDir)> {
-    let scratch = tempfile::Builder::new()
-        .prefix("cairn-dry-run-")
-        .tempdir_in(&repo.tempdir)
-        .with_context(|| {
-            format!(
-                "creating a scratch archive directory for --dry-run in {} (set --tempdir)",
-                repo.tempdir.display()
-            )
-        })?;
+    let scratch = scratch_dir(&repo)?;
     if let Some(dir) = &repo.archive_dir {
         for name in repo.local_names() {
             copy_for_dry_run(&dir.join(&name), &scratch.path().join(&name))?;
@@ -386,6 +378,27 @@ fn dry_run_repo(repo: Repo) -> anyhow::Result<(Repo, tempfile::TempDir)> {
         ..repo
     };
     Ok((dry, scratch))
+}
+
+/// The scratch archive directory: beside the real one when its parent
+/// exists (same file system, so the cache is hard-linked, not copied),
+/// otherwise in the temporary directory.
+fn scratch_dir(repo: &Repo) -> anyhow::Result<tempfile::TempDir> {
+    let beside = repo
+        .archive_dir
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .filter(|p| p.is_dir());
+    let at = beside.unwrap_or(&repo.tempdir);
+    tempfile::Builder::new()
+        .prefix(".cairn-dry-run-")
+        .tempdir_in(at)
+        .with_context(|| {
+            format!(
+                "creating a scratch archive directory for --dry-run in {}",
+                at.display()
+            )
+        })
 }
 
 /// Links a finished cache file into the scratch directory (the backup only
