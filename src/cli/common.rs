@@ -174,6 +174,8 @@ pub struct RestoreRequest {
     pub force: bool,
     pub numeric_owner: bool,
     pub restore_owner: bool,
+    /// `--dry-run`: list the volumes a restore would read, write nothing.
+    pub dry_run: bool,
 }
 
 pub fn parse_time(s: &str) -> anyhow::Result<time::Seconds> {
@@ -195,12 +197,16 @@ pub fn parse_restore_path(p: &str) -> anyhow::Result<Option<Index>> {
 
 pub fn restore(url: &str, args: &TargetArgs, req: RestoreRequest) -> anyhow::Result<Outcome> {
     let repo = open_repo(url, args)?;
+    let dry_run = req.dry_run;
     let mut opts = RestoreOptions::new(req.dest);
     opts.time = req.time.as_deref().map(parse_time).transpose()?;
     opts.path = match req.path.as_deref() {
         Some(p) => parse_restore_path(p)?,
         None => None,
     };
+    if dry_run {
+        return restore_plan(&repo, &opts);
+    }
     opts.force = req.force;
     opts.numeric_owner = req.numeric_owner;
     opts.restore_owner = req.restore_owner;
@@ -233,6 +239,30 @@ pub fn restore(url: &str, args: &TargetArgs, req: RestoreRequest) -> anyhow::Res
             report.damaged_volumes.len()
         );
         Ok(Outcome { code: 21 })
+    }
+}
+
+/// `restore --dry-run`: duplicity's list of the volumes the restore would
+/// read. Nothing is downloaded or written; a destination that a restore
+/// would refuse is refused here too.
+fn restore_plan(repo: &Repo, opts: &RestoreOptions) -> anyhow::Result<Outcome> {
+    if !opts.force && !dest_is_empty(&opts.dest) {
+        return Err(Error::DestinationNotEmpty(opts.dest.clone()).into());
+    }
+    let sel = restore::select(repo, opts.time, opts.path.as_ref())?;
+    println!(
+        "Required volumes to restore:\n\t{}",
+        sel.volume_names().join("\n\t")
+    );
+    Ok(Outcome::ok())
+}
+
+/// Whether a restore destination is absent or an empty directory.
+fn dest_is_empty(dest: &std::path::Path) -> bool {
+    match std::fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(dest).is_ok_and(|mut d| d.next().is_none()),
+        Ok(_) => false,
+        Err(_) => true,
     }
 }
 
@@ -369,15 +399,7 @@ pub struct BackupRequest {
 /// directory; uploads and deletions are discarded, and the archive directory
 /// is a scratch copy, dropped with the returned directory.
 fn dry_run_repo(repo: Repo) -> anyhow::Result<(Repo, tempfile::TempDir)> {
-    let scratch = tempfile::Builder::new()
-        .prefix("cairn-dry-run-")
-        .tempdir_in(&repo.tempdir)
-        .with_context(|| {
-            format!(
-                "creating a scratch archive directory for --dry-run in {} (set --tempdir)",
-                repo.tempdir.display()
-            )
-        })?;
+    let scratch = scratch_dir(&repo)?;
     if let Some(dir) = &repo.archive_dir {
         for name in repo.local_names() {
             copy_for_dry_run(&dir.join(&name), &scratch.path().join(&name))?;
@@ -390,6 +412,27 @@ fn dry_run_repo(repo: Repo) -> anyhow::Result<(Repo, tempfile::TempDir)> {
         ..repo
     };
     Ok((dry, scratch))
+}
+
+/// The scratch archive directory: beside the real one when its parent
+/// exists (same file system, so the cache is hard-linked, not copied),
+/// otherwise in the temporary directory.
+fn scratch_dir(repo: &Repo) -> anyhow::Result<tempfile::TempDir> {
+    let beside = repo
+        .archive_dir
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .filter(|p| p.is_dir());
+    let at = beside.unwrap_or(&repo.tempdir);
+    tempfile::Builder::new()
+        .prefix(".cairn-dry-run-")
+        .tempdir_in(at)
+        .with_context(|| {
+            format!(
+                "creating a scratch archive directory for --dry-run in {}",
+                at.display()
+            )
+        })
 }
 
 /// Links a finished cache file into the scratch directory (the backup only

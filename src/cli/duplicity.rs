@@ -908,14 +908,6 @@ fn encryption(inv: &Invocation) -> common::EncryptionRequest {
 }
 
 fn restore(inv: &Invocation, url: &str, dest: &str, target: TargetArgs) -> anyhow::Result<Outcome> {
-    if inv.flag("dry-run") {
-        return Err(Error::Usage(
-            "--dry-run is not supported for restore: Cairn cannot list the volumes a restore \
-             would need without restoring; use list-current-files or verify to check a backup"
-                .into(),
-        )
-        .into());
-    }
     let path = inv
         .last("path-to-restore")
         .or(inv.last("file-to-restore"))
@@ -934,6 +926,7 @@ fn restore(inv: &Invocation, url: &str, dest: &str, target: TargetArgs) -> anyho
             force: inv.flag("force"),
             numeric_owner: inv.flag("numeric-owner"),
             restore_owner: restore_ownership(inv),
+            dry_run: inv.flag("dry-run"),
         },
     )
 }

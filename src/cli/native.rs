@@ -443,6 +443,7 @@ fn run(
                 force,
                 numeric_owner,
                 restore_owner: !no_restore_ownership,
+                dry_run: false,
             },
         ),
         Command::Status { url, target } => common::status(

@@ -245,6 +245,18 @@ pub struct Selected {
     jobs: Vec<Vec<VolumeJob>>,
 }
 
+impl Selected {
+    /// The volume files a restore reads, set by set (`restore --dry-run`
+    /// lists them).
+    pub fn volume_names(&self) -> Vec<&str> {
+        self.jobs
+            .iter()
+            .flatten()
+            .map(|j| j.name.as_str())
+            .collect()
+    }
+}
+
 /// Picks the sets for `t` (latest if `None`) and reads their manifests.
 pub fn select(repo: &Repo, t: Option<Seconds>, path: Option<&Index>) -> Result<Selected> {
     let coll = repo.collection()?;
