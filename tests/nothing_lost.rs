@@ -325,21 +325,35 @@ fn check(l: &Lab, expected: &[(u64, Tree)], what: &str) {
             .unwrap_or_else(|| panic!("{what}: unexpected set {time}"))
             .1;
         let dest = l.root.join(format!("restore-{}", rand_suffix()));
-        ok(
-            &dup3(),
-            &args(&[
+        let (dest_s, t_s) = (dest.to_str().unwrap(), t.to_string());
+        // duplicity at the end of each chain (which reads every volume of
+        // every set in it), Cairn at the times in between.
+        if extended(&l.target, &time) {
+            l.cairn_ok(&["restore", "-t", &t_s, &l.url(), dest_s]);
+        } else {
+            let cache = dup_cache.to_str().unwrap();
+            let a = [
                 "restore",
                 "-t",
-                &t.to_string(),
+                &t_s,
                 "--archive-dir",
-                dup_cache.to_str().unwrap(),
+                cache,
                 &l.url(),
-                dest.to_str().unwrap(),
-            ]),
-            &[("PASSPHRASE", PW)],
-        );
+                dest_s,
+            ];
+            ok(&dup3(), &args(&a), &[("PASSPHRASE", PW)]);
+        }
         assert_same_tree(tree, &capture(&dest), &format!("{what}: set {time}"));
     }
+}
+
+/// Whether an incremental at the target extends the set of `time`.
+fn extended(target: &Path, time: &str) -> bool {
+    let prefix = format!("duplicity-inc.{time}.to.");
+    fs::read_dir(target)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
 }
 
 fn rand_suffix() -> String {
@@ -488,33 +502,76 @@ fn cleanup_keeps_a_set_whose_manifest_reached_the_target() {
     }
 }
 
-/// Kill a removal at every unlink, run the same removal again: it must
-/// complete (finding 2), and stock duplicity must agree.
+/// Kill each removal command at every step, run the same removal again: it
+/// must complete (finding 2), and stock duplicity must agree.
 #[test]
-fn removal_killed_at_every_unlink_is_completed_by_running_it_again() {
+fn removals_killed_at_every_step_are_completed_by_running_them_again() {
     let base = Lab::new();
     let mut expected = Vec::new();
-    for (i, kind) in ["full", "incremental", "full", "full"].iter().enumerate() {
+    for (i, kind) in ["full", "incremental", "full", "incremental", "full"]
+        .iter()
+        .enumerate()
+    {
         write_source(&base.src, i as u64);
         base.backup(kind, T0 + 100 * i as u64);
         expected.push((T0 + 100 * i as u64, capture(&base.src)));
     }
-    let remove = |l: &Lab| -> Vec<String> {
-        ["remove-all-but-n-full", "2", "--force", &l.url()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    };
+    let older = (T0 + 250).to_string();
+    // (command, sets left)
+    let removals: [(Vec<&str>, usize); 3] = [
+        (vec!["remove-all-but-n-full", "2"], 3),
+        (vec!["remove-older-than", &older], 3),
+        (vec!["remove-all-inc-of-but-n-full", "1"], 3),
+    ];
+    for (cmd, left) in removals {
+        let argv = |l: &Lab| -> Vec<String> {
+            let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+            v.extend(["--force".to_string(), l.url()]);
+            v
+        };
+        let points = base.sweep(
+            |_| {},
+            argv,
+            |l, what| {
+                l.cairn_ok(&strs(&argv(l)));
+                check(l, &expected, what);
+                assert_eq!(backup_times(&l.target).len(), left, "{what}: sets left");
+            },
+        );
+        assert!(points >= 5, "{cmd:?}: only {points} kill points");
+        eprintln!("{cmd:?}: {points} kill points, each completed by running it again");
+    }
+}
+
+/// A new archive directory (a new card in the old Pi): the backup first
+/// fetches the target's manifests and signatures into it. Killed at every
+/// step of that sync and of the backup, the next backup completes.
+#[test]
+fn cache_sync_and_backup_killed_at_every_step() {
+    let (base, mut expected) = one_full();
+    base.backup("incremental", T0 + 100);
+    expected.push((T0 + 100, capture(&base.src)));
+    fs::remove_dir_all(base.archive()).unwrap();
+    write_source(&base.src, 2);
+    expected.push((T0 + 200, capture(&base.src)));
+    // When the killed run's set is complete, the next backup is a later one.
+    expected.push((T0 + 250, capture(&base.src)));
+    let t = (T0 + 200).to_string();
     let points = base.sweep(
-        |_| {},
-        remove,
+        |l| write_source(&l.src, 2),
+        |l| l.inc_args(&t),
         |l, what| {
-            l.cairn_ok(&strs(&remove(l)));
+            let next = if backup_times(&l.target).len() < 3 {
+                t.clone()
+            } else {
+                (T0 + 250).to_string()
+            };
+            l.cairn_ok(&strs(&l.inc_args(&next)));
             check(l, &expected, what);
-            assert_eq!(backup_times(&l.target).len(), 2, "{what}: two fulls remain");
         },
     );
-    assert!(points >= 8, "only {points} kill points");
+    assert!(points >= 10, "only {points} kill points");
+    eprintln!("cache sync + incremental: {points} kill points");
 }
 
 /// Kill `cleanup --force` at every step while it removes an interrupted
@@ -641,4 +698,108 @@ fn no_lock_file_or_stale_resume_record_is_left() {
     l.cairn_ok(&["cleanup", "--force", &l.url()]);
     assert!(!stale.exists());
     assert!(!archive.join("lockfile").exists());
+}
+
+/// Every target file with its hash, to prove a command left the target alone.
+fn target_state(l: &Lab) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = fs::read_dir(&l.target)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                sha256(&e.path()),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn volume(l: &Lab, set: &str, n: u32) -> PathBuf {
+    let suffix = format!(".vol{n}.difftar.gpg");
+    fs::read_dir(&l.target)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(set) && name.ends_with(&suffix)
+        })
+        .unwrap_or_else(|| panic!("no {set} volume {n}"))
+}
+
+/// The target fails in the middle of reading a volume (an I/O error on its
+/// second read, as when a disk or a connection goes away): the restore
+/// names the volume, restores everything that does not depend on it, exits
+/// non-zero, and changes nothing at the target.
+#[test]
+fn a_volume_failing_mid_read_is_named_and_the_rest_restores() {
+    let (l, _) = one_full();
+    let before = target_state(&l);
+    let vol2 = volume(&l, "duplicity-full.", 2);
+    let dest = l.root.join("r");
+    let o = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-P"])
+        .arg(&vol2)
+        .args(["-e", "trace=read", "-e", "inject=read:error=EIO:when=2"])
+        .arg(cairn_as_duplicity())
+        .args(l.argv(&["restore", &l.url(), dest.to_str().unwrap()]))
+        .env("PASSPHRASE", PW)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(21), "{t}");
+    assert!(t.contains("vol2"), "the volume is named: {t}");
+    let got = capture(&dest);
+    assert!(!got.contains_key(&b"big.bin"[..]), "no half-restored file");
+    for p in ["dir/same.txt", "dir/step.txt", "only-0.txt"] {
+        assert!(got.contains_key(p.as_bytes()), "{p} restored: {t}");
+    }
+    assert_eq!(target_state(&l), before, "the target changed");
+}
+
+/// Truncated signatures: a restore does not need them and works; the
+/// commands that do (listing, an incremental) fail naming the file; the
+/// target is never changed.
+#[test]
+fn truncated_signatures_are_named_and_never_break_a_restore() {
+    let (l, expected) = one_full();
+    let sig = fs::read_dir(&l.target)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("full-signatures"))
+        .unwrap();
+    let len = fs::metadata(&sig).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&sig)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    fs::remove_dir_all(&l.cache).unwrap();
+    let before = target_state(&l);
+    let dest = l.root.join("r");
+    let o = l.cairn(&["restore", &l.url(), dest.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_same_tree(
+        &expected[0].1,
+        &capture(&dest),
+        "restore without signatures",
+    );
+    let name = sig.file_name().unwrap().to_string_lossy().into_owned();
+    for a in [
+        vec!["list-current-files".to_string(), l.url()],
+        l.inc_args(&(T0 + 100).to_string()),
+    ] {
+        let o = l.cairn(&strs(&a));
+        assert!(!o.status.success(), "{a:?} succeeded: {}", text(&o));
+        assert!(
+            text(&o).contains(&name),
+            "{a:?} names the file: {}",
+            text(&o)
+        );
+        assert_eq!(target_state(&l), before, "{a:?} changed the target");
+    }
 }
