@@ -575,16 +575,32 @@ fn cache_sync_and_backup_killed_at_every_step() {
 }
 
 /// Kill `cleanup --force` at every step while it removes an interrupted
-/// incremental with volumes at the target; the next cleanup finishes, and
+/// incremental with its volumes and signatures at the target; the next cleanup finishes, and
 /// nothing stale remains in the archive dir (finding 7).
 #[test]
 fn cleanup_killed_at_every_step_is_completed_by_the_next_one() {
     let (base, expected) = one_full();
     write_source(&base.src, 1);
     let argv = base.inc_args(&(T0 + 100).to_string());
-    // Killed once its first volume is stored and recorded: steps 1 (the
-    // resume record), 2 (the volume), 3 and 4 (its manifest and hash lines).
-    assert!(base.cairn_killed_at(4, &strs(&argv)));
+    // Killed once its signatures are stored: step 1 is the resume record,
+    // then 3 steps per volume (stored, manifest line, hash line), then the
+    // signatures (step 11). Volumes and signatures at the target, no manifest.
+    assert!(base.cairn_killed_at(11, &strs(&argv)));
+    let at_target = fs::read_dir(&base.target).unwrap().filter_map(|e| e.ok());
+    let names: Vec<String> = at_target
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("duplicity-new-signatures")),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("duplicity-inc") && n.contains("manifest"))
+    );
     let points = base.sweep(
         |_| {},
         |l| vec!["cleanup".into(), "--force".into(), l.url()],
@@ -594,6 +610,7 @@ fn cleanup_killed_at_every_step_is_completed_by_the_next_one() {
         },
     );
     assert!(points >= 3, "only {points} kill points");
+    eprintln!("cleanup: {points} kill points, each completed by the next cleanup");
 }
 
 /// Finding 4: a newest incremental without its manifest is named, and the
