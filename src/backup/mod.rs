@@ -223,6 +223,87 @@ fn read_plain_hashes(path: &Path) -> std::collections::BTreeMap<u64, Vec<u8>> {
         .collect()
 }
 
+/// The plaintext SHA1 of each stored volume 1, 2, … of a partial set that
+/// has no resume record (one duplicity left), read back from the target,
+/// checked against the manifest's hash and decoded: what a resume checks its
+/// regenerated volumes against. Stops at the first volume that is missing,
+/// damaged or cannot be decoded (another passphrase).
+fn hash_stored_volumes(
+    repo: &Repo,
+    manifest: &Manifest,
+    volumes: &std::collections::BTreeMap<u64, String>,
+) -> std::collections::BTreeMap<u64, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (n, info) in &manifest.volumes {
+        let hash = volumes
+            .get(n)
+            .filter(|_| *n == out.len() as u64 + 1)
+            .and_then(|name| plain_sha1_of(repo, name, info));
+        match hash {
+            Some(h) => out.insert(*n, h),
+            None => break,
+        };
+    }
+    out
+}
+
+/// The SHA1 of a stored volume's tar (see [`tar_sha1`]), or `None` if it
+/// cannot be fetched, fails its manifest hash, or cannot be decoded.
+fn plain_sha1_of(repo: &Repo, name: &str, info: &VolumeInfo) -> Option<Vec<u8>> {
+    let vol = repo.fetch_volume(name, Some(info)).ok()?;
+    let enc = repo.naming.parse(name)?.encoding();
+    let r = codec::decode(vol.open().ok()?, enc, &repo.keys).ok()?;
+    tar_sha1(r)
+}
+
+/// The SHA1 of a volume's tar: its entries and its footer, as Cairn's own
+/// resume record hashes them. duplicity pads a volume's plaintext after the
+/// tar to reach its size (`top_off`); that padding is not part of it.
+fn tar_sha1(mut r: impl Read) -> Option<Vec<u8>> {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    let mut offset: u64 = 0;
+    let mut block = [0u8; 512];
+    loop {
+        r.read_exact(&mut block).ok()?;
+        if block.iter().all(|&b| b == 0) {
+            break;
+        }
+        h.update(block);
+        let padded = tar_entry_size(&block)?.div_ceil(512) * 512;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut left = padded;
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            r.read_exact(&mut buf[..n]).ok()?;
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        offset += 512 + padded;
+    }
+    let mut footer = vec![0u8; tarfmt::footer_len(offset).checked_sub(512)?];
+    r.read_exact(&mut footer).ok()?;
+    h.update(block);
+    h.update(&footer);
+    Some(h.finalize().to_vec())
+}
+
+/// The data size in a tar header: octal, or base-256 with the high bit set.
+fn tar_entry_size(header: &[u8; 512]) -> Option<u64> {
+    let field = &header[124..136];
+    if field[0] & 0x80 != 0 {
+        return field[1..]
+            .iter()
+            .try_fold(0u64, |n, &b| n.checked_mul(256).map(|n| n + u64::from(b)));
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(digits, 8).ok()
+}
+
 /// Feeds tar entries to the volume writer and records what the manifest's
 /// Filelist needs.
 struct Emitter<'r, 'c, 'm> {
@@ -764,9 +845,13 @@ fn plan_restart(
     let mut resumable = !complete && parsed.is_some();
     let mut manifest = parsed.unwrap_or_default();
     // Keep volumes 1..k that the manifest records, the target holds, and
-    // whose plaintext hash is known (without it a resume could not be
-    // checked, so a partial set from elsewhere is started again).
-    let hashes = read_plain_hashes(&plain_hashes_path(&dir, &name));
+    // whose plaintext hash is known: from the resume record, or, for a set
+    // another program (duplicity) left without one, read back from the
+    // target. Without it a resume could not be checked.
+    let mut hashes = read_plain_hashes(&plain_hashes_path(&dir, &name));
+    if hashes.is_empty() && !complete {
+        hashes = hash_stored_volumes(repo, &manifest, &volumes);
+    }
     let mut k = 0;
     while manifest.volumes.contains_key(&(k + 1))
         && volumes.contains_key(&(k + 1))
