@@ -321,18 +321,6 @@ fn errors_and_exit_codes_match() {
             vec!["restore".into(), "{URL}".into(), ne.clone()],
         ),
         (
-            "unknown-option",
-            vec!["--frobnicate".into(), "{URL}".into(), ne.clone()],
-        ),
-        (
-            "bad-count",
-            vec!["remove-all-but-n-full".into(), "0".into(), "{URL}".into()],
-        ),
-        (
-            "too-many-args",
-            vec!["collection-status".into(), "{URL}".into(), "extra".into()],
-        ),
-        (
             "no-backups",
             vec!["list-current-files".into(), missing_url.clone()],
         ),
@@ -347,6 +335,23 @@ fn errors_and_exit_codes_match() {
             out(&o),
             out(&t)
         );
+    }
+    // Command-line errors exit 23 as in 3.2.1 (0.8.22: 2); Cairn follows 3.x.
+    let cli_errors: Vec<(&str, Vec<&str>)> = vec![
+        ("unknown-option", vec!["--frobnicate", "{URL}", &ne]),
+        ("too-many-args", vec!["collection-status", "{URL}", "extra"]),
+    ];
+    // 3.2.1 crashes on a count of 0 (exit 30); 0.8.22 refuses it (exit 2).
+    let o = run(
+        &cairn_as_duplicity(),
+        &args(&["remove-all-but-n-full", "0", &file_url(&target)]),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(23), "{}", out(&o));
+    assert!(out(&o).contains("count must be > 0"), "{}", out(&o));
+    for (tag, a) in cli_errors {
+        let o = same_as_dup3(work.path(), tag, &a);
+        assert_eq!(o.status.code(), Some(23), "{tag}");
         if tag == "unknown-option" {
             assert!(
                 out(&o).contains("--frobnicate"),
@@ -401,7 +406,7 @@ fn transfer_options_reach_the_target() {
         a.push(dead);
         let o = run(&cairn_as_duplicity(), &args(&a), &[("HOME", home)]);
         let t = out(&o);
-        assert_eq!(o.status.code(), Some(2), "{bad:?}: {t}");
+        assert_eq!(o.status.code(), Some(23), "{bad:?}: {t} (3.2.1: 23)");
         assert!(t.contains(named), "{bad:?}: {t}");
     }
 }
@@ -859,4 +864,235 @@ fn restore_dry_run_lists_volumes_and_writes_nothing() {
         &["restore", "--dry-run", "{URL}", d],
     );
     assert_eq!(o.status.code(), t.status.code(), "{}", out(&o));
+}
+
+/// One record of duplicity's machine-readable log: the control line's
+/// level, code and extra, the data lines, and the `. ` message lines.
+#[derive(Debug, Clone)]
+struct LogRecord {
+    level: String,
+    code: u32,
+    extra: String,
+    data: Vec<String>,
+    message: Vec<String>,
+}
+
+fn parse_log(text: &str) -> Vec<LogRecord> {
+    let mut recs = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut lines = block.lines();
+        let control = lines.next().unwrap();
+        let mut words = control.splitn(3, ' ');
+        let level = words.next().unwrap().to_string();
+        let code = words.next().unwrap().trim().parse().unwrap();
+        let extra = words.next().unwrap_or("").to_string();
+        let (mut data, mut message) = (Vec::new(), Vec::new());
+        for l in lines {
+            match l.strip_prefix(". ") {
+                Some(m) => message.push(m.to_string()),
+                None => data.push(l.to_string()),
+            }
+        }
+        recs.push(LogRecord {
+            level,
+            code,
+            extra,
+            data,
+            message,
+        });
+    }
+    recs
+}
+
+/// Runs the same commands through duplicity 3.2.1 and Cairn, each tool with
+/// its own target (`{URL}`), cache and log file (`{LOG}`), and returns each
+/// tool's last exit code and log records (3.2.1's first).
+fn logs_of(work: &Path, tag: &str, steps: &[&[&str]]) -> Vec<(Option<i32>, Vec<LogRecord>)> {
+    let mut res = Vec::new();
+    for (tool, who) in [(dup3(), "dup3"), (cairn_as_duplicity(), "cairn")] {
+        let url = file_url(&work.join(format!("t-{tag}-{who}")));
+        let cache = work.join(format!("c-{tag}-{who}"));
+        let log = work.join(format!("log-{tag}-{who}"));
+        let mut code = None;
+        for step in steps {
+            let _ = fs::remove_file(&log);
+            let mut v: Vec<String> = step
+                .iter()
+                .map(|x| {
+                    x.replace("{URL}", &url)
+                        .replace("{LOG}", log.to_str().unwrap())
+                })
+                .collect();
+            v.extend(["--archive-dir".into(), cache.display().to_string()]);
+            let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+            code = run(&tool, &args(&refs), &[("PASSPHRASE", PW)])
+                .status
+                .code();
+        }
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        res.push((code, parse_log(&text)));
+    }
+    res
+}
+
+/// The (level, code) pairs of the records front-ends act on: progress,
+/// collection status, file lists, warnings and errors (generic notices
+/// and debug lines differ in number between the tools).
+fn key_records(recs: &[LogRecord]) -> BTreeSet<(String, u32)> {
+    recs.iter()
+        .filter(|r| r.level == "ERROR" || r.level == "WARNING" || r.level == "INFO" && r.code > 1)
+        .filter(|r| !(r.level == "INFO" && (4..=6).contains(&r.code)))
+        .map(|r| (r.level.clone(), r.code))
+        .collect()
+}
+
+/// `--log-file` gets duplicity's machine-readable records, as 3.2.1 writes
+/// them: progress and statistics for a backup, the collection-status
+/// record with its chain lines, file lists, and errors with duplicity's
+/// codes and class names.
+#[test]
+fn log_file_records_match_duplicity3() {
+    let work = tmpdir();
+    let s = small_source(work.path());
+    let full = [
+        "full",
+        "-v5",
+        "--current-time",
+        "1790000000",
+        "--log-file",
+        "{LOG}",
+        &s,
+        "{URL}",
+    ];
+    let logs = logs_of(work.path(), "bu", &[&full]);
+    let (dup, ours) = (&logs[0], &logs[1]);
+    assert_eq!(ours.0, Some(0));
+    assert_eq!(
+        key_records(&ours.1),
+        key_records(&dup.1),
+        "backup: {:#?}",
+        ours.1
+    );
+    assert!(key_records(&ours.1).contains(&("INFO".into(), 2)));
+    let stats = |recs: &[LogRecord]| {
+        recs.iter().any(|r| {
+            r.level == "NOTICE"
+                && r.message
+                    .first()
+                    .is_some_and(|m| m.contains("[ Backup Statistics ]"))
+        })
+    };
+    assert!(stats(&dup.1) && stats(&ours.1), "statistics: {:#?}", ours.1);
+
+    let status = ["collection-status", "--log-file", "{LOG}", "{URL}"];
+    let logs = logs_of(work.path(), "st", &[&full, &status]);
+    let chains = |recs: &[LogRecord]| -> Vec<String> {
+        recs.iter()
+            .filter(|r| r.level == "INFO" && r.code == 3)
+            .flat_map(|r| r.data.clone())
+            .filter(|l| !l.starts_with("backend ") && !l.starts_with("archive-dir "))
+            .collect()
+    };
+    assert_eq!(chains(&logs[1].1), chains(&logs[0].1), "{:#?}", logs[1].1);
+    assert!(
+        chains(&logs[1].1).contains(&" full 20260921T141320Z 1 enc".to_string()),
+        "{:#?}",
+        logs[1].1
+    );
+
+    let list = ["list-current-files", "--log-file", "{LOG}", "{URL}"];
+    let logs = logs_of(work.path(), "ls", &[&full, &list]);
+    let files = |recs: &[LogRecord]| -> Vec<String> {
+        recs.iter()
+            .filter(|r| r.level == "INFO" && r.code == 10)
+            .map(|r| r.extra.clone())
+            .collect()
+    };
+    assert!(!files(&logs[1].1).is_empty());
+    assert_eq!(files(&logs[1].1), files(&logs[0].1));
+
+    for (tag, steps) in [
+        (
+            "cle",
+            vec![vec![
+                "full",
+                "--log-file",
+                "{LOG}",
+                "--volsize",
+                "abc",
+                &s,
+                "{URL}",
+            ]],
+        ),
+        (
+            "url",
+            vec![vec!["full", "--log-file", "{LOG}", &s, "foo://bar/x"]],
+        ),
+    ] {
+        let steps: Vec<&[&str]> = steps.iter().map(Vec::as_slice).collect();
+        let logs = logs_of(work.path(), tag, &steps);
+        assert_eq!(logs[1].0, logs[0].0, "{tag}: exit codes");
+        let errors = |recs: &[LogRecord]| -> Vec<(u32, String)> {
+            recs.iter()
+                .filter(|r| r.level == "ERROR")
+                .map(|r| (r.code, r.extra.clone()))
+                .collect()
+        };
+        assert_eq!(
+            errors(&logs[1].1),
+            errors(&logs[0].1),
+            "{tag}: {:#?}",
+            logs[1].1
+        );
+        assert!(!errors(&logs[1].1).is_empty(), "{tag}");
+    }
+}
+
+/// `--log-fd N` writes the same records to an inherited descriptor; one
+/// that is not open is refused by name.
+#[test]
+fn log_fd_writes_records_to_the_descriptor() {
+    use std::os::unix::process::CommandExt;
+    let work = tmpdir();
+    let s = small_source(work.path());
+    let log = work.path().join("fd-log");
+    let f = fs::File::create(&log).unwrap();
+    let url = file_url(&work.path().join("t"));
+    let cache = work.path().join("c");
+    let mut cmd = std::process::Command::new(cairn_as_duplicity());
+    cmd.args([
+        "full",
+        "--log-fd",
+        "3",
+        &s,
+        &url,
+        "--archive-dir",
+        cache.to_str().unwrap(),
+    ])
+    .env("PASSPHRASE", PW);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // SAFETY: dup2 in the child before exec, on descriptors it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let recs = parse_log(&fs::read_to_string(&log).unwrap());
+    assert!(
+        recs.iter()
+            .any(|r| r.level == "NOTICE" && r.message.iter().any(|m| m.contains("SourceFiles"))),
+        "{recs:#?}"
+    );
+    let o = run(
+        &cairn_as_duplicity(),
+        &args(&["full", "--log-fd", "9", &s, &url]),
+        &[("PASSPHRASE", PW)],
+    );
+    assert_eq!(o.status.code(), Some(23));
+    assert!(out(&o).contains("--log-fd 9"), "{}", out(&o));
 }

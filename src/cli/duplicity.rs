@@ -41,8 +41,6 @@ const fn opt(name: &'static str, values: usize, usage: Use) -> Spec {
 }
 
 const NOT_BACKEND: &str = "Cairn supports file://, rsync://, sftp:// and s3:// targets";
-const LOG_RECORDS: &str = "duplicity's machine-readable log records are not written yet; \
-     drop the option and read the exit code and standard error";
 const CHANGES_IN_SETS: &str = "collection-status cannot list the changes in a set yet; \
      use list-current-files at the set's time instead";
 const NOT_PAR2: &str = "par2 redundancy is not supported; keep a second copy of the target instead";
@@ -125,8 +123,8 @@ const OPTIONS: &[Spec] = &[
     opt("include-filelist-stdin", 0, Use::Yes),
     opt("include-globbing-filelist", 1, Use::Yes),
     opt("include-regexp", 1, Use::Yes),
-    opt("log-fd", 1, Use::No(LOG_RECORDS)),
-    opt("log-file", 1, Use::No(LOG_RECORDS)),
+    opt("log-fd", 1, Use::Yes),
+    opt("log-file", 1, Use::Yes),
     opt(
         "log-timestamp",
         0,
@@ -550,9 +548,50 @@ pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
     Ok(inv)
 }
 
+/// A command-line error: exit 23 with duplicity 3.x's `CommandLineError`
+/// record (0.8 exits 2; Cairn follows 3.x, as for a bad target URL).
 fn command_line_error(msg: impl std::fmt::Display) -> i32 {
     eprintln!("Command line error: {msg}\nEnter 'duplicity --help' for help screen.");
-    2
+    let text = format!("{msg}\nEnter 'duplicity --help' for help screen.");
+    super::machine_log::error(23, Some("CommandLineError"), &text);
+    23
+}
+
+/// `--log-file`/`--log-fd` values found in a command line that did not
+/// parse, so that the error still reaches the log, as in duplicity 3.x
+/// (which opens each log as it meets the option).
+fn log_options_of_unparsed(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut files, mut fds) = (Vec::new(), Vec::new());
+    for (i, a) in argv.iter().enumerate() {
+        let Some(long) = a.strip_prefix("--") else {
+            continue;
+        };
+        let (name, inline) = match long.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (long, argv.get(i + 1).cloned()),
+        };
+        let Some(value) = inline else { continue };
+        match lookup(name).map(|s| s.name) {
+            Ok("log-file") => files.push(value),
+            Ok("log-fd") => fds.push(value),
+            _ => {}
+        }
+    }
+    (files, fds)
+}
+
+/// Opens the machine-readable logs the command line asks for.
+fn open_logs(inv: &Invocation) -> Result<(), super::machine_log::LogError> {
+    super::machine_log::open(inv.all("log-file"), inv.all("log-fd"), verbosity(inv))
+}
+
+/// duplicity 3.x exits 23 for what Cairn calls a usage error.
+fn usage_is_command_line_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<Error>() {
+        Ok(Error::Usage(msg)) => common::CliError::Usage(msg).into(),
+        Ok(other) => other.into(),
+        Err(e) => e,
+    }
 }
 
 /// duplicity's `-v` level as a number (0 error … 9 debug; letters and words
@@ -655,8 +694,15 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         .collect();
     let inv = match parse(&argv) {
         Ok(inv) => inv,
-        Err(e) => return command_line_error(e),
+        Err(e) => {
+            let (files, fds) = log_options_of_unparsed(&argv);
+            let _ = super::machine_log::open(&files, &fds, 3);
+            return command_line_error(e);
+        }
     };
+    if let Err(e) = open_logs(&inv) {
+        return command_line_error(e);
+    }
     if inv.flag("version") {
         println!("duplicity 0.8.22 (Cairn {})", env!("CARGO_PKG_VERSION"));
         return 0;
@@ -791,7 +837,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             other.unwrap_or("backup")
         )))),
     };
-    common::report(result)
+    common::report(result.map_err(usage_is_command_line_error))
 }
 
 /// The selection options, in command-line order.

@@ -3,6 +3,7 @@
 
 mod common;
 mod duplicity;
+mod machine_log;
 mod native;
 mod progress;
 
