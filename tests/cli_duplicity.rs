@@ -1096,3 +1096,239 @@ fn log_fd_writes_records_to_the_descriptor() {
     assert_eq!(o.status.code(), Some(23));
     assert!(out(&o).contains("--log-fd 9"), "{}", out(&o));
 }
+
+/// Runs the same commands through duplicity 3.2.1 and Cairn, each with its
+/// own target (`{URL}`) and cache; returns each tool's outputs and target
+/// directory (3.2.1's first).
+fn steps_both(
+    work: &Path,
+    tag: &str,
+    steps: &[Vec<String>],
+) -> Vec<(Vec<std::process::Output>, std::path::PathBuf)> {
+    steps_both_with(work, tag, steps, &|_| {})
+}
+
+/// As [`steps_both`], calling `before(i)` before step `i` of each tool
+/// (to put the source in the state that step is to see).
+fn steps_both_with(
+    work: &Path,
+    tag: &str,
+    steps: &[Vec<String>],
+    before: &dyn Fn(usize),
+) -> Vec<(Vec<std::process::Output>, std::path::PathBuf)> {
+    let mut res = Vec::new();
+    for (tool, who) in [(dup3(), "dup3"), (cairn_as_duplicity(), "cairn")] {
+        let target = work.join(format!("t-{tag}-{who}"));
+        let url = file_url(&target);
+        let cache = work.join(format!("c-{tag}-{who}"));
+        let outs = steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                before(i);
+                let mut v: Vec<String> = step.iter().map(|x| x.replace("{URL}", &url)).collect();
+                v.extend(["--archive-dir".into(), cache.display().to_string()]);
+                let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+                run(&tool, &args(&refs), &[("PASSPHRASE", PW)])
+            })
+            .collect();
+        res.push((outs, target));
+    }
+    res
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The paths `list-current-files` prints (time stamps dropped).
+fn listed_paths(o: &std::process::Output) -> Vec<String> {
+    stdout(o)
+        .lines()
+        .filter(|l| l.len() > 25 && l.as_bytes()[3] == b' ')
+        .map(|l| l[25..].to_string())
+        .collect()
+}
+
+/// duplicity 3.x's selection modes (`--filter-literal`, `-regexp`,
+/// `-ignorecase`, `-globbing`, `-strictcase`) and `--files-from` select
+/// what 3.2.1 selects; their misuse exits with 3.2.1's codes.
+#[test]
+fn filter_modes_and_files_from_select_what_duplicity3_selects() {
+    let work = tmpdir();
+    let src = work.path().join("src");
+    for f in [
+        "Keep.txt", "keep.TXT", "drop.tmp", "a/b/c", "a/x", "b[1]/f", "other/y",
+    ] {
+        let p = src.join(f);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, f).unwrap();
+    }
+    edge::fix_times(&src, T0);
+    let s = src.to_str().unwrap();
+    let list = work.path().join("files-from");
+    fs::write(&list, "a/b/c\nb[1]\n").unwrap();
+    let l = list.to_str().unwrap();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "literal",
+            strings(&[
+                "--filter-literal",
+                "--include",
+                &format!("{s}/b[1]"),
+                "--filter-globbing",
+                "--exclude",
+                "**",
+            ]),
+        ),
+        (
+            "regexp",
+            strings(&[
+                "--filter-regexp",
+                "--exclude",
+                r"\.tmp$",
+                "--include",
+                "/a/",
+                "--exclude",
+                "/other",
+            ]),
+        ),
+        (
+            "ignorecase",
+            strings(&[
+                "--filter-ignorecase",
+                "--include",
+                &format!("{s}/keep*"),
+                "--exclude",
+                "**",
+            ]),
+        ),
+        ("files-from", strings(&["--files-from", l])),
+        (
+            "files-from-excl",
+            strings(&["--files-from", l, "--exclude", &format!("{s}/a/b/c")]),
+        ),
+    ];
+    for (tag, sel) in cases {
+        let mut full = strings(&["full", "--no-encryption", "--current-time", "1790000000"]);
+        full.extend(sel);
+        full.extend(strings(&[s, "{URL}"]));
+        let list = strings(&["list-current-files", "--no-encryption", "{URL}"]);
+        let r = steps_both(work.path(), tag, &[full, list]);
+        let (d, c) = (&r[0].0, &r[1].0);
+        assert_eq!(c[0].status.code(), Some(0), "{tag}: {}", out(&c[0]));
+        assert_eq!(d[0].status.code(), Some(0), "{tag}: {}", out(&d[0]));
+        assert!(!listed_paths(&d[1]).is_empty(), "{tag}: {}", out(&d[1]));
+        assert_eq!(listed_paths(&c[1]), listed_paths(&d[1]), "{tag}");
+    }
+    let empty = work.path().join("empty-list");
+    fs::write(&empty, "").unwrap();
+    let absolute = work.path().join("absolute-list");
+    fs::write(&absolute, "/etc/passwd\n").unwrap();
+    for (tag, sel, code) in [
+        (
+            "trailing",
+            strings(&["--exclude", "**", "--filter-literal"]),
+            71,
+        ),
+        (
+            "redundant",
+            strings(&["--filter-strictcase", "--exclude", "**"]),
+            70,
+        ),
+        (
+            "absolute",
+            strings(&["--files-from", absolute.to_str().unwrap()]),
+            72,
+        ),
+        (
+            "empty",
+            strings(&["--files-from", empty.to_str().unwrap()]),
+            73,
+        ),
+    ] {
+        let mut full = strings(&["full", "--no-encryption"]);
+        full.extend(sel);
+        full.extend(strings(&[s, "{URL}"]));
+        let r = steps_both(work.path(), tag, &[full]);
+        assert_eq!(
+            r[0].0[0].status.code(),
+            Some(code),
+            "{tag}: {}",
+            out(&r[0].0[0])
+        );
+        assert_eq!(
+            r[1].0[0].status.code(),
+            Some(code),
+            "{tag}: {}",
+            out(&r[1].0[0])
+        );
+    }
+}
+
+/// `--skip-if-no-change` stores no incremental when nothing changed (a
+/// changed directory mode is a change), and `--full-if-n-inc` starts a new
+/// chain: the same files at the target as 3.2.1 leaves.
+#[test]
+fn skip_if_no_change_and_full_if_n_inc_store_what_duplicity3_stores() {
+    let work = tmpdir();
+    let s = small_source(work.path());
+    fs::create_dir_all(work.path().join("src/d")).unwrap();
+    edge::fix_times(&work.path().join("src"), T0);
+    let at = |t: i64, a: &[&str]| -> Vec<String> {
+        let mut v = strings(a);
+        v.extend(strings(&[
+            "--no-encryption",
+            "--current-time",
+            &t.to_string(),
+            &s,
+            "{URL}",
+        ]));
+        v
+    };
+    let skip = ["incremental", "--skip-if-no-change"];
+    let mut steps = vec![at(T0, &["full"]), at(T0 + 10, &skip)];
+    let r = steps_both(work.path(), "skip", &steps);
+    for (outs, _) in &r {
+        assert!(
+            outs.iter().all(|o| o.status.success()),
+            "{}",
+            out(outs.last().unwrap())
+        );
+    }
+    assert_eq!(names(&r[1].1), names(&r[0].1), "nothing changed");
+    assert_eq!(backup_times(&r[1].1).len(), 1, "{:?}", names(&r[1].1));
+    // A directory's mode is a change too (from step 2 on).
+    steps.push(at(T0 + 20, &skip));
+    steps.push(at(T0 + 30, &["--full-if-n-inc", "1"]));
+    let dir = work.path().join("src/d");
+    let mode = |i: usize| {
+        let m = if i >= 2 { 0o700 } else { 0o755 };
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap();
+    };
+    let r = steps_both_with(work.path(), "skip2", &steps, &mode);
+    for (outs, _) in &r {
+        assert!(
+            outs.iter().all(|o| o.status.success()),
+            "{}",
+            out(outs.last().unwrap())
+        );
+    }
+    assert_eq!(
+        names(&r[1].1),
+        names(&r[0].1),
+        "a changed mode, then a full"
+    );
+    assert!(
+        names(&r[1].1)
+            .iter()
+            .any(|n| n.starts_with("duplicity-inc."))
+    );
+    assert_eq!(
+        names(&r[1].1)
+            .iter()
+            .filter(|n| n.starts_with("duplicity-full.") && n.contains("manifest"))
+            .count(),
+        2
+    );
+}

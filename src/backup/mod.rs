@@ -82,6 +82,7 @@ impl Storage {
     }
 }
 
+#[derive(Clone)]
 pub struct BackupOptions {
     /// The source directory, as given (recorded as the manifest's Localdir).
     pub source: PathBuf,
@@ -156,6 +157,9 @@ pub struct BackupReport {
     pub new_files: u64,
     pub changed_files: u64,
     pub deleted_files: u64,
+    /// Entries written to the volumes (duplicity's DeltaEntries: new,
+    /// changed and deleted paths of every kind).
+    pub delta_entries: u64,
     pub volumes: u64,
     /// Bytes stored at the target (volumes, signatures, manifest).
     pub stored_bytes: u64,
@@ -417,6 +421,7 @@ impl Run<'_, '_, '_> {
         if !meta.is_regular() {
             self.em
                 .entry(&new.index, DiffType::Snapshot, None, Some(meta), b"")?;
+            self.report.delta_entries += 1;
             self.sigs.snapshot(&new.index, meta).map_err(Self::sig_io)?;
             return Ok(());
         }
@@ -490,6 +495,7 @@ impl Run<'_, '_, '_> {
         // The entry is always closed (a cut-short file is stored as far as it
         // was read), so the volume stream stays well formed.
         chunker.finish()?;
+        self.report.delta_entries += 1;
         if let Some(e) = source_failure {
             // No signature: the next backup sends the whole file again.
             self.report.skipped.push(Skipped {
@@ -524,6 +530,7 @@ impl Run<'_, '_, '_> {
             .entry(&old.index, DiffType::Deleted, None, None, b"")?;
         self.sigs.deleted(&old.index).map_err(Self::sig_io)?;
         self.report.deleted_files += 1;
+        self.report.delta_entries += 1;
         if old.meta.is_regular() {
             self.em.changed("deleted", &old.index)?;
         }
@@ -1101,6 +1108,7 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
             report.source_bytes = r.source_bytes;
             report.new_files = r.new_files;
             report.changed_files = r.changed_files;
+            report.delta_entries = r.delta_entries;
             report.deleted_files = r.deleted_files;
             report.skipped = r.skipped;
             report.changed_while_read = r.changed_while_read;

@@ -106,6 +106,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     if e.downcast_ref::<CliError>().is_some() {
         return 23;
     }
+    if let Some(s) = e.downcast_ref::<crate::source::selection::SelectionError>() {
+        return s.exit_code();
+    }
     let Some(err) = e.downcast_ref::<Error>() else {
         if let Some(b) = e.downcast_ref::<BackendError>() {
             return backend_exit_code(b);
@@ -469,6 +472,12 @@ pub struct BackupRequest {
     pub full_if_older_than: Option<String>,
     pub current_time: Option<time::Seconds>,
     pub print_statistics: bool,
+    /// 3.x's `--full-if-n-inc`: a full instead of an incremental once the
+    /// last chain has this many incrementals.
+    pub full_if_n_inc: Option<usize>,
+    /// 3.x's `--skip-if-no-change`: store no incremental when nothing
+    /// changed.
+    pub skip_if_no_change: bool,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
     /// `--dry-run`: do the whole backup, store nothing anywhere.
@@ -556,9 +565,10 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
     };
     let storage = storage(&req.encryption, &repo, args.gnupg_home.as_ref())?;
     log_before_backup(&repo);
+    let mode = mode_for_inc_count(&repo, req.mode, req.full_if_n_inc)?;
     let mut opts = BackupOptions::new(req.source, storage);
     opts.selection = req.selection;
-    opts.mode = req.mode;
+    opts.mode = mode;
     opts.volsize = req.volsize_mib.max(1) << 20;
     opts.allow_source_mismatch = req.allow_source_mismatch;
     opts.full_if_older_than = req
@@ -571,6 +581,21 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
     opts.progress = console.clone();
     let started = std::time::Instant::now();
     let start_wall = time::now();
+    if req.skip_if_no_change
+        && let Some(r) = unchanged_incremental(url, args, &opts)?
+    {
+        let msg = "Skipped volume upload, as effectively nothing has changed";
+        if req.verbosity >= 3 {
+            eprintln!("{msg}");
+        }
+        mlog::notice(msg);
+        if req.print_statistics {
+            let stats = statistics(&r, start_wall, started.elapsed().as_secs_f64());
+            print!("{stats}");
+            mlog::always(mlog::NOTICE, mlog::info::GENERIC, None, &stats);
+        }
+        return Ok(Outcome::ok());
+    }
     let r = backup::backup(&repo, &opts);
     console.done();
     let r = r?;
@@ -581,6 +606,48 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         mlog::always(mlog::NOTICE, mlog::info::GENERIC, None, &stats);
     }
     Ok(Outcome::ok())
+}
+
+/// `--full-if-n-inc N`: a full when the last chain already has N or more
+/// incrementals (3.x's check, made before the backup starts).
+fn mode_for_inc_count(
+    repo: &Repo,
+    mode: crate::backup::Mode,
+    n: Option<usize>,
+) -> anyhow::Result<crate::backup::Mode> {
+    use crate::backup::Mode;
+    let Some(n) = n.filter(|_| mode != Mode::Full) else {
+        return Ok(mode);
+    };
+    let coll = repo.collection()?;
+    let incs = coll.chains.last().map_or(0, |c| c.incs.len());
+    if n > 0 && incs >= n {
+        let msg = format!(
+            "Latest chain has {incs} incrementals (--full-if-n-inc {n}), forcing full backup"
+        );
+        eprintln!("{msg}");
+        mlog::notice(&msg);
+        return Ok(Mode::Full);
+    }
+    Ok(mode)
+}
+
+/// `--skip-if-no-change`: the backup run first against a copy of the
+/// target that stores nothing; its report if it would be an incremental
+/// with no entry in it (then nothing is stored), `None` otherwise (then the
+/// real backup runs; only changed files are read twice).
+fn unchanged_incremental(
+    url: &str,
+    args: &TargetArgs,
+    opts: &crate::backup::BackupOptions,
+) -> anyhow::Result<Option<crate::backup::BackupReport>> {
+    use crate::archive::collection::SetKind;
+    let (dry, _scratch) = dry_run_repo(open_repo(url, args)?)?;
+    let mut probe = opts.clone();
+    probe.progress = crate::progress::silent();
+    let r = crate::backup::backup(&dry, &probe)?;
+    let unchanged = r.kind == Some(SetKind::Inc) && r.delta_entries == 0;
+    Ok(unchanged.then_some(r))
 }
 
 /// What duplicity logs before a backup: the last full's date and, at info

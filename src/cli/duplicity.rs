@@ -128,7 +128,10 @@ const OPTIONS: &[Spec] = &[
     opt(
         "log-timestamp",
         0,
-        Use::NoEffect("Cairn's log lines carry no machine-readable codes"),
+        Use::No(
+            "Cairn's messages carry no time stamps; pipe them through `ts` (moreutils) \
+             or read them from the journal",
+        ),
     ),
     opt(
         "max-blocksize",
@@ -334,6 +337,55 @@ const OPTIONS: &[Spec] = &[
         Use::No("3.x JSON statistics files are not written"),
     ),
     opt("help", 0, Use::Yes),
+    // duplicity 3.x (`cli_data.py` of 3.2.1).
+    opt(
+        "check-remote",
+        0,
+        Use::NoEffect("Cairn always reads the target's file list; this is 3.x's default"),
+    ),
+    opt(
+        "no-check-remote",
+        0,
+        Use::No(
+            "Cairn cannot work from the local cache alone; it always reads the target's file list",
+        ),
+    ),
+    opt("compression", 0, Use::Yes),
+    opt("encryption", 0, Use::Yes),
+    opt(
+        "concurrency",
+        1,
+        Use::NoEffect(
+            "Cairn sends one volume at a time while the next is encoded on the other core; \
+             parallel uploads are not implemented yet, and the backup written is the same",
+        ),
+    ),
+    opt(
+        "copy-blocksize",
+        1,
+        Use::NoEffect("Cairn sizes its copy buffers itself; the backup written is the same"),
+    ),
+    opt("file-prefix-jsonstat", 1, Use::Yes),
+    opt(
+        "files-changed",
+        0,
+        Use::NoEffect("Cairn always records the changed files in the manifest (3.x's default)"),
+    ),
+    opt("files-from", 1, Use::Yes),
+    opt("filter-globbing", 0, Use::Yes),
+    opt("filter-ignorecase", 0, Use::Yes),
+    opt("filter-literal", 0, Use::Yes),
+    opt("filter-regexp", 0, Use::Yes),
+    opt("filter-strictcase", 0, Use::Yes),
+    opt("full-if-n-inc", 1, Use::Yes),
+    opt(
+        "use-gpgsm",
+        0,
+        Use::No("Cairn writes OpenPGP (gpg) archives only; gpgsm's PKCS#7 format is not supported"),
+    ),
+    opt("print-statistics", 0, Use::Yes),
+    opt("skip-if-no-change", 0, Use::Yes),
+    opt("webdav-headers", 1, Use::NoEffect(NOT_BACKEND)),
 ];
 
 /// Short options: `-r`, `-t`, `-v`, `-V`, `-h`.
@@ -643,7 +695,7 @@ fn prefixes(inv: &Invocation) -> crate::archive::names::Prefixes {
         archive: get("file-prefix-archive"),
         manifest: get("file-prefix-manifest"),
         signature: get("file-prefix-signature"),
-        jsonstat: String::new(),
+        jsonstat: get("file-prefix-jsonstat"),
     }
 }
 
@@ -867,6 +919,13 @@ fn selection(
                     .with_context(|| format!("cannot open file list {val}"))?;
                 sel.add_filelist(&text, opt.starts_with("include"), null, source)?;
             }
+            "filter-globbing" | "filter-literal" | "filter-regexp" | "filter-ignorecase"
+            | "filter-strictcase" => sel.add(opt, val, source)?,
+            "files-from" => {
+                let text =
+                    std::fs::read(val).with_context(|| format!("cannot open file list {val}"))?;
+                sel.add_files_from(&text, null)?;
+            }
             "include-filelist-stdin" | "exclude-filelist-stdin" => {
                 let mut text = String::new();
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
@@ -917,7 +976,9 @@ fn backup(
             allow_source_mismatch: inv.flag("allow-source-mismatch"),
             full_if_older_than: inv.last("full-if-older-than").map(str::to_string),
             current_time,
-            print_statistics: !inv.flag("no-print-statistics"),
+            print_statistics: last_flag(inv, "print-statistics", "no-print-statistics", true),
+            full_if_n_inc: count_option(inv, "full-if-n-inc")?,
+            skip_if_no_change: inv.flag("skip-if-no-change"),
             progress: inv.flag("progress"),
             dry_run: inv.flag("dry-run"),
             verbosity: verbosity(inv),
@@ -928,16 +989,17 @@ fn backup(
 /// The encryption options; `--no-encryption` wins over keys, as in
 /// duplicity (which then ignores them).
 fn encryption(inv: &Invocation) -> common::EncryptionRequest {
-    if inv.flag("no-encryption") {
+    let compress = last_flag(inv, "compression", "no-compression", true);
+    if !last_flag(inv, "encryption", "no-encryption", true) {
         return common::EncryptionRequest {
             encrypt: false,
-            compress: !inv.flag("no-compression"),
+            compress,
             ..Default::default()
         };
     }
     common::EncryptionRequest {
         encrypt: true,
-        compress: !inv.flag("no-compression"),
+        compress,
         gpg_options: inv.all("gpg-options").join(" "),
         encrypt_keys: inv
             .all("encrypt-key")
@@ -975,6 +1037,31 @@ fn restore(inv: &Invocation, url: &str, dest: &str, target: TargetArgs) -> anyho
             dry_run: inv.flag("dry-run"),
         },
     )
+}
+
+/// Two opposite flags (3.x's `--compression`/`--no-compression` and the
+/// like): the last one given wins; `default` when neither is.
+fn last_flag(inv: &Invocation, yes: &str, no: &str, default: bool) -> bool {
+    inv.ordered
+        .iter()
+        .rev()
+        .find_map(|(name, _)| match *name {
+            n if n == yes => Some(true),
+            n if n == no => Some(false),
+            _ => None,
+        })
+        .unwrap_or(default)
+}
+
+/// A whole-number option such as `--full-if-n-inc`.
+fn count_option(inv: &Invocation, name: &str) -> Result<Option<usize>, Error> {
+    inv.last(name)
+        .map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| Error::Usage(format!("--{name} wants a whole number, not {v:?}")))
+        })
+        .transpose()
 }
 
 /// Whether to restore owners: the last of `--restore-ownership` (3.x) and
@@ -1128,6 +1215,178 @@ mod tests {
             unread.is_empty(),
             "options marked Use::Yes that no code reads: {unread:?}"
         );
+    }
+
+    /// Every long option of duplicity 3.2.1 (`OptionKwargs` in its
+    /// `duplicity/cli_data.py`, names with `_` as `-`).
+    const DUPLICITY_3_2_1_OPTIONS: &[&str] = &[
+        "allow-source-mismatch",
+        "archive-dir",
+        "asynchronous-upload",
+        "azure-blob-tier",
+        "azure-max-connections",
+        "azure-max-block-size",
+        "azure-max-single-put-size",
+        "b2-hide-files",
+        "backend-retry-delay",
+        "cf-backend",
+        "check-remote",
+        "compare-data",
+        "compression",
+        "concurrency",
+        "config-dir",
+        "copy-blocksize",
+        "copy-links",
+        "dry-run",
+        "encryption",
+        "encrypt-key",
+        "encrypt-sign-key",
+        "encrypt-secret-keyring",
+        "exclude",
+        "exclude-device-files",
+        "exclude-filelist",
+        "exclude-if-present",
+        "exclude-older-than",
+        "exclude-other-filesystems",
+        "exclude-regexp",
+        "file-changed",
+        "file-prefix",
+        "file-prefix-archive",
+        "file-prefix-manifest",
+        "file-prefix-signature",
+        "file-prefix-jsonstat",
+        "files-changed",
+        "files-from",
+        "filter-globbing",
+        "filter-ignorecase",
+        "filter-literal",
+        "filter-regexp",
+        "filter-strictcase",
+        "force",
+        "ftp-passive",
+        "ftp-regular",
+        "full-if-older-than",
+        "full-if-n-inc",
+        "gpg-binary",
+        "gpg-options",
+        "use-gpgsm",
+        "hidden-encrypt-key",
+        "idr-fakeroot",
+        "ignore-errors",
+        "imap-full-address",
+        "imap-mailbox",
+        "include",
+        "include-filelist",
+        "include-regexp",
+        "jsonstat",
+        "log-fd",
+        "log-file",
+        "log-timestamp",
+        "max-blocksize",
+        "metadata-sync-mode",
+        "mf-purge",
+        "mp-segment-size",
+        "name",
+        "no-check-remote",
+        "no-compression",
+        "no-encryption",
+        "no-files-changed",
+        "no-restore-ownership",
+        "no-print-statistics",
+        "null-separator",
+        "num-retries",
+        "numeric-owner",
+        "par2-options",
+        "par2-redundancy",
+        "par2-volumes",
+        "path-to-restore",
+        "print-statistics",
+        "progress",
+        "progress-rate",
+        "rename",
+        "restore-ownership",
+        "restore-time",
+        "rsync-options",
+        "s3-endpoint-url",
+        "s3-unencrypted-connection",
+        "s3-use-deep-archive",
+        "s3-use-glacier",
+        "s3-use-glacier-ir",
+        "s3-use-ia",
+        "s3-use-onezone-ia",
+        "s3-use-rrs",
+        "s3-multipart-chunk-size",
+        "s3-multipart-max-procs",
+        "s3-use-server-side-encryption",
+        "s3-use-server-side-kms-encryption",
+        "s3-kms-key-id",
+        "s3-kms-grant",
+        "s3-region-name",
+        "swift-storage-policy",
+        "scp-command",
+        "sftp-command",
+        "show-changes-in-set",
+        "sign-key",
+        "skip-if-no-change",
+        "ssh-askpass",
+        "ssh-options",
+        "ssl-cacert-file",
+        "ssl-cacert-path",
+        "ssl-no-check-certificate",
+        "tempdir",
+        "timeout",
+        "time-separator",
+        "use-agent",
+        "verbosity",
+        "version",
+        "volsize",
+        "webdav-headers",
+        "current-time",
+        "pydevd",
+        "skip-volume",
+    ];
+
+    /// Every 3.2.1 option is in the table (honoured, without effect, or
+    /// refused by name), as are its short aliases.
+    #[test]
+    fn every_duplicity_3_option_is_known() {
+        let unknown: Vec<&str> = DUPLICITY_3_2_1_OPTIONS
+            .iter()
+            .copied()
+            .filter(|n| !OPTIONS.iter().any(|s| s.name == *n))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "3.2.1 options missing from OPTIONS: {unknown:?}"
+        );
+        for (short, long) in [
+            ('r', "file-to-restore"),
+            ('t', "time"),
+            ('v', "verbosity"),
+            ('V', "version"),
+        ] {
+            assert_eq!(short_option(short), Some(long));
+        }
+        let mut names: Vec<&str> = OPTIONS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "an option is in the table twice");
+    }
+
+    #[test]
+    fn opposite_flags_last_one_wins() {
+        let inv = p("--no-compression --compression a file:///x").unwrap();
+        assert!(last_flag(&inv, "compression", "no-compression", true));
+        let inv = p("--encryption --no-encryption a file:///x").unwrap();
+        assert!(!last_flag(&inv, "encryption", "no-encryption", true));
+        let inv = p("a file:///x").unwrap();
+        assert!(last_flag(
+            &inv,
+            "print-statistics",
+            "no-print-statistics",
+            true
+        ));
     }
 
     /// And the check itself sees a missing read.
