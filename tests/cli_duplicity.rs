@@ -1332,3 +1332,58 @@ fn skip_if_no_change_and_full_if_n_inc_store_what_duplicity3_stores() {
         2
     );
 }
+
+/// A single regular file as the backup source: backed up (full, then an
+/// incremental of its change) and given back by a restore, by Cairn and by
+/// duplicity 3.2.1 from each other's targets.
+#[test]
+fn a_single_file_source_backs_up_and_restores() {
+    let work = tmpdir();
+    let file = work.path().join("file.bin");
+    let f = file.to_str().unwrap();
+    let versions = [random_bytes(300_000, 1), {
+        let mut v = random_bytes(300_000, 1);
+        v[1000..1100].fill(7);
+        v
+    }];
+    let step =
+        |t: i64, action: &str| strings(&[action, "--current-time", &t.to_string(), f, "{URL}"]);
+    let steps = [step(T0, "full"), step(T0 + 60, "incremental")];
+    let write = |i: usize| {
+        fs::write(&file, &versions[i]).unwrap();
+        edge::set_mtime(&file, T0 + i as i64);
+    };
+    let r = steps_both_with(work.path(), "onefile", &steps, &write);
+    for (outs, _) in &r {
+        for o in outs {
+            assert_eq!(o.status.code(), Some(0), "{}", out(o));
+        }
+    }
+    assert_eq!(names(&r[1].1), names(&r[0].1), "the same sets");
+    for (i, (_, target)) in r.iter().enumerate() {
+        for (j, tool) in [dup3(), cairn_as_duplicity()].iter().enumerate() {
+            for (k, t) in [T0, T0 + 60].iter().enumerate() {
+                let dest = work.path().join(format!("r-{i}-{j}-{k}"));
+                let cache = work.path().join(format!("rc-{i}-{j}-{k}"));
+                let o = run(
+                    tool,
+                    &args(&[
+                        "restore",
+                        "-t",
+                        &t.to_string(),
+                        "--archive-dir",
+                        cache.to_str().unwrap(),
+                        &file_url(target),
+                        dest.to_str().unwrap(),
+                    ]),
+                    &[("PASSPHRASE", PW)],
+                );
+                assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+                assert!(
+                    fs::read(&dest).unwrap() == versions[k],
+                    "target {i}, tool {j}, time {k}"
+                );
+            }
+        }
+    }
+}

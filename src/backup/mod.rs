@@ -844,14 +844,9 @@ fn plan_restart(
 
 /// Writes a backup set.
 pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
-    let src_meta = fs::metadata(&opts.source)
+    // A directory or, as in duplicity, a single file (the set's root entry).
+    fs::metadata(&opts.source)
         .map_err(|e| Error::local("read the backup source", &opts.source, e))?;
-    if !src_meta.is_dir() {
-        return Err(Error::Usage(format!(
-            "backup source {} is not a directory",
-            opts.source.display()
-        )));
-    }
     let _lock = repo.lock()?;
     repo.backend.remove_stale_uploads()?;
     repo.sync_cache()?;
