@@ -21,6 +21,13 @@ pub enum Error {
         source: CryptoError,
     },
 
+    #[error("cannot encrypt {file}: {source}")]
+    Encrypt {
+        file: String,
+        #[source]
+        source: CryptoError,
+    },
+
     #[error(
         "manifest {file} is corrupt: {source}; restore an earlier time, or run \
          `cleanup` to move past the damaged set"

@@ -1016,10 +1016,12 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
     // One key derivation for the whole run; every file gets its own
     // session key.
     let keys = match &opts.storage {
-        Storage::Encrypted(cfg) => Some(MessageKeys::new(cfg).map_err(|source| Error::Crypto {
-            file: "the new backup set".into(),
-            source,
-        })?),
+        Storage::Encrypted(cfg) => {
+            Some(MessageKeys::new(cfg).map_err(|source| Error::Encrypt {
+                file: "the new backup set".into(),
+                source,
+            })?)
+        }
         _ => None,
     };
     let format = codec::Format {

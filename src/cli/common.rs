@@ -122,7 +122,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         Error::DestinationNotEmpty(_) | Error::DestinationIsFile(_) => 11,
         Error::IncrementalWithoutSignatures(_) => 17,
         Error::PathNotInBackup { .. } | Error::BadRestorePath { .. } => 19,
-        Error::Crypto { .. } => 31,
+        Error::Crypto { .. } | Error::Encrypt { .. } => 31,
         Error::Manifest { .. } | Error::NoManifest { .. } => 6,
         Error::Backend(b) => backend_exit_code(b),
         Error::Usage(_) => 2,
@@ -437,6 +437,7 @@ pub fn storage(
     for k in &req.hidden_keys {
         cfg.hidden_recipients.extend(home.public(k)?);
     }
+    warn_weak_keys(cfg.recipients.iter().chain(&cfg.hidden_recipients));
     let public_key_mode = !cfg.recipients.is_empty() || !cfg.hidden_recipients.is_empty();
     if !public_key_mode && cfg.passphrase.is_none() {
         return Err(crate::crypto::CryptoError::NoPassphrase.into());
@@ -460,6 +461,15 @@ pub fn storage(
     }
     cfg.compress_level = gpg.compress_level;
     Ok(Storage::Encrypted(Box::new(cfg)))
+}
+
+/// Says which recipients are used only because their SHA-1 self-signatures
+/// are accepted, as gpg accepts them.
+fn warn_weak_keys<'a>(certs: impl Iterator<Item = &'a sequoia_openpgp::Cert>) {
+    for w in certs.filter_map(crate::crypto::weak_key_warning) {
+        eprintln!("warning: {w}");
+        mlog::log(mlog::WARNING, mlog::warning::GENERIC, None, &w);
+    }
 }
 
 pub struct BackupRequest {
