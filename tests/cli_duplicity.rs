@@ -1387,3 +1387,108 @@ fn a_single_file_source_backs_up_and_restores() {
         }
     }
 }
+
+/// Without PASSPHRASE and without a terminal to ask on, the message fits
+/// the command: a restore speaks of the archive, a backup of the new one.
+#[test]
+fn missing_passphrase_messages_fit_the_command() {
+    let work = tmpdir();
+    let s = small_source(work.path());
+    let target = work.path().join("t");
+    let url = file_url(&target);
+    let cache = work.path().join("c");
+    let c = cache.to_str().unwrap();
+    ok(
+        &cairn_as_duplicity(),
+        &args(&["full", "--archive-dir", c, &s, &url]),
+        &[("PASSPHRASE", PW)],
+    );
+    let dest = work.path().join("r");
+    let o = run(
+        &cairn_as_duplicity(),
+        &args(&["restore", "--archive-dir", c, &url, dest.to_str().unwrap()]),
+        &[],
+    );
+    let t = out(&o);
+    assert_eq!(o.status.code(), Some(31), "{t}");
+    assert!(
+        t.contains("encrypted with a passphrase") && t.contains("PASSPHRASE"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("new backup"),
+        "a restore makes no new backup: {t}"
+    );
+    let o = run(
+        &cairn_as_duplicity(),
+        &args(&["full", "--archive-dir", c, &s, &url]),
+        &[],
+    );
+    let t = out(&o);
+    assert_eq!(o.status.code(), Some(31), "{t}");
+    assert!(
+        t.contains("encrypt the new backup") && t.contains("PASSPHRASE"),
+        "{t}"
+    );
+}
+
+/// Runs a duplicity command line on a pseudo-terminal (util-linux
+/// `script`), typing `lines` one by one; returns what the terminal showed.
+fn on_terminal(a: &[&str], lines: &[&str]) -> String {
+    use std::io::Write;
+    let cmd = std::iter::once(cairn_as_duplicity().display().to_string())
+        .chain(a.iter().map(|x| format!("'{x}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("PASSPHRASE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux script");
+    let mut stdin = child.stdin.take().unwrap();
+    for l in lines {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        writeln!(stdin, "{l}").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&o.stdout).replace('\r', "")
+}
+
+/// On a terminal, as duplicity: a backup asks for the passphrase twice
+/// (again if the two differ), a restore once.
+#[test]
+fn passphrase_is_asked_on_a_terminal() {
+    let work = tmpdir();
+    let s = small_source(work.path());
+    let url = file_url(&work.path().join("t"));
+    let c = work.path().join("c");
+    let c = c.to_str().unwrap();
+    let shown = on_terminal(
+        &["full", "--archive-dir", c, &s, &url],
+        &["one", "two", "pw", "pw"],
+    );
+    assert!(
+        shown.contains("Retype passphrase for decryption to confirm:"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("First and second passphrases do not match!"),
+        "{shown}"
+    );
+    assert!(shown.contains("SourceFiles"), "{shown}");
+    let dest = work.path().join("r");
+    let shown = on_terminal(
+        &["restore", "--archive-dir", c, &url, dest.to_str().unwrap()],
+        &["pw"],
+    );
+    assert_eq!(
+        shown.matches("GnuPG passphrase for decryption:").count(),
+        1,
+        "{shown}"
+    );
+    assert_eq!(fs::read(dest.join("a")).unwrap(), b"a", "{shown}");
+}

@@ -122,7 +122,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         Error::DestinationNotEmpty(_) | Error::DestinationIsFile(_) => 11,
         Error::IncrementalWithoutSignatures(_) => 17,
         Error::PathNotInBackup { .. } | Error::BadRestorePath { .. } => 19,
-        Error::Crypto { .. } | Error::Encrypt { .. } => 31,
+        Error::Crypto { .. } | Error::Encrypt { .. } | Error::Undecryptable(_) => 31,
         Error::Manifest { .. } | Error::NoManifest { .. } => 6,
         Error::Backend(b) => backend_exit_code(b),
         Error::Usage(_) => 2,
@@ -440,7 +440,7 @@ pub fn storage(
     warn_weak_keys(cfg.recipients.iter().chain(&cfg.hidden_recipients));
     let public_key_mode = !cfg.recipients.is_empty() || !cfg.hidden_recipients.is_empty();
     if !public_key_mode && cfg.passphrase.is_none() {
-        return Err(crate::crypto::CryptoError::NoPassphrase.into());
+        return Err(crate::crypto::CryptoError::NoPassphraseToEncrypt.into());
     }
     if let Some(k) = &req.sign_key {
         let sign_pass = std::env::var("SIGN_PASSPHRASE")

@@ -770,6 +770,9 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     }
     let command = inv.command.clone();
     let args = &inv.args;
+    if let Err(e) = ask_passphrase(&inv) {
+        return common::report(Err(e));
+    }
     let expect = |n: usize| -> Result<(), i32> {
         if args.len() != n {
             return Err(command_line_error(format!(
@@ -890,6 +893,66 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         )))),
     };
     common::report(result.map_err(usage_is_command_line_error))
+}
+
+/// When a command asks for the passphrase, as duplicity's `get_passphrase`
+/// decides: never with `--no-encryption` or for the commands that read no
+/// encrypted data; not for a backup (or a listing) encrypted to public keys;
+/// twice, to confirm it, for a backup with a passphrase.
+#[derive(Debug, PartialEq, Eq)]
+enum Ask {
+    No,
+    Once,
+    Confirmed,
+}
+
+fn passphrase_ask(inv: &Invocation) -> Ask {
+    let to_keys = !inv.all("encrypt-key").is_empty()
+        || !inv.all("encrypt-sign-key").is_empty()
+        || !inv.all("hidden-encrypt-key").is_empty();
+    if !last_flag(inv, "encryption", "no-encryption", true) {
+        return Ask::No;
+    }
+    let backup_args = inv.args.len() == 2
+        && !crate::backend::is_url(&inv.args[0])
+        && crate::backend::is_url(&inv.args[1]);
+    match inv.command.as_deref() {
+        Some("full" | "incremental" | "backup") => {}
+        None if backup_args => {}
+        Some("list-current-files") if to_keys => return Ask::No,
+        Some("restore" | "verify" | "list-current-files") | None => return Ask::Once,
+        _ => return Ask::No,
+    }
+    if to_keys { Ask::No } else { Ask::Confirmed }
+}
+
+/// Asks for the passphrase on the terminal (standard input and error) when
+/// duplicity would and PASSPHRASE is not set. Without one nothing is asked; a command
+/// that then needs the passphrase says so in its own terms.
+fn ask_passphrase(inv: &Invocation) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let ask = passphrase_ask(inv);
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if ask == Ask::No || std::env::var_os("PASSPHRASE").is_some() || !terminal {
+        return Ok(());
+    }
+    let term = console::Term::stderr();
+    let read = |prompt: &str| -> anyhow::Result<String> {
+        use anyhow::Context;
+        term.write_str(prompt)?;
+        term.read_secure_line()
+            .context("reading the passphrase from the terminal")
+    };
+    let pass = loop {
+        let first = read("GnuPG passphrase for decryption: ")?;
+        if ask == Ask::Once || read("Retype passphrase for decryption to confirm: ")? == first {
+            break first;
+        }
+        eprintln!("First and second passphrases do not match!  Please try again.");
+    };
+    // SAFETY: no other thread runs yet; the engines read PASSPHRASE later.
+    unsafe { std::env::set_var("PASSPHRASE", pass) };
+    Ok(())
 }
 
 /// The selection options, in command-line order.

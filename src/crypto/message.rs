@@ -113,7 +113,7 @@ impl MessageKeys {
                 })?;
                 Some((s2k, kek))
             }
-            (None, true) => return Err(CryptoError::NoPassphrase),
+            (None, true) => return Err(CryptoError::NoPassphraseToEncrypt),
             (_, false) => None,
         };
         let signer = match &cfg.sign_key {

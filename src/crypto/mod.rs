@@ -95,6 +95,11 @@ pub enum CryptoError {
          (or pass --no-encryption if the archive is not encrypted)"
     )]
     NoPassphrase,
+    #[error(
+        "no passphrase to encrypt the new backup with: set PASSPHRASE, give --encrypt-key \
+         to encrypt to a public key, or pass --no-encryption"
+    )]
+    NoPassphraseToEncrypt,
     #[error("wrong passphrase: PASSPHRASE does not decrypt this archive")]
     WrongPassphrase,
     #[error(
@@ -437,7 +442,10 @@ where
     let e = |e: anyhow::Error| CryptoError::Encrypt(format!("{e:#}"));
     let message = Message::new(sink);
     let encryptor = if cfg.recipients.is_empty() {
-        let p = cfg.passphrase.clone().ok_or(CryptoError::NoPassphrase)?;
+        let p = cfg
+            .passphrase
+            .clone()
+            .ok_or(CryptoError::NoPassphraseToEncrypt)?;
         Encryptor::with_passwords(message, Some(p))
     } else {
         let mut keys = Vec::new();
