@@ -1409,6 +1409,214 @@ mod tests {
         "skip-volume",
     ];
 
+    /// Every long option of duplicity 0.8.22 (`add_option` in its
+    /// `duplicity/commandline.py`).
+    const DUPLICITY_0_8_22_OPTIONS: &[&str] = &[
+        "allow-source-mismatch",
+        "archive-dir",
+        "asynchronous-upload",
+        "azure-blob-tier",
+        "azure-max-block-size",
+        "azure-max-connections",
+        "azure-max-single-put-size",
+        "b2-hide-files",
+        "backend-retry-delay",
+        "cf-backend",
+        "compare-data",
+        "config-dir",
+        "copy-links",
+        "current-time",
+        "do-not-restore-ownership",
+        "dry-run",
+        "encrypt-key",
+        "encrypt-secret-keyring",
+        "encrypt-sign-key",
+        "exclude",
+        "exclude-device-files",
+        "exclude-filelist",
+        "exclude-filelist-stdin",
+        "exclude-globbing-filelist",
+        "exclude-if-present",
+        "exclude-older-than",
+        "exclude-other-filesystems",
+        "exclude-regexp",
+        "fail-on-volume",
+        "file-changed",
+        "file-prefix",
+        "file-prefix-archive",
+        "file-prefix-manifest",
+        "file-prefix-signature",
+        "file-to-restore",
+        "force",
+        "ftp-passive",
+        "ftp-regular",
+        "full-if-older-than",
+        "gio",
+        "gpg-binary",
+        "gpg-options",
+        "hidden-encrypt-key",
+        "idr-fakeroot",
+        "ignore-errors",
+        "imap-full-address",
+        "imap-mailbox",
+        "include",
+        "include-filelist",
+        "include-filelist-stdin",
+        "include-globbing-filelist",
+        "include-regexp",
+        "log-fd",
+        "log-file",
+        "log-timestamp",
+        "max-blocksize",
+        "metadata-sync-mode",
+        "mf-purge",
+        "mp-segment-size",
+        "name",
+        "no-compression",
+        "no-encryption",
+        "no-files-changed",
+        "no-print-statistics",
+        "null-separator",
+        "num-retries",
+        "numeric-owner",
+        "old-filenames",
+        "par2-options",
+        "par2-redundancy",
+        "par2-volumes",
+        "progress",
+        "progress-rate",
+        "pydevd",
+        "rename",
+        "restore-time",
+        "rsync-options",
+        "s3-endpoint-url",
+        "s3-european-buckets",
+        "s3-kms-grant",
+        "s3-kms-key-id",
+        "s3-multipart-chunk-size",
+        "s3-multipart-max-procs",
+        "s3-multipart-max-timeout",
+        "s3-region-name",
+        "s3-unencrypted-connection",
+        "s3-use-deep-archive",
+        "s3-use-glacier",
+        "s3-use-glacier-ir",
+        "s3-use-ia",
+        "s3-use-multiprocessing",
+        "s3-use-new-style",
+        "s3-use-onezone-ia",
+        "s3-use-rrs",
+        "s3-use-server-side-encryption",
+        "s3-use-server-side-kms-encryption",
+        "scp-command",
+        "sftp-command",
+        "short-filenames",
+        "show-changes-in-set",
+        "sign-key",
+        "skip-volume",
+        "ssh-askpass",
+        "ssh-options",
+        "ssl-cacert-file",
+        "ssl-cacert-path",
+        "ssl-no-check-certificate",
+        "swift-storage-policy",
+        "tempdir",
+        "time",
+        "time-separator",
+        "timeout",
+        "use-agent",
+        "verbosity",
+        "version",
+        "volsize",
+    ];
+
+    /// One version's options, as the README lists them: honoured, without
+    /// effect (grouped by reason), refused (grouped by reason).
+    fn options_markdown(version: &str, names: &[&str]) -> String {
+        let specs: Vec<&Spec> = names
+            .iter()
+            .map(|n| OPTIONS.iter().find(|s| s.name == *n).expect("known"))
+            .collect();
+        let flag = |n: &str| format!("`--{n}`");
+        let mut out = format!("**duplicity {version}** ({} options)\n\n", specs.len());
+        let yes: Vec<String> = specs
+            .iter()
+            .filter(|s| s.usage == Use::Yes)
+            .map(|s| flag(s.name))
+            .collect();
+        out.push_str(&format!(
+            "- Honoured ({}): {}.\n",
+            yes.len(),
+            yes.join(", ")
+        ));
+        for (title, pick) in [
+            (
+                "No effect",
+                (|u: Use| match u {
+                    Use::NoEffect(w) => Some(w),
+                    _ => None,
+                }) as fn(Use) -> Option<&'static str>,
+            ),
+            ("Refused", |u: Use| match u {
+                Use::No(w) => Some(w),
+                _ => None,
+            }),
+        ] {
+            let mut by_reason: Vec<(&str, Vec<String>)> = Vec::new();
+            for s in &specs {
+                let Some(why) = pick(s.usage) else { continue };
+                match by_reason.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, v)) => v.push(flag(s.name)),
+                    None => by_reason.push((why, vec![flag(s.name)])),
+                }
+            }
+            let n: usize = by_reason.iter().map(|(_, v)| v.len()).sum();
+            out.push_str(&format!("- {title} ({n}):\n"));
+            for (why, v) in by_reason {
+                out.push_str(&format!("  - {}: {why}.\n", v.join(", ")));
+            }
+        }
+        out
+    }
+
+    /// The README's option lists are the table's: this fails when they
+    /// disagree. `CAIRN_WRITE_README=1 cargo test --lib readme` rewrites them.
+    #[test]
+    fn readme_lists_the_option_table() {
+        const BEGIN: &str = "<!-- duplicity options: generated from src/cli/duplicity.rs -->\n";
+        const END: &str = "<!-- end of duplicity options -->";
+        let generated = format!(
+            "{}\n{}",
+            options_markdown("0.8.22", DUPLICITY_0_8_22_OPTIONS),
+            options_markdown("3.2.1", DUPLICITY_3_2_1_OPTIONS)
+        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let start = readme
+            .find(BEGIN)
+            .expect("the README has the options marker")
+            + BEGIN.len();
+        let end = start + readme[start..].find(END).expect("and its end marker");
+        if std::env::var_os("CAIRN_WRITE_README").is_some() {
+            let new = format!("{}{generated}{}", &readme[..start], &readme[end..]);
+            std::fs::write(path, new).unwrap();
+            return;
+        }
+        assert!(
+            readme[start..end] == generated,
+            "README.md's option lists differ from OPTIONS; run \
+             `CAIRN_WRITE_README=1 cargo test --lib readme` and review the diff"
+        );
+    }
+
+    /// Every 0.8.22 option is in the table too.
+    #[test]
+    fn every_duplicity_0_8_option_is_known() {
+        for n in DUPLICITY_0_8_22_OPTIONS {
+            assert!(OPTIONS.iter().any(|s| s.name == *n), "--{n}");
+        }
+    }
+
     /// Every 3.2.1 option is in the table (honoured, without effect, or
     /// refused by name), as are its short aliases.
     #[test]
