@@ -1492,3 +1492,73 @@ fn passphrase_is_asked_on_a_terminal() {
     );
     assert_eq!(fs::read(dest.join("a")).unwrap(), b"a", "{shown}");
 }
+
+/// `--jsonstat`: the statistics file duplicity 3.2.1 stores beside the
+/// manifest, under the same name, with the same counts.
+#[test]
+fn jsonstat_stores_the_statistics_file_duplicity3_stores() {
+    let work = tmpdir();
+    let s = small_source(work.path());
+    fs::create_dir_all(work.path().join("src/d")).unwrap();
+    fs::write(work.path().join("src/d/f"), b"f").unwrap();
+    edge::fix_times(&work.path().join("src"), T0);
+    let step = |t: i64, action: &str| {
+        strings(&[
+            action,
+            "--jsonstat",
+            "--no-encryption",
+            "--current-time",
+            &t.to_string(),
+            &s,
+            "{URL}",
+        ])
+    };
+    let write = |i: usize| {
+        let a = work.path().join("src/a");
+        fs::write(&a, if i == 0 { &b"a"[..] } else { b"changed" }).unwrap();
+        edge::set_mtime(&a, T0 + i as i64);
+    };
+    let r = steps_both_with(
+        work.path(),
+        "json",
+        &[step(T0, "full"), step(T0 + 60, "incremental")],
+        &write,
+    );
+    for (outs, _) in &r {
+        for o in outs {
+            assert_eq!(o.status.code(), Some(0), "{}", out(o));
+        }
+    }
+    assert_eq!(
+        names(&r[1].1),
+        names(&r[0].1),
+        "the same files, .jsonstat included"
+    );
+    let stats = |target: &Path, name: &str| -> serde_json::Value {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(fs::File::open(target.join(name)).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let jsonstats: Vec<String> = names(&r[0].1)
+        .into_iter()
+        .filter(|n| n.contains(".jsonstat"))
+        .collect();
+    assert_eq!(jsonstats.len(), 2, "{jsonstats:?}");
+    for name in &jsonstats {
+        let (d, c) = (stats(&r[0].1, name), stats(&r[1].1, name));
+        // NewFiles/ChangedFiles: Cairn counts regular files only, duplicity
+        // every entry (the statistics block differs the same way).
+        for key in ["SourceFiles", "DeletedFiles", "DeltaEntries", "Errors"] {
+            assert_eq!(c[key], d[key], "{name}: {key}\nours: {c:#}\ntheirs: {d:#}");
+        }
+        for key in ["action", "time_full_bkp", "no_of_inc"] {
+            assert_eq!(
+                c["backup_meta"][key], d["backup_meta"][key],
+                "{name}: {key}"
+            );
+        }
+    }
+}

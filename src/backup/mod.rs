@@ -60,7 +60,7 @@ impl Storage {
     }
 
     /// How OpenPGP content is compressed: gpg's `--compress-algo`.
-    fn packing(&self) -> codec::Packing {
+    pub(crate) fn packing(&self) -> codec::Packing {
         use sequoia_openpgp::types::CompressionAlgorithm as C;
         match self {
             Storage::Encrypted(c) => match c.compression {
@@ -73,7 +73,7 @@ impl Storage {
     }
 
     /// The deflate level: gpg's `--compress-level` if given, else 6.
-    fn level(&self) -> u32 {
+    pub(crate) fn level(&self) -> u32 {
         match self {
             Storage::Encrypted(c) => c.compress_level.map_or(codec::DEFAULT_LEVEL, u32::from),
             Storage::Gzip => codec::DEFAULT_LEVEL,

@@ -488,6 +488,9 @@ pub struct BackupRequest {
     /// 3.x's `--skip-if-no-change`: store no incremental when nothing
     /// changed.
     pub skip_if_no_change: bool,
+    /// 3.x's `--jsonstat`: print the statistics as JSON and store them at
+    /// the target beside the manifest.
+    pub jsonstat: bool,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
     /// `--dry-run`: do the whole backup, store nothing anywhere.
@@ -615,7 +618,43 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         print!("{stats}");
         mlog::always(mlog::NOTICE, mlog::info::GENERIC, None, &stats);
     }
+    if req.jsonstat {
+        let meta = super::jsonstat::Meta {
+            start: start_wall as f64,
+            end: start_wall as f64 + started.elapsed().as_secs_f64(),
+            target: url,
+            source: &opts.source.to_string_lossy(),
+        };
+        write_jsonstat(&repo, &opts.storage, &r, &meta, req.dry_run)?;
+    }
     Ok(Outcome::ok())
+}
+
+/// `--jsonstat`: the statistics as JSON, printed, logged and (unless a dry
+/// run) stored at the target.
+fn write_jsonstat(
+    repo: &Repo,
+    storage: &crate::backup::Storage,
+    r: &crate::backup::BackupReport,
+    meta: &super::jsonstat::Meta<'_>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let coll = repo.collection()?;
+    let chain = coll
+        .chains
+        .iter()
+        .find(|c| c.all_sets().any(|s| s.set_time() == r.time));
+    // As 3.2.1 counts them: the incrementals before this one.
+    let (incs, full_time) = chain.map_or((0, r.time), |c| {
+        (c.incs.len().saturating_sub(1), c.full.set_time())
+    });
+    let json = super::jsonstat::render(r, incs, full_time, meta);
+    println!("{json}");
+    mlog::always(mlog::NOTICE, mlog::info::GENERIC, None, &json);
+    if !dry_run {
+        super::jsonstat::store(repo, storage, r, &json)?;
+    }
+    Ok(())
 }
 
 /// `--full-if-n-inc N`: a full when the last chain already has N or more

@@ -331,11 +331,7 @@ const OPTIONS: &[Spec] = &[
     ),
     opt("show-changes-in-set", 1, Use::No(CHANGES_IN_SETS)),
     opt("backend-retry-delay", 1, Use::Yes),
-    opt(
-        "jsonstat",
-        0,
-        Use::No("3.x JSON statistics files are not written"),
-    ),
+    opt("jsonstat", 0, Use::Yes),
     opt("help", 0, Use::Yes),
     // duplicity 3.x (`cli_data.py` of 3.2.1).
     opt(
@@ -1042,6 +1038,7 @@ fn backup(
             print_statistics: last_flag(inv, "print-statistics", "no-print-statistics", true),
             full_if_n_inc: count_option(inv, "full-if-n-inc")?,
             skip_if_no_change: inv.flag("skip-if-no-change"),
+            jsonstat: inv.flag("jsonstat"),
             progress: inv.flag("progress"),
             dry_run: inv.flag("dry-run"),
             verbosity: verbosity(inv),

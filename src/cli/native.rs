@@ -419,6 +419,7 @@ fn run(
                     print_statistics: true,
                     full_if_n_inc: None,
                     skip_if_no_change: false,
+                    jsonstat: false,
                     progress: !quiet,
                     dry_run: false,
                     // Cairn's own command line always shows volumes and notes.
