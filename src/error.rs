@@ -21,6 +21,18 @@ pub enum Error {
         source: CryptoError,
     },
 
+    /// A volume the keys given cannot open (no or wrong passphrase, no
+    /// secret key), met during a restore; the message names the volume.
+    #[error("{0}")]
+    Undecryptable(String),
+
+    #[error("cannot encrypt {file}: {source}")]
+    Encrypt {
+        file: String,
+        #[source]
+        source: CryptoError,
+    },
+
     #[error(
         "manifest {file} is corrupt: {source}; restore an earlier time, or run \
          `cleanup` to move past the damaged set"

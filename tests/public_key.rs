@@ -34,23 +34,31 @@ fn gpg(home: &Path, a: &[&str], stdin: Option<&str>) -> std::process::Output {
 /// A GnuPG home with one RSA key (sign + encrypt subkey); returns its
 /// fingerprint.
 fn make_key(home: &Path, uid: &str) -> String {
+    make_key_with(home, uid, &[])
+}
+
+/// As [`make_key`], with extra gpg options (e.g. `--cert-digest-algo SHA1`).
+fn make_key_with(home: &Path, uid: &str, extra: &[&str]) -> String {
     fs::create_dir_all(home).unwrap();
     std::os::unix::fs::PermissionsExt::set_mode(
         &mut fs::metadata(home).unwrap().permissions(),
         0o700,
     );
     let _ = Command::new("chmod").arg("700").arg(home).status();
+    let with =
+        |a: &[&str]| -> Vec<String> { extra.iter().chain(a).map(|x| x.to_string()).collect() };
+    let a = with(&[
+        "--passphrase",
+        KEYPASS,
+        "--quick-gen-key",
+        uid,
+        "rsa2048",
+        "sign",
+        "never",
+    ]);
     let o = gpg(
         home,
-        &[
-            "--passphrase",
-            KEYPASS,
-            "--quick-gen-key",
-            uid,
-            "rsa2048",
-            "sign",
-            "never",
-        ],
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
         None,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -63,17 +71,18 @@ fn make_key(home: &Path, uid: &str) -> String {
         .nth(9)
         .unwrap()
         .to_string();
+    let a = with(&[
+        "--passphrase",
+        KEYPASS,
+        "--quick-add-key",
+        &fpr,
+        "rsa2048",
+        "encr",
+        "never",
+    ]);
     let o = gpg(
         home,
-        &[
-            "--passphrase",
-            KEYPASS,
-            "--quick-add-key",
-            &fpr,
-            "rsa2048",
-            "encr",
-            "never",
-        ],
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
         None,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -333,4 +342,57 @@ fn signed_and_hidden_recipient_backups() {
         &capture(&d),
         "Cairn restores them from the keyring",
     );
+}
+
+/// A key whose self-signatures use SHA-1 (every key GnuPG made before about
+/// 2.1): Cairn encrypts to it, as gpg and duplicity do, with a warning that
+/// says how to renew them; stock duplicity restores the backup.
+#[test]
+fn keys_with_sha1_self_signatures_are_encrypted_to_with_a_warning() {
+    let work = tmpdir();
+    let home = work.path().join("gnupg");
+    let fpr = make_key_with(
+        &home,
+        "Old <old@example.invalid>",
+        &["--cert-digest-algo", "SHA1"],
+    );
+    let src = work.path().join("src");
+    edge::build(&src, 50_000);
+    let target = work.path().join("t");
+    let env = [
+        ("GNUPGHOME", home.to_str().unwrap()),
+        ("PASSPHRASE", KEYPASS),
+    ];
+    let o = run(
+        &cairn_as_duplicity(),
+        &args(&[
+            "full",
+            "--encrypt-key",
+            &fpr,
+            "--archive-dir",
+            work.path().join("c").to_str().unwrap(),
+            src.to_str().unwrap(),
+            &file_url(&target),
+        ]),
+        &env,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("SHA-1 self-signatures") && err.contains("--quick-set-expire"),
+        "{err}"
+    );
+    let dest = work.path().join("r");
+    ok(
+        &dup3(),
+        &args(&[
+            "restore",
+            "--archive-dir",
+            work.path().join("c3").to_str().unwrap(),
+            &file_url(&target),
+            dest.to_str().unwrap(),
+        ]),
+        &env,
+    );
+    assert_same_tree(&capture(&src), &capture(&dest), "SHA-1 key backup");
 }

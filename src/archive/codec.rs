@@ -557,7 +557,7 @@ impl<'k> Encoder<'k> {
                 (Container::Gzip(sink), Front::Gzip(seg))
             }
             _ => {
-                let keys = keys.ok_or(CryptoError::NoPassphrase)?;
+                let keys = keys.ok_or(CryptoError::NoPassphraseToEncrypt)?;
                 let mut m = MessageWriter::new(sink, keys, packing != Packing::None)?;
                 // The compressed-data packet starts with its algorithm: 1 is
                 // ZIP (raw deflate), 2 is ZLIB (with zlib's 2-byte header).

@@ -395,6 +395,25 @@ impl Naming {
         }
     }
 
+    /// duplicity 3.x's `--jsonstat` statistics file of a set.
+    pub fn jsonstat(&self, prev: Option<Seconds>, t: Seconds, enc: Encoding) -> String {
+        match prev {
+            None => format!(
+                "{}duplicity-full.{}.jsonstat{}",
+                self.pre(&self.prefixes.jsonstat),
+                time::to_string(t),
+                enc.suffix()
+            ),
+            Some(p) => format!(
+                "{}duplicity-inc.{}.to.{}.jsonstat{}",
+                self.pre(&self.prefixes.jsonstat),
+                time::to_string(p),
+                time::to_string(t),
+                enc.suffix()
+            ),
+        }
+    }
+
     pub fn signatures(
         &self,
         prev: Option<Seconds>,

@@ -55,6 +55,60 @@ pub fn render(coll: &Collection, repo: &Repo) -> String {
             let _ = writeln!(out, "Last full backup date: none");
         }
     }
+    out.push_str(&render_collection(coll, repo));
+    out
+}
+
+/// `BackupChain.to_log_info`: one line per set, `full|inc TIME VOLUMES enc|noenc`.
+fn chain_log_info(c: &BackupChain, prefix: &str) -> Vec<String> {
+    c.all_sets()
+        .map(|s| {
+            format!(
+                "{prefix}{} {} {} {}",
+                if s.kind == SetKind::Full {
+                    "full"
+                } else {
+                    "inc"
+                },
+                time::to_string(s.set_time()),
+                s.volumes.len(),
+                if s.encrypted { "enc" } else { "noenc" }
+            )
+        })
+        .collect()
+}
+
+/// `CollectionStatus.to_log_info`: the data lines of the machine log's
+/// collection-status record (Déjà Dup reads the chains from them).
+pub fn log_info(coll: &Collection, repo: &Repo) -> Vec<String> {
+    let mut l = vec![
+        format!("backend {}", repo.describe()),
+        format!(
+            "archive-dir {}",
+            repo.archive_dir
+                .as_ref()
+                .map_or("None".to_string(), |d| d.display().to_string())
+        ),
+    ];
+    for (i, c) in coll.secondary_chains().iter().enumerate() {
+        l.push(format!("chain-no-sig {i}"));
+        l.extend(chain_log_info(c, " "));
+    }
+    if let Some(c) = coll.matched_chain() {
+        l.push("chain-complete".to_string());
+        l.extend(chain_log_info(c, " "));
+    }
+    l.push(format!("orphaned-sets-num {}", coll.orphaned_sets.len()));
+    l.push(format!(
+        "incomplete-sets-num {}",
+        coll.incomplete_sets.len()
+    ));
+    l
+}
+
+/// The report without the "Last full backup date" line (`CollectionStatus.__str__`).
+pub fn render_collection(coll: &Collection, repo: &Repo) -> String {
+    let mut out = String::new();
     let mut l = vec![
         "Collection Status".to_string(),
         "-----------------".to_string(),

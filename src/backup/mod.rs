@@ -60,7 +60,7 @@ impl Storage {
     }
 
     /// How OpenPGP content is compressed: gpg's `--compress-algo`.
-    fn packing(&self) -> codec::Packing {
+    pub(crate) fn packing(&self) -> codec::Packing {
         use sequoia_openpgp::types::CompressionAlgorithm as C;
         match self {
             Storage::Encrypted(c) => match c.compression {
@@ -73,7 +73,7 @@ impl Storage {
     }
 
     /// The deflate level: gpg's `--compress-level` if given, else 6.
-    fn level(&self) -> u32 {
+    pub(crate) fn level(&self) -> u32 {
         match self {
             Storage::Encrypted(c) => c.compress_level.map_or(codec::DEFAULT_LEVEL, u32::from),
             Storage::Gzip => codec::DEFAULT_LEVEL,
@@ -82,6 +82,7 @@ impl Storage {
     }
 }
 
+#[derive(Clone)]
 pub struct BackupOptions {
     /// The source directory, as given (recorded as the manifest's Localdir).
     pub source: PathBuf,
@@ -156,6 +157,9 @@ pub struct BackupReport {
     pub new_files: u64,
     pub changed_files: u64,
     pub deleted_files: u64,
+    /// Entries written to the volumes (duplicity's DeltaEntries: new,
+    /// changed and deleted paths of every kind).
+    pub delta_entries: u64,
     pub volumes: u64,
     /// Bytes stored at the target (volumes, signatures, manifest).
     pub stored_bytes: u64,
@@ -498,6 +502,7 @@ impl Run<'_, '_, '_> {
         if !meta.is_regular() {
             self.em
                 .entry(&new.index, DiffType::Snapshot, None, Some(meta), b"")?;
+            self.report.delta_entries += 1;
             self.sigs.snapshot(&new.index, meta).map_err(Self::sig_io)?;
             return Ok(());
         }
@@ -571,6 +576,7 @@ impl Run<'_, '_, '_> {
         // The entry is always closed (a cut-short file is stored as far as it
         // was read), so the volume stream stays well formed.
         chunker.finish()?;
+        self.report.delta_entries += 1;
         if let Some(e) = source_failure {
             // No signature: the next backup sends the whole file again.
             self.report.skipped.push(Skipped {
@@ -605,6 +611,7 @@ impl Run<'_, '_, '_> {
             .entry(&old.index, DiffType::Deleted, None, None, b"")?;
         self.sigs.deleted(&old.index).map_err(Self::sig_io)?;
         self.report.deleted_files += 1;
+        self.report.delta_entries += 1;
         if old.meta.is_regular() {
             self.em.changed("deleted", &old.index)?;
         }
@@ -922,14 +929,9 @@ fn plan_restart(
 
 /// Writes a backup set.
 pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
-    let src_meta = fs::metadata(&opts.source)
+    // A directory or, as in duplicity, a single file (the set's root entry).
+    fs::metadata(&opts.source)
         .map_err(|e| Error::local("read the backup source", &opts.source, e))?;
-    if !src_meta.is_dir() {
-        return Err(Error::Usage(format!(
-            "backup source {} is not a directory",
-            opts.source.display()
-        )));
-    }
     let _lock = repo.lock()?;
     repo.backend.remove_stale_uploads()?;
     repo.sync_cache()?;
@@ -1099,10 +1101,12 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
     // One key derivation for the whole run; every file gets its own
     // session key.
     let keys = match &opts.storage {
-        Storage::Encrypted(cfg) => Some(MessageKeys::new(cfg).map_err(|source| Error::Crypto {
-            file: "the new backup set".into(),
-            source,
-        })?),
+        Storage::Encrypted(cfg) => {
+            Some(MessageKeys::new(cfg).map_err(|source| Error::Encrypt {
+                file: "the new backup set".into(),
+                source,
+            })?)
+        }
         _ => None,
     };
     let format = codec::Format {
@@ -1186,6 +1190,7 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
             report.source_bytes = r.source_bytes;
             report.new_files = r.new_files;
             report.changed_files = r.changed_files;
+            report.delta_entries = r.delta_entries;
             report.deleted_files = r.deleted_files;
             report.skipped = r.skipped;
             report.changed_while_read = r.changed_while_read;

@@ -259,7 +259,7 @@ pub fn encode_err(name: &str, e: crate::archive::codec::EncodeError) -> Error {
     use crate::archive::codec::EncodeError;
     match e {
         EncodeError::Backend(b) => Error::Backend(b),
-        EncodeError::Crypto(c) => Error::Crypto {
+        EncodeError::Crypto(c) => Error::Encrypt {
             file: name.to_string(),
             source: c,
         },

@@ -2,6 +2,7 @@
 //! a target with its keys and cache, running an engine, and turning the
 //! outcome into messages and an exit code.
 
+use super::machine_log as mlog;
 use crate::archive::index::Index;
 use crate::archive::names::Naming;
 use crate::crypto::Keyring;
@@ -105,6 +106,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     if e.downcast_ref::<CliError>().is_some() {
         return 23;
     }
+    if let Some(s) = e.downcast_ref::<crate::source::selection::SelectionError>() {
+        return s.exit_code();
+    }
     let Some(err) = e.downcast_ref::<Error>() else {
         if let Some(b) = e.downcast_ref::<BackendError>() {
             return backend_exit_code(b);
@@ -118,7 +122,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         Error::DestinationNotEmpty(_) | Error::DestinationIsFile(_) => 11,
         Error::IncrementalWithoutSignatures(_) => 17,
         Error::PathNotInBackup { .. } | Error::BadRestorePath { .. } => 19,
-        Error::Crypto { .. } => 31,
+        Error::Crypto { .. } | Error::Encrypt { .. } | Error::Undecryptable(_) => 31,
         Error::Manifest { .. } | Error::NoManifest { .. } => 6,
         Error::Backend(b) => backend_exit_code(b),
         Error::Usage(_) => 2,
@@ -143,6 +147,10 @@ fn backend_exit_code(e: &crate::backend::BackendError) -> i32 {
 /// duplicity 3.x exits 23 for these.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// A value or combination the command line cannot take; the message
+    /// says which and what to give instead.
+    #[error("{0}")]
+    Usage(String),
     #[error("backup source {path} cannot be read ({source}); check the path")]
     Source {
         path: PathBuf,
@@ -157,13 +165,40 @@ pub fn report(r: anyhow::Result<Outcome>) -> i32 {
         Ok(o) => o.code,
         Err(e) => {
             // Cairn's own errors already name their cause in the message.
-            if e.downcast_ref::<Error>().is_some() {
-                eprintln!("cairn: {e}");
+            let msg = if e.downcast_ref::<Error>().is_some() {
+                format!("{e}")
             } else {
-                eprintln!("cairn: {e:#}");
-            }
-            exit_code(&e)
+                format!("{e:#}")
+            };
+            eprintln!("cairn: {msg}");
+            let code = exit_code(&e);
+            mlog::error(code, error_class(&e, code), &msg);
+            code
         }
+    }
+}
+
+/// The exception class duplicity names in its log for an error like this
+/// one (the extra of its `ERROR` record), where it names one.
+fn error_class(e: &anyhow::Error, code: i32) -> Option<&'static str> {
+    use crate::backend::BackendError;
+    if let Some(b) = e
+        .downcast_ref::<BackendError>()
+        .or_else(|| match e.downcast_ref() {
+            Some(Error::Backend(b)) => Some(b),
+            _ => None,
+        })
+    {
+        return Some(match b {
+            BackendError::UnsupportedUrl(_) => "UnsupportedBackendScheme",
+            BackendError::BadUrl { .. } => "InvalidBackendURL",
+            _ => "BackendException",
+        });
+    }
+    match code {
+        23 => Some("CommandLineError"),
+        31 => Some("GPGError"),
+        _ => None,
     }
 }
 
@@ -213,14 +248,22 @@ pub fn restore(url: &str, args: &TargetArgs, req: RestoreRequest) -> anyhow::Res
     let report = restore::restore(&repo, &opts)?;
     for p in &report.problems {
         eprintln!("warning: {p}");
+        mlog::log(mlog::WARNING, mlog::warning::GENERIC, None, &p.to_string());
     }
     for v in &report.damaged_volumes {
         eprintln!("error: unusable volume {v}");
+        mlog::error(21, None, &format!("unusable volume {v}"));
     }
     for u in &report.unrestored {
         eprintln!("error: not restored: {u}");
+        mlog::log(
+            mlog::WARNING,
+            mlog::warning::GENERIC,
+            None,
+            &format!("not restored: {u}"),
+        );
     }
-    eprintln!(
+    let summary = format!(
         "Restored the backup of {} into {}: {} files ({} bytes), {} directories, {} other entries.",
         time::to_pretty(report.backup_time),
         opts.dest.display(),
@@ -229,6 +272,8 @@ pub fn restore(url: &str, args: &TargetArgs, req: RestoreRequest) -> anyhow::Res
         report.directories,
         report.others
     );
+    eprintln!("{summary}");
+    mlog::notice(&summary);
     if report.complete() {
         Ok(Outcome::ok())
     } else {
@@ -250,10 +295,12 @@ fn restore_plan(repo: &Repo, opts: &RestoreOptions) -> anyhow::Result<Outcome> {
         return Err(Error::DestinationNotEmpty(opts.dest.clone()).into());
     }
     let sel = restore::select(repo, opts.time, opts.path.as_ref())?;
-    println!(
+    let plan = format!(
         "Required volumes to restore:\n\t{}",
         sel.volume_names().join("\n\t")
     );
+    println!("{plan}");
+    mlog::notice(&plan);
     Ok(Outcome::ok())
 }
 
@@ -271,7 +318,22 @@ pub fn status(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     let repo = open_repo(url, args)?;
     let coll = repo.collection()?;
     print!("{}", crate::archive::status::render(&coll, &repo));
+    log_last_full(&coll);
+    log_collection(&coll, &repo, true);
     Ok(Outcome::ok())
+}
+
+/// The collection-status record (INFO 3): the report as its message, the
+/// chains as its data lines. `always`: written at any verbosity, as for
+/// the collection-status command; otherwise from `-v8` (backups).
+fn log_collection(coll: &crate::archive::collection::Collection, repo: &Repo, always: bool) {
+    use crate::archive::status;
+    let extra = format!("\n{}", status::log_info(coll, repo).join("\n"));
+    let text = status::render_collection(coll, repo);
+    let text = text.trim_end_matches('\n');
+    // duplicity logs it at level 8: named INFO, written from -v8.
+    let write = if always { mlog::always } else { mlog::log };
+    write(8, mlog::info::COLLECTION_STATUS, Some(&extra), text);
 }
 
 /// `list-current-files`: every path in the backup at a time, from the
@@ -301,11 +363,35 @@ pub fn list_current_files(
             write!(out, "{} ", time::to_pretty(e.meta.mtime))?;
             out.write_all(&e.index.to_bytes())?;
             out.write_all(b"\n")?;
+            log_file_entry(&e);
         }
         out.flush()?;
         Ok(())
     })?;
     Ok(Outcome::ok())
+}
+
+/// A `list-current-files` entry as duplicity logs it (INFO 10, at any
+/// verbosity): `TIME 'path' type` as data, `pretty-time path` as text.
+fn log_file_entry(e: &crate::archive::sigtar::SigEntry) {
+    if !mlog::is_open() {
+        return;
+    }
+    let path = e.index.to_bytes();
+    let extra = format!(
+        "{} {} {}",
+        time::to_string(e.meta.mtime),
+        mlog::escape(&path),
+        e.meta
+            .kind
+            .map_or("None", crate::archive::meta::FileType::name)
+    );
+    let text = format!(
+        "{} {}",
+        time::to_pretty(e.meta.mtime),
+        String::from_utf8_lossy(&path)
+    );
+    mlog::always(mlog::INFO, mlog::info::FILE_LIST, Some(&extra), &text);
 }
 
 /// How stored files are to be encrypted and compressed.
@@ -351,9 +437,10 @@ pub fn storage(
     for k in &req.hidden_keys {
         cfg.hidden_recipients.extend(home.public(k)?);
     }
+    warn_weak_keys(cfg.recipients.iter().chain(&cfg.hidden_recipients));
     let public_key_mode = !cfg.recipients.is_empty() || !cfg.hidden_recipients.is_empty();
     if !public_key_mode && cfg.passphrase.is_none() {
-        return Err(crate::crypto::CryptoError::NoPassphrase.into());
+        return Err(crate::crypto::CryptoError::NoPassphraseToEncrypt.into());
     }
     if let Some(k) = &req.sign_key {
         let sign_pass = std::env::var("SIGN_PASSPHRASE")
@@ -376,6 +463,15 @@ pub fn storage(
     Ok(Storage::Encrypted(Box::new(cfg)))
 }
 
+/// Says which recipients are used only because their SHA-1 self-signatures
+/// are accepted, as gpg accepts them.
+fn warn_weak_keys<'a>(certs: impl Iterator<Item = &'a sequoia_openpgp::Cert>) {
+    for w in certs.filter_map(crate::crypto::weak_key_warning) {
+        eprintln!("warning: {w}");
+        mlog::log(mlog::WARNING, mlog::warning::GENERIC, None, &w);
+    }
+}
+
 pub struct BackupRequest {
     pub source: PathBuf,
     pub mode: crate::backup::Mode,
@@ -386,6 +482,15 @@ pub struct BackupRequest {
     pub full_if_older_than: Option<String>,
     pub current_time: Option<time::Seconds>,
     pub print_statistics: bool,
+    /// 3.x's `--full-if-n-inc`: a full instead of an incremental once the
+    /// last chain has this many incrementals.
+    pub full_if_n_inc: Option<usize>,
+    /// 3.x's `--skip-if-no-change`: store no incremental when nothing
+    /// changed.
+    pub skip_if_no_change: bool,
+    /// 3.x's `--jsonstat`: print the statistics as JSON and store them at
+    /// the target beside the manifest.
+    pub jsonstat: bool,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
     /// `--dry-run`: do the whole backup, store nothing anywhere.
@@ -472,9 +577,11 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         (repo, None)
     };
     let storage = storage(&req.encryption, &repo, args.gnupg_home.as_ref())?;
+    log_before_backup(&repo);
+    let mode = mode_for_inc_count(&repo, req.mode, req.full_if_n_inc)?;
     let mut opts = BackupOptions::new(req.source, storage);
     opts.selection = req.selection;
-    opts.mode = req.mode;
+    opts.mode = mode;
     opts.volsize = req.volsize_mib.max(1) << 20;
     opts.allow_source_mismatch = req.allow_source_mismatch;
     opts.full_if_older_than = req
@@ -487,49 +594,178 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
     opts.progress = console.clone();
     let started = std::time::Instant::now();
     let start_wall = time::now();
+    if req.skip_if_no_change
+        && let Some(r) = unchanged_incremental(url, args, &opts)?
+    {
+        let msg = "Skipped volume upload, as effectively nothing has changed";
+        if req.verbosity >= 3 {
+            eprintln!("{msg}");
+        }
+        mlog::notice(msg);
+        if req.print_statistics {
+            let stats = statistics(&r, start_wall, started.elapsed().as_secs_f64());
+            print!("{stats}");
+            mlog::always(mlog::NOTICE, mlog::info::GENERIC, None, &stats);
+        }
+        return Ok(Outcome::ok());
+    }
     let r = backup::backup(&repo, &opts);
     console.done();
     let r = r?;
-    if !r.cleared.is_empty() && req.verbosity >= 3 {
+    report_backup_notes(&r, req.verbosity);
+    if req.print_statistics {
+        let stats = statistics(&r, start_wall, started.elapsed().as_secs_f64());
+        print!("{stats}");
+        mlog::always(mlog::NOTICE, mlog::info::GENERIC, None, &stats);
+    }
+    if req.jsonstat {
+        let meta = super::jsonstat::Meta {
+            start: start_wall as f64,
+            end: start_wall as f64 + started.elapsed().as_secs_f64(),
+            target: url,
+            source: &opts.source.to_string_lossy(),
+        };
+        write_jsonstat(&repo, &opts.storage, &r, &meta, req.dry_run)?;
+    }
+    Ok(Outcome::ok())
+}
+
+/// `--jsonstat`: the statistics as JSON, printed, logged and (unless a dry
+/// run) stored at the target.
+fn write_jsonstat(
+    repo: &Repo,
+    storage: &crate::backup::Storage,
+    r: &crate::backup::BackupReport,
+    meta: &super::jsonstat::Meta<'_>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let coll = repo.collection()?;
+    let chain = coll
+        .chains
+        .iter()
+        .find(|c| c.all_sets().any(|s| s.set_time() == r.time));
+    // As 3.2.1 counts them: the incrementals before this one.
+    let (incs, full_time) = chain.map_or((0, r.time), |c| {
+        (c.incs.len().saturating_sub(1), c.full.set_time())
+    });
+    let json = super::jsonstat::render(r, incs, full_time, meta);
+    println!("{json}");
+    mlog::always(mlog::NOTICE, mlog::info::GENERIC, None, &json);
+    if !dry_run {
+        super::jsonstat::store(repo, storage, r, &json)?;
+    }
+    Ok(())
+}
+
+/// `--full-if-n-inc N`: a full when the last chain already has N or more
+/// incrementals (3.x's check, made before the backup starts).
+fn mode_for_inc_count(
+    repo: &Repo,
+    mode: crate::backup::Mode,
+    n: Option<usize>,
+) -> anyhow::Result<crate::backup::Mode> {
+    use crate::backup::Mode;
+    let Some(n) = n.filter(|_| mode != Mode::Full) else {
+        return Ok(mode);
+    };
+    let coll = repo.collection()?;
+    let incs = coll.chains.last().map_or(0, |c| c.incs.len());
+    if n > 0 && incs >= n {
+        let msg = format!(
+            "Latest chain has {incs} incrementals (--full-if-n-inc {n}), forcing full backup"
+        );
+        eprintln!("{msg}");
+        mlog::notice(&msg);
+        return Ok(Mode::Full);
+    }
+    Ok(mode)
+}
+
+/// `--skip-if-no-change`: the backup run first against a copy of the
+/// target that stores nothing; its report if it would be an incremental
+/// with no entry in it (then nothing is stored), `None` otherwise (then the
+/// real backup runs; only changed files are read twice).
+fn unchanged_incremental(
+    url: &str,
+    args: &TargetArgs,
+    opts: &crate::backup::BackupOptions,
+) -> anyhow::Result<Option<crate::backup::BackupReport>> {
+    use crate::archive::collection::SetKind;
+    let (dry, _scratch) = dry_run_repo(open_repo(url, args)?)?;
+    let mut probe = opts.clone();
+    probe.progress = crate::progress::silent();
+    let r = crate::backup::backup(&dry, &probe)?;
+    let unchanged = r.kind == Some(SetKind::Inc) && r.delta_entries == 0;
+    Ok(unchanged.then_some(r))
+}
+
+/// What duplicity logs before a backup: the last full's date and, at info
+/// and up, the collection status. Only when a machine log is written (it
+/// costs a listing of the target).
+fn log_before_backup(repo: &Repo) {
+    if !mlog::is_open() {
+        return;
+    }
+    if let Ok(coll) = repo.collection() {
+        log_last_full(&coll);
+        log_collection(&coll, repo, false);
+    }
+}
+
+/// The restart, skipped files and files that changed while read, on
+/// standard error and in the machine log.
+fn report_backup_notes(r: &crate::backup::BackupReport, verbosity: u8) {
+    if !r.cleared.is_empty() && verbosity >= 3 {
         eprintln!(
             "The last backup was interrupted; started over (removed {} leftover file(s): {}).",
             r.cleared.len(),
             r.cleared.join(", ")
         );
     }
-    for s in r.skipped.iter().filter(|_| req.verbosity >= 2) {
-        eprintln!(
-            "warning: skipped {}: {}",
-            crate::source::shown(&s.path),
-            s.why
+    for s in &r.skipped {
+        let shown = crate::source::shown(&s.path);
+        let msg = format!("skipped {shown}: {}", s.why);
+        if verbosity >= 2 {
+            eprintln!("warning: {msg}");
+        }
+        let extra = mlog::escape(s.path.as_os_str().as_encoded_bytes());
+        mlog::log(
+            mlog::WARNING,
+            mlog::warning::CANNOT_READ,
+            Some(&extra),
+            &msg,
         );
     }
-    for c in r.changed_while_read.iter().filter(|_| req.verbosity >= 2) {
-        eprintln!("warning: {c} changed while it was being backed up; stored as it was read");
+    for c in &r.changed_while_read {
+        let msg = format!("{c} changed while it was being backed up; stored as it was read");
+        if verbosity >= 2 {
+            eprintln!("warning: {msg}");
+        }
+        mlog::log(mlog::WARNING, mlog::warning::GENERIC, None, &msg);
     }
-    if req.print_statistics {
-        let elapsed = started.elapsed().as_secs_f64();
-        println!("--------------[ Backup Statistics ]--------------");
-        println!(
+}
+
+/// duplicity's statistics block.
+fn statistics(r: &crate::backup::BackupReport, start_wall: time::Seconds, elapsed: f64) -> String {
+    let end = time::now();
+    [
+        "--------------[ Backup Statistics ]--------------".to_string(),
+        format!(
             "StartTime {start_wall}.00 ({})",
             time::to_pretty(start_wall)
-        );
-        println!(
-            "EndTime {}.00 ({})",
-            time::now(),
-            time::to_pretty(time::now())
-        );
-        println!("ElapsedTime {elapsed:.2} ({elapsed:.2} seconds)");
-        println!("SourceFiles {}", r.source_files);
-        println!("SourceFileSize {}", r.source_bytes);
-        println!("NewFiles {}", r.new_files);
-        println!("DeletedFiles {}", r.deleted_files);
-        println!("ChangedFiles {}", r.changed_files);
-        println!("TotalDestinationSizeChange {}", r.stored_bytes);
-        println!("Errors {}", r.skipped.len());
-        println!("-------------------------------------------------");
-    }
-    Ok(Outcome::ok())
+        ),
+        format!("EndTime {end}.00 ({})", time::to_pretty(end)),
+        format!("ElapsedTime {elapsed:.2} ({elapsed:.2} seconds)"),
+        format!("SourceFiles {}", r.source_files),
+        format!("SourceFileSize {}", r.source_bytes),
+        format!("NewFiles {}", r.new_files),
+        format!("DeletedFiles {}", r.deleted_files),
+        format!("ChangedFiles {}", r.changed_files),
+        format!("TotalDestinationSizeChange {}", r.stored_bytes),
+        format!("Errors {}", r.skipped.len()),
+        "-------------------------------------------------\n".to_string(),
+    ]
+    .join("\n")
 }
 
 fn times(ts: &[time::Seconds]) -> String {
@@ -688,10 +924,19 @@ pub fn cleanup(
 
 /// duplicity's first notice for most commands.
 pub fn print_last_full(coll: &crate::archive::collection::Collection) {
+    println!("{}", last_full_line(coll));
+    log_last_full(coll);
+}
+
+fn last_full_line(coll: &crate::archive::collection::Collection) -> String {
     match coll.nth_last_full_time(1) {
-        Some(t) => println!("Last full backup date: {}", time::to_pretty(t)),
-        None => println!("Last full backup date: none"),
+        Some(t) => format!("Last full backup date: {}", time::to_pretty(t)),
+        None => "Last full backup date: none".to_string(),
     }
+}
+
+fn log_last_full(coll: &crate::archive::collection::Collection) {
+    mlog::notice(&last_full_line(coll));
 }
 
 /// `verify`: rebuilds the backup and compares it with `dir`.

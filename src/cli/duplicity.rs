@@ -41,8 +41,6 @@ const fn opt(name: &'static str, values: usize, usage: Use) -> Spec {
 }
 
 const NOT_BACKEND: &str = "Cairn supports file://, rsync://, sftp:// and s3:// targets";
-const LOG_RECORDS: &str = "duplicity's machine-readable log records are not written yet; \
-     drop the option and read the exit code and standard error";
 const CHANGES_IN_SETS: &str = "collection-status cannot list the changes in a set yet; \
      use list-current-files at the set's time instead";
 const NOT_PAR2: &str = "par2 redundancy is not supported; keep a second copy of the target instead";
@@ -125,12 +123,15 @@ const OPTIONS: &[Spec] = &[
     opt("include-filelist-stdin", 0, Use::Yes),
     opt("include-globbing-filelist", 1, Use::Yes),
     opt("include-regexp", 1, Use::Yes),
-    opt("log-fd", 1, Use::No(LOG_RECORDS)),
-    opt("log-file", 1, Use::No(LOG_RECORDS)),
+    opt("log-fd", 1, Use::Yes),
+    opt("log-file", 1, Use::Yes),
     opt(
         "log-timestamp",
         0,
-        Use::NoEffect("Cairn's log lines carry no machine-readable codes"),
+        Use::No(
+            "Cairn's messages carry no time stamps; pipe them through `ts` (moreutils) \
+             or read them from the journal",
+        ),
     ),
     opt(
         "max-blocksize",
@@ -330,12 +331,57 @@ const OPTIONS: &[Spec] = &[
     ),
     opt("show-changes-in-set", 1, Use::No(CHANGES_IN_SETS)),
     opt("backend-retry-delay", 1, Use::Yes),
-    opt(
-        "jsonstat",
-        0,
-        Use::No("3.x JSON statistics files are not written"),
-    ),
+    opt("jsonstat", 0, Use::Yes),
     opt("help", 0, Use::Yes),
+    // duplicity 3.x (`cli_data.py` of 3.2.1).
+    opt(
+        "check-remote",
+        0,
+        Use::NoEffect("Cairn always reads the target's file list; this is 3.x's default"),
+    ),
+    opt(
+        "no-check-remote",
+        0,
+        Use::No(
+            "Cairn cannot work from the local cache alone; it always reads the target's file list",
+        ),
+    ),
+    opt("compression", 0, Use::Yes),
+    opt("encryption", 0, Use::Yes),
+    opt(
+        "concurrency",
+        1,
+        Use::NoEffect(
+            "Cairn sends one volume at a time while the next is encoded on the other core; \
+             parallel uploads are not implemented yet, and the backup written is the same",
+        ),
+    ),
+    opt(
+        "copy-blocksize",
+        1,
+        Use::NoEffect("Cairn sizes its copy buffers itself; the backup written is the same"),
+    ),
+    opt("file-prefix-jsonstat", 1, Use::Yes),
+    opt(
+        "files-changed",
+        0,
+        Use::NoEffect("Cairn always records the changed files in the manifest (3.x's default)"),
+    ),
+    opt("files-from", 1, Use::Yes),
+    opt("filter-globbing", 0, Use::Yes),
+    opt("filter-ignorecase", 0, Use::Yes),
+    opt("filter-literal", 0, Use::Yes),
+    opt("filter-regexp", 0, Use::Yes),
+    opt("filter-strictcase", 0, Use::Yes),
+    opt("full-if-n-inc", 1, Use::Yes),
+    opt(
+        "use-gpgsm",
+        0,
+        Use::No("Cairn writes OpenPGP (gpg) archives only; gpgsm's PKCS#7 format is not supported"),
+    ),
+    opt("print-statistics", 0, Use::Yes),
+    opt("skip-if-no-change", 0, Use::Yes),
+    opt("webdav-headers", 1, Use::NoEffect(NOT_BACKEND)),
 ];
 
 /// Short options: `-r`, `-t`, `-v`, `-V`, `-h`.
@@ -550,9 +596,50 @@ pub fn parse(argv: &[String]) -> Result<Invocation, ParseError> {
     Ok(inv)
 }
 
+/// A command-line error: exit 23 with duplicity 3.x's `CommandLineError`
+/// record (0.8 exits 2; Cairn follows 3.x, as for a bad target URL).
 fn command_line_error(msg: impl std::fmt::Display) -> i32 {
     eprintln!("Command line error: {msg}\nEnter 'duplicity --help' for help screen.");
-    2
+    let text = format!("{msg}\nEnter 'duplicity --help' for help screen.");
+    super::machine_log::error(23, Some("CommandLineError"), &text);
+    23
+}
+
+/// `--log-file`/`--log-fd` values found in a command line that did not
+/// parse, so that the error still reaches the log, as in duplicity 3.x
+/// (which opens each log as it meets the option).
+fn log_options_of_unparsed(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut files, mut fds) = (Vec::new(), Vec::new());
+    for (i, a) in argv.iter().enumerate() {
+        let Some(long) = a.strip_prefix("--") else {
+            continue;
+        };
+        let (name, inline) = match long.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (long, argv.get(i + 1).cloned()),
+        };
+        let Some(value) = inline else { continue };
+        match lookup(name).map(|s| s.name) {
+            Ok("log-file") => files.push(value),
+            Ok("log-fd") => fds.push(value),
+            _ => {}
+        }
+    }
+    (files, fds)
+}
+
+/// Opens the machine-readable logs the command line asks for.
+fn open_logs(inv: &Invocation) -> Result<(), super::machine_log::LogError> {
+    super::machine_log::open(inv.all("log-file"), inv.all("log-fd"), verbosity(inv))
+}
+
+/// duplicity 3.x exits 23 for what Cairn calls a usage error.
+fn usage_is_command_line_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<Error>() {
+        Ok(Error::Usage(msg)) => common::CliError::Usage(msg).into(),
+        Ok(other) => other.into(),
+        Err(e) => e,
+    }
 }
 
 /// duplicity's `-v` level as a number (0 error … 9 debug; letters and words
@@ -604,7 +691,7 @@ fn prefixes(inv: &Invocation) -> crate::archive::names::Prefixes {
         archive: get("file-prefix-archive"),
         manifest: get("file-prefix-manifest"),
         signature: get("file-prefix-signature"),
-        jsonstat: String::new(),
+        jsonstat: get("file-prefix-jsonstat"),
     }
 }
 
@@ -655,8 +742,15 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         .collect();
     let inv = match parse(&argv) {
         Ok(inv) => inv,
-        Err(e) => return command_line_error(e),
+        Err(e) => {
+            let (files, fds) = log_options_of_unparsed(&argv);
+            let _ = super::machine_log::open(&files, &fds, 3);
+            return command_line_error(e);
+        }
     };
+    if let Err(e) = open_logs(&inv) {
+        return command_line_error(e);
+    }
     if inv.flag("version") {
         println!("duplicity 0.8.22 (Cairn {})", env!("CARGO_PKG_VERSION"));
         return 0;
@@ -672,6 +766,9 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     }
     let command = inv.command.clone();
     let args = &inv.args;
+    if let Err(e) = ask_passphrase(&inv) {
+        return common::report(Err(e));
+    }
     let expect = |n: usize| -> Result<(), i32> {
         if args.len() != n {
             return Err(command_line_error(format!(
@@ -791,7 +888,67 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             other.unwrap_or("backup")
         )))),
     };
-    common::report(result)
+    common::report(result.map_err(usage_is_command_line_error))
+}
+
+/// When a command asks for the passphrase, as duplicity's `get_passphrase`
+/// decides: never with `--no-encryption` or for the commands that read no
+/// encrypted data; not for a backup (or a listing) encrypted to public keys;
+/// twice, to confirm it, for a backup with a passphrase.
+#[derive(Debug, PartialEq, Eq)]
+enum Ask {
+    No,
+    Once,
+    Confirmed,
+}
+
+fn passphrase_ask(inv: &Invocation) -> Ask {
+    let to_keys = !inv.all("encrypt-key").is_empty()
+        || !inv.all("encrypt-sign-key").is_empty()
+        || !inv.all("hidden-encrypt-key").is_empty();
+    if !last_flag(inv, "encryption", "no-encryption", true) {
+        return Ask::No;
+    }
+    let backup_args = inv.args.len() == 2
+        && !crate::backend::is_url(&inv.args[0])
+        && crate::backend::is_url(&inv.args[1]);
+    match inv.command.as_deref() {
+        Some("full" | "incremental" | "backup") => {}
+        None if backup_args => {}
+        Some("list-current-files") if to_keys => return Ask::No,
+        Some("restore" | "verify" | "list-current-files") | None => return Ask::Once,
+        _ => return Ask::No,
+    }
+    if to_keys { Ask::No } else { Ask::Confirmed }
+}
+
+/// Asks for the passphrase on the terminal (standard input and error) when
+/// duplicity would and PASSPHRASE is not set. Without one nothing is asked; a command
+/// that then needs the passphrase says so in its own terms.
+fn ask_passphrase(inv: &Invocation) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let ask = passphrase_ask(inv);
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if ask == Ask::No || std::env::var_os("PASSPHRASE").is_some() || !terminal {
+        return Ok(());
+    }
+    let term = console::Term::stderr();
+    let read = |prompt: &str| -> anyhow::Result<String> {
+        use anyhow::Context;
+        term.write_str(prompt)?;
+        term.read_secure_line()
+            .context("reading the passphrase from the terminal")
+    };
+    let pass = loop {
+        let first = read("GnuPG passphrase for decryption: ")?;
+        if ask == Ask::Once || read("Retype passphrase for decryption to confirm: ")? == first {
+            break first;
+        }
+        eprintln!("First and second passphrases do not match!  Please try again.");
+    };
+    // SAFETY: no other thread runs yet; the engines read PASSPHRASE later.
+    unsafe { std::env::set_var("PASSPHRASE", pass) };
+    Ok(())
 }
 
 /// The selection options, in command-line order.
@@ -820,6 +977,13 @@ fn selection(
                 let text = std::fs::read_to_string(val)
                     .with_context(|| format!("cannot open file list {val}"))?;
                 sel.add_filelist(&text, opt.starts_with("include"), null, source)?;
+            }
+            "filter-globbing" | "filter-literal" | "filter-regexp" | "filter-ignorecase"
+            | "filter-strictcase" => sel.add(opt, val, source)?,
+            "files-from" => {
+                let text =
+                    std::fs::read(val).with_context(|| format!("cannot open file list {val}"))?;
+                sel.add_files_from(&text, null)?;
             }
             "include-filelist-stdin" | "exclude-filelist-stdin" => {
                 let mut text = String::new();
@@ -871,7 +1035,10 @@ fn backup(
             allow_source_mismatch: inv.flag("allow-source-mismatch"),
             full_if_older_than: inv.last("full-if-older-than").map(str::to_string),
             current_time,
-            print_statistics: !inv.flag("no-print-statistics"),
+            print_statistics: last_flag(inv, "print-statistics", "no-print-statistics", true),
+            full_if_n_inc: count_option(inv, "full-if-n-inc")?,
+            skip_if_no_change: inv.flag("skip-if-no-change"),
+            jsonstat: inv.flag("jsonstat"),
             progress: inv.flag("progress"),
             dry_run: inv.flag("dry-run"),
             verbosity: verbosity(inv),
@@ -882,16 +1049,17 @@ fn backup(
 /// The encryption options; `--no-encryption` wins over keys, as in
 /// duplicity (which then ignores them).
 fn encryption(inv: &Invocation) -> common::EncryptionRequest {
-    if inv.flag("no-encryption") {
+    let compress = last_flag(inv, "compression", "no-compression", true);
+    if !last_flag(inv, "encryption", "no-encryption", true) {
         return common::EncryptionRequest {
             encrypt: false,
-            compress: !inv.flag("no-compression"),
+            compress,
             ..Default::default()
         };
     }
     common::EncryptionRequest {
         encrypt: true,
-        compress: !inv.flag("no-compression"),
+        compress,
         gpg_options: inv.all("gpg-options").join(" "),
         encrypt_keys: inv
             .all("encrypt-key")
@@ -929,6 +1097,31 @@ fn restore(inv: &Invocation, url: &str, dest: &str, target: TargetArgs) -> anyho
             dry_run: inv.flag("dry-run"),
         },
     )
+}
+
+/// Two opposite flags (3.x's `--compression`/`--no-compression` and the
+/// like): the last one given wins; `default` when neither is.
+fn last_flag(inv: &Invocation, yes: &str, no: &str, default: bool) -> bool {
+    inv.ordered
+        .iter()
+        .rev()
+        .find_map(|(name, _)| match *name {
+            n if n == yes => Some(true),
+            n if n == no => Some(false),
+            _ => None,
+        })
+        .unwrap_or(default)
+}
+
+/// A whole-number option such as `--full-if-n-inc`.
+fn count_option(inv: &Invocation, name: &str) -> Result<Option<usize>, Error> {
+    inv.last(name)
+        .map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| Error::Usage(format!("--{name} wants a whole number, not {v:?}")))
+        })
+        .transpose()
 }
 
 /// Whether to restore owners: the last of `--restore-ownership` (3.x) and
@@ -1082,6 +1275,386 @@ mod tests {
             unread.is_empty(),
             "options marked Use::Yes that no code reads: {unread:?}"
         );
+    }
+
+    /// Every long option of duplicity 3.2.1 (`OptionKwargs` in its
+    /// `duplicity/cli_data.py`, names with `_` as `-`).
+    const DUPLICITY_3_2_1_OPTIONS: &[&str] = &[
+        "allow-source-mismatch",
+        "archive-dir",
+        "asynchronous-upload",
+        "azure-blob-tier",
+        "azure-max-connections",
+        "azure-max-block-size",
+        "azure-max-single-put-size",
+        "b2-hide-files",
+        "backend-retry-delay",
+        "cf-backend",
+        "check-remote",
+        "compare-data",
+        "compression",
+        "concurrency",
+        "config-dir",
+        "copy-blocksize",
+        "copy-links",
+        "dry-run",
+        "encryption",
+        "encrypt-key",
+        "encrypt-sign-key",
+        "encrypt-secret-keyring",
+        "exclude",
+        "exclude-device-files",
+        "exclude-filelist",
+        "exclude-if-present",
+        "exclude-older-than",
+        "exclude-other-filesystems",
+        "exclude-regexp",
+        "file-changed",
+        "file-prefix",
+        "file-prefix-archive",
+        "file-prefix-manifest",
+        "file-prefix-signature",
+        "file-prefix-jsonstat",
+        "files-changed",
+        "files-from",
+        "filter-globbing",
+        "filter-ignorecase",
+        "filter-literal",
+        "filter-regexp",
+        "filter-strictcase",
+        "force",
+        "ftp-passive",
+        "ftp-regular",
+        "full-if-older-than",
+        "full-if-n-inc",
+        "gpg-binary",
+        "gpg-options",
+        "use-gpgsm",
+        "hidden-encrypt-key",
+        "idr-fakeroot",
+        "ignore-errors",
+        "imap-full-address",
+        "imap-mailbox",
+        "include",
+        "include-filelist",
+        "include-regexp",
+        "jsonstat",
+        "log-fd",
+        "log-file",
+        "log-timestamp",
+        "max-blocksize",
+        "metadata-sync-mode",
+        "mf-purge",
+        "mp-segment-size",
+        "name",
+        "no-check-remote",
+        "no-compression",
+        "no-encryption",
+        "no-files-changed",
+        "no-restore-ownership",
+        "no-print-statistics",
+        "null-separator",
+        "num-retries",
+        "numeric-owner",
+        "par2-options",
+        "par2-redundancy",
+        "par2-volumes",
+        "path-to-restore",
+        "print-statistics",
+        "progress",
+        "progress-rate",
+        "rename",
+        "restore-ownership",
+        "restore-time",
+        "rsync-options",
+        "s3-endpoint-url",
+        "s3-unencrypted-connection",
+        "s3-use-deep-archive",
+        "s3-use-glacier",
+        "s3-use-glacier-ir",
+        "s3-use-ia",
+        "s3-use-onezone-ia",
+        "s3-use-rrs",
+        "s3-multipart-chunk-size",
+        "s3-multipart-max-procs",
+        "s3-use-server-side-encryption",
+        "s3-use-server-side-kms-encryption",
+        "s3-kms-key-id",
+        "s3-kms-grant",
+        "s3-region-name",
+        "swift-storage-policy",
+        "scp-command",
+        "sftp-command",
+        "show-changes-in-set",
+        "sign-key",
+        "skip-if-no-change",
+        "ssh-askpass",
+        "ssh-options",
+        "ssl-cacert-file",
+        "ssl-cacert-path",
+        "ssl-no-check-certificate",
+        "tempdir",
+        "timeout",
+        "time-separator",
+        "use-agent",
+        "verbosity",
+        "version",
+        "volsize",
+        "webdav-headers",
+        "current-time",
+        "pydevd",
+        "skip-volume",
+    ];
+
+    /// Every long option of duplicity 0.8.22 (`add_option` in its
+    /// `duplicity/commandline.py`).
+    const DUPLICITY_0_8_22_OPTIONS: &[&str] = &[
+        "allow-source-mismatch",
+        "archive-dir",
+        "asynchronous-upload",
+        "azure-blob-tier",
+        "azure-max-block-size",
+        "azure-max-connections",
+        "azure-max-single-put-size",
+        "b2-hide-files",
+        "backend-retry-delay",
+        "cf-backend",
+        "compare-data",
+        "config-dir",
+        "copy-links",
+        "current-time",
+        "do-not-restore-ownership",
+        "dry-run",
+        "encrypt-key",
+        "encrypt-secret-keyring",
+        "encrypt-sign-key",
+        "exclude",
+        "exclude-device-files",
+        "exclude-filelist",
+        "exclude-filelist-stdin",
+        "exclude-globbing-filelist",
+        "exclude-if-present",
+        "exclude-older-than",
+        "exclude-other-filesystems",
+        "exclude-regexp",
+        "fail-on-volume",
+        "file-changed",
+        "file-prefix",
+        "file-prefix-archive",
+        "file-prefix-manifest",
+        "file-prefix-signature",
+        "file-to-restore",
+        "force",
+        "ftp-passive",
+        "ftp-regular",
+        "full-if-older-than",
+        "gio",
+        "gpg-binary",
+        "gpg-options",
+        "hidden-encrypt-key",
+        "idr-fakeroot",
+        "ignore-errors",
+        "imap-full-address",
+        "imap-mailbox",
+        "include",
+        "include-filelist",
+        "include-filelist-stdin",
+        "include-globbing-filelist",
+        "include-regexp",
+        "log-fd",
+        "log-file",
+        "log-timestamp",
+        "max-blocksize",
+        "metadata-sync-mode",
+        "mf-purge",
+        "mp-segment-size",
+        "name",
+        "no-compression",
+        "no-encryption",
+        "no-files-changed",
+        "no-print-statistics",
+        "null-separator",
+        "num-retries",
+        "numeric-owner",
+        "old-filenames",
+        "par2-options",
+        "par2-redundancy",
+        "par2-volumes",
+        "progress",
+        "progress-rate",
+        "pydevd",
+        "rename",
+        "restore-time",
+        "rsync-options",
+        "s3-endpoint-url",
+        "s3-european-buckets",
+        "s3-kms-grant",
+        "s3-kms-key-id",
+        "s3-multipart-chunk-size",
+        "s3-multipart-max-procs",
+        "s3-multipart-max-timeout",
+        "s3-region-name",
+        "s3-unencrypted-connection",
+        "s3-use-deep-archive",
+        "s3-use-glacier",
+        "s3-use-glacier-ir",
+        "s3-use-ia",
+        "s3-use-multiprocessing",
+        "s3-use-new-style",
+        "s3-use-onezone-ia",
+        "s3-use-rrs",
+        "s3-use-server-side-encryption",
+        "s3-use-server-side-kms-encryption",
+        "scp-command",
+        "sftp-command",
+        "short-filenames",
+        "show-changes-in-set",
+        "sign-key",
+        "skip-volume",
+        "ssh-askpass",
+        "ssh-options",
+        "ssl-cacert-file",
+        "ssl-cacert-path",
+        "ssl-no-check-certificate",
+        "swift-storage-policy",
+        "tempdir",
+        "time",
+        "time-separator",
+        "timeout",
+        "use-agent",
+        "verbosity",
+        "version",
+        "volsize",
+    ];
+
+    /// One version's options, as the README lists them: honoured, without
+    /// effect (grouped by reason), refused (grouped by reason).
+    fn options_markdown(version: &str, names: &[&str]) -> String {
+        let specs: Vec<&Spec> = names
+            .iter()
+            .map(|n| OPTIONS.iter().find(|s| s.name == *n).expect("known"))
+            .collect();
+        let flag = |n: &str| format!("`--{n}`");
+        let mut out = format!("**duplicity {version}** ({} options)\n\n", specs.len());
+        let yes: Vec<String> = specs
+            .iter()
+            .filter(|s| s.usage == Use::Yes)
+            .map(|s| flag(s.name))
+            .collect();
+        out.push_str(&format!(
+            "- Honoured ({}): {}.\n",
+            yes.len(),
+            yes.join(", ")
+        ));
+        for (title, pick) in [
+            (
+                "No effect",
+                (|u: Use| match u {
+                    Use::NoEffect(w) => Some(w),
+                    _ => None,
+                }) as fn(Use) -> Option<&'static str>,
+            ),
+            ("Refused", |u: Use| match u {
+                Use::No(w) => Some(w),
+                _ => None,
+            }),
+        ] {
+            let mut by_reason: Vec<(&str, Vec<String>)> = Vec::new();
+            for s in &specs {
+                let Some(why) = pick(s.usage) else { continue };
+                match by_reason.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, v)) => v.push(flag(s.name)),
+                    None => by_reason.push((why, vec![flag(s.name)])),
+                }
+            }
+            let n: usize = by_reason.iter().map(|(_, v)| v.len()).sum();
+            out.push_str(&format!("- {title} ({n}):\n"));
+            for (why, v) in by_reason {
+                out.push_str(&format!("  - {}: {why}.\n", v.join(", ")));
+            }
+        }
+        out
+    }
+
+    /// The README's option lists are the table's: this fails when they
+    /// disagree. `CAIRN_WRITE_README=1 cargo test --lib readme` rewrites them.
+    #[test]
+    fn readme_lists_the_option_table() {
+        const BEGIN: &str = "<!-- duplicity options: generated from src/cli/duplicity.rs -->\n";
+        const END: &str = "<!-- end of duplicity options -->";
+        let generated = format!(
+            "{}\n{}",
+            options_markdown("0.8.22", DUPLICITY_0_8_22_OPTIONS),
+            options_markdown("3.2.1", DUPLICITY_3_2_1_OPTIONS)
+        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let start = readme
+            .find(BEGIN)
+            .expect("the README has the options marker")
+            + BEGIN.len();
+        let end = start + readme[start..].find(END).expect("and its end marker");
+        if std::env::var_os("CAIRN_WRITE_README").is_some() {
+            let new = format!("{}{generated}{}", &readme[..start], &readme[end..]);
+            std::fs::write(path, new).unwrap();
+            return;
+        }
+        assert!(
+            readme[start..end] == generated,
+            "README.md's option lists differ from OPTIONS; run \
+             `CAIRN_WRITE_README=1 cargo test --lib readme` and review the diff"
+        );
+    }
+
+    /// Every 0.8.22 option is in the table too.
+    #[test]
+    fn every_duplicity_0_8_option_is_known() {
+        for n in DUPLICITY_0_8_22_OPTIONS {
+            assert!(OPTIONS.iter().any(|s| s.name == *n), "--{n}");
+        }
+    }
+
+    /// Every 3.2.1 option is in the table (honoured, without effect, or
+    /// refused by name), as are its short aliases.
+    #[test]
+    fn every_duplicity_3_option_is_known() {
+        let unknown: Vec<&str> = DUPLICITY_3_2_1_OPTIONS
+            .iter()
+            .copied()
+            .filter(|n| !OPTIONS.iter().any(|s| s.name == *n))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "3.2.1 options missing from OPTIONS: {unknown:?}"
+        );
+        for (short, long) in [
+            ('r', "file-to-restore"),
+            ('t', "time"),
+            ('v', "verbosity"),
+            ('V', "version"),
+        ] {
+            assert_eq!(short_option(short), Some(long));
+        }
+        let mut names: Vec<&str> = OPTIONS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "an option is in the table twice");
+    }
+
+    #[test]
+    fn opposite_flags_last_one_wins() {
+        let inv = p("--no-compression --compression a file:///x").unwrap();
+        assert!(last_flag(&inv, "compression", "no-compression", true));
+        let inv = p("--encryption --no-encryption a file:///x").unwrap();
+        assert!(!last_flag(&inv, "encryption", "no-encryption", true));
+        let inv = p("a file:///x").unwrap();
+        assert!(last_flag(
+            &inv,
+            "print-statistics",
+            "no-print-statistics",
+            true
+        ));
     }
 
     /// And the check itself sees a missing read.

@@ -3,6 +3,8 @@
 
 mod common;
 mod duplicity;
+mod jsonstat;
+mod machine_log;
 mod native;
 mod progress;
 

@@ -417,6 +417,9 @@ fn run(
                         .or_else(|| profile.full_if_older_than.clone()),
                     current_time: None,
                     print_statistics: true,
+                    full_if_n_inc: None,
+                    skip_if_no_change: false,
+                    jsonstat: false,
                     progress: !quiet,
                     dry_run: false,
                     // Cairn's own command line always shows volumes and notes.

@@ -5,12 +5,16 @@ use crate::progress::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Console {
     bar: Option<ProgressBar>,
     /// duplicity's verbosity: notes from 3 (notice), volume lines from 5
     /// (info), as duplicity logs them.
     verbosity: u8,
+    /// Bytes of source read so far: the number duplicity's progress
+    /// records carry.
+    read: AtomicU64,
 }
 
 /// duplicity's NOTICE and INFO levels.
@@ -30,7 +34,11 @@ impl Console {
             );
             b
         });
-        Arc::new(Console { bar, verbosity })
+        Arc::new(Console {
+            bar,
+            verbosity,
+            read: AtomicU64::new(0),
+        })
     }
 
     pub fn done(&self) {
@@ -42,6 +50,7 @@ impl Console {
 
 impl Progress for Console {
     fn note(&self, msg: &str) {
+        super::machine_log::notice(msg);
         match &self.bar {
             Some(b) => b.println(msg),
             None if self.verbosity >= NOTICE => eprintln!("{msg}"),
@@ -56,12 +65,17 @@ impl Progress for Console {
     }
 
     fn advance(&self, bytes: u64) {
+        self.read.fetch_add(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
             b.inc(bytes);
         }
     }
 
     fn volume(&self, number: u64, stored: u64) {
+        use super::machine_log as mlog;
+        let read = self.read.load(Ordering::Relaxed).to_string();
+        let msg = format!("Processed volume {number}");
+        mlog::log(mlog::INFO, mlog::info::PROGRESS, Some(&read), &msg);
         match &self.bar {
             Some(b) => b.set_message(format!("volume {number}")),
             None if self.verbosity >= INFO => {

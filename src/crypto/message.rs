@@ -14,7 +14,7 @@
 
 use super::packet::{self, Body};
 use super::seipd::{self, SeipdReader};
-use super::{CryptoError, EncryptConfig, Keyring, recipient_id};
+use super::{CryptoError, EncryptConfig, KEY_USE_POLICY, Keyring, encryption_keys, recipient_id};
 use openpgp::crypto::{Password, S2K, SessionKey};
 use openpgp::packet::skesk::SKESK4;
 use openpgp::packet::{PKESK, SKESK};
@@ -81,17 +81,7 @@ impl MessageKeys {
             .map(|c| (c, false))
             .chain(cfg.hidden_recipients.iter().map(|c| (c, true)))
         {
-            let valid = cert
-                .with_policy(&POLICY, None)
-                .map_err(|e| CryptoError::Encrypt(format!("{e:#}")))?;
-            for ka in valid
-                .keys()
-                .supported()
-                .alive()
-                .revoked(false)
-                .for_transport_encryption()
-                .for_storage_encryption()
-            {
+            for ka in encryption_keys(cert, &KEY_USE_POLICY)? {
                 recipients.push((ka.key().clone().role_into_unspecified(), hidden));
             }
         }
@@ -123,7 +113,7 @@ impl MessageKeys {
                 })?;
                 Some((s2k, kek))
             }
-            (None, true) => return Err(CryptoError::NoPassphrase),
+            (None, true) => return Err(CryptoError::NoPassphraseToEncrypt),
             (_, false) => None,
         };
         let signer = match &cfg.sign_key {
@@ -192,7 +182,7 @@ fn signing_keypair(
     let ka = cert
         .keys()
         .secret()
-        .with_policy(&POLICY, None)
+        .with_policy(&*KEY_USE_POLICY, None)
         .supported()
         .alive()
         .revoked(false)

@@ -31,7 +31,58 @@ pub use message::{MessageKeys, MessageWriter};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
+/// The policy for what others signed: archives' data signatures and
+/// anything read. sequoia's standard policy, SHA-1 refused.
 static POLICY: StandardPolicy<'static> = StandardPolicy::new();
+
+/// The policy for the user's own choice of keys to encrypt to and sign
+/// with: as gpg, it accepts self-signatures (key bindings) made with SHA-1,
+/// which every key GnuPG made before about 2.1 carries. SHA-1 stays refused
+/// where collisions matter (data signatures, third-party certifications).
+static KEY_USE_POLICY: std::sync::LazyLock<StandardPolicy<'static>> =
+    std::sync::LazyLock::new(|| {
+        use openpgp::policy::HashAlgoSecurity;
+        let mut p = StandardPolicy::new();
+        p.accept_hash_property(
+            HashAlgorithm::SHA1,
+            HashAlgoSecurity::SecondPreImageResistance,
+        );
+        p
+    });
+
+/// The encryption-capable keys of `cert` under `policy`.
+fn encryption_keys<'a>(
+    cert: &'a Cert,
+    policy: &'a StandardPolicy<'static>,
+) -> Result<Vec<ValidErasedKeyAmalgamation<'a, openpgp::packet::key::PublicParts>>, CryptoError> {
+    let valid = cert
+        .with_policy(policy, None)
+        .map_err(|e| CryptoError::Encrypt(format!("key {}: {e:#}", cert.fingerprint())))?;
+    Ok(valid
+        .keys()
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_transport_encryption()
+        .for_storage_encryption()
+        .collect())
+}
+
+/// A warning for a key that is used only because its self-signatures are
+/// accepted as gpg accepts them (SHA-1); `None` for a key the standard
+/// policy accepts as it is.
+pub fn weak_key_warning(cert: &Cert) -> Option<String> {
+    let strict = encryption_keys(cert, &POLICY).map_or(0, |k| k.len());
+    let lenient = encryption_keys(cert, &KEY_USE_POLICY).map_or(0, |k| k.len());
+    (lenient > strict).then(|| {
+        let fpr = cert.fingerprint().to_hex();
+        format!(
+            "key {fpr} is bound by SHA-1 self-signatures, which are no longer considered \
+             secure; encrypting to it anyway, as gpg does. Renew them with \
+             `gpg --quick-set-expire {fpr} 0` and `gpg --quick-set-expire {fpr} 0 '*'`"
+        )
+    })
+}
 
 /// How much plaintext the decryptor may hold back; small, because we check
 /// each volume's SHA1 against its manifest before decrypting it.
@@ -44,6 +95,11 @@ pub enum CryptoError {
          (or pass --no-encryption if the archive is not encrypted)"
     )]
     NoPassphrase,
+    #[error(
+        "no passphrase to encrypt the new backup with: set PASSPHRASE, give --encrypt-key \
+         to encrypt to a public key, or pass --no-encryption"
+    )]
+    NoPassphraseToEncrypt,
     #[error("wrong passphrase: PASSPHRASE does not decrypt this archive")]
     WrongPassphrase,
     #[error(
@@ -386,22 +442,15 @@ where
     let e = |e: anyhow::Error| CryptoError::Encrypt(format!("{e:#}"));
     let message = Message::new(sink);
     let encryptor = if cfg.recipients.is_empty() {
-        let p = cfg.passphrase.clone().ok_or(CryptoError::NoPassphrase)?;
+        let p = cfg
+            .passphrase
+            .clone()
+            .ok_or(CryptoError::NoPassphraseToEncrypt)?;
         Encryptor::with_passwords(message, Some(p))
     } else {
         let mut keys = Vec::new();
         for cert in &cfg.recipients {
-            let valid = cert.with_policy(&POLICY, None).map_err(e)?;
-            for ka in valid
-                .keys()
-                .supported()
-                .alive()
-                .revoked(false)
-                .for_transport_encryption()
-                .for_storage_encryption()
-            {
-                keys.push(ka);
-            }
+            keys.extend(encryption_keys(cert, &KEY_USE_POLICY)?);
         }
         if keys.is_empty() {
             return Err(CryptoError::Encrypt(
@@ -427,6 +476,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SHA-1 is accepted for self-signatures of keys the user chose to
+    /// encrypt to or sign with, and nowhere else.
+    #[test]
+    fn sha1_is_accepted_only_for_key_bindings() {
+        use openpgp::policy::HashAlgoSecurity::{CollisionResistance, SecondPreImageResistance};
+        let sha1 = HashAlgorithm::SHA1;
+        assert!(POLICY.hash_cutoff(sha1, SecondPreImageResistance).is_some());
+        assert!(POLICY.hash_cutoff(sha1, CollisionResistance).is_some());
+        assert!(
+            KEY_USE_POLICY
+                .hash_cutoff(sha1, SecondPreImageResistance)
+                .is_none()
+        );
+        assert!(
+            KEY_USE_POLICY
+                .hash_cutoff(sha1, CollisionResistance)
+                .is_some()
+        );
+    }
 
     #[test]
     fn symmetric_round_trip_and_wrong_passphrase() {

@@ -367,7 +367,7 @@ impl<O: Output> Walker<O> {
             }
             self.collect_gaps(cursors);
             if let Some(f) = cursors.iter().find_map(|c| c.fatal.clone()) {
-                return Err(Error::Usage(f));
+                return Err(Error::Undecryptable(f));
             }
             let Some(ix) = next else { break };
             let heads: Vec<Option<Head>> = cursors

@@ -39,6 +39,53 @@ pub enum SelectionError {
     RedundantInclude(String),
     #[error("cannot read file list {0}: {1}")]
     Filelist(String, String),
+    #[error(
+        "the last file selection option is the filter option --{0}, which has no effect as \
+         no selection option follows it; put it before the --include/--exclude options it is for"
+    )]
+    TrailingFilter(String),
+    #[error(
+        "only the filter options {0} were given; case-sensitive globbing is the default, so \
+         they change nothing; drop them or add --filter-literal, --filter-regexp or \
+         --filter-ignorecase"
+    )]
+    RedundantFilter(String),
+    #[error(
+        "the --files-from list contains the absolute path {0:?}; give every path relative to \
+         the backup source"
+    )]
+    AbsoluteFilesFrom(String),
+    #[error(
+        "the --files-from list names no files, so the backup would be empty; give a list \
+         with one path per line, relative to the backup source"
+    )]
+    EmptyFilesFrom,
+}
+
+impl SelectionError {
+    /// duplicity's exit code (`log.ErrorCode`) for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SelectionError::Prefix(..) => 14,
+            SelectionError::Glob(..) | SelectionError::Regexp(..) => 15,
+            SelectionError::RedundantInclude(_) => 16,
+            SelectionError::Filelist(..) => 7,
+            SelectionError::RedundantFilter(_) => 70,
+            SelectionError::TrailingFilter(_) => 71,
+            SelectionError::AbsoluteFilesFrom(_) => 72,
+            SelectionError::EmptyFilesFrom => 73,
+        }
+    }
+}
+
+/// How `--include`/`--exclude` patterns (and file-list lines) are read:
+/// duplicity 3.x's `--filter-globbing`, `--filter-literal`, `--filter-regexp`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Globbing,
+    Literal,
+    Regexp,
 }
 
 /// One non-`/` character, as Python's `[^/]` on a `str` matches it: a whole
@@ -231,6 +278,11 @@ enum Rule {
         re: Regex,
         include: bool,
     },
+    Literal {
+        lit: Vec<u8>,
+        include: bool,
+        ignore_case: bool,
+    },
     ExcludeIfPresent(String),
     ExcludeDevices,
     ExcludeOtherFilesystems(u64),
@@ -251,11 +303,46 @@ pub struct Selection {
     /// `--copy-links`: the walk follows symlinks (how the tree is read, kept
     /// here because every walk of the tree is given its selection).
     pub copy_links: bool,
+    /// The pattern mode and case rule set by the `--filter-*` options so far.
+    mode: Mode,
+    ignore_case: bool,
+    /// The `--filter-*` options given, and whether the last selection
+    /// option was one (both are refused as duplicity 3.x refuses them).
+    filters: Vec<String>,
+    last_was_filter: bool,
+    /// `--files-from`: the listed paths and their parents, relative to the
+    /// source; nothing else is walked.
+    files_from: Option<std::collections::BTreeSet<Vec<u8>>>,
+}
+
+/// `select_fn_from_literal`'s test: the path itself or anything below it;
+/// for an include, its parents are scanned.
+fn literal_test(lit: &[u8], name: &[u8], include: bool, ignore_case: bool) -> Option<Decision> {
+    let fold = |b: &[u8]| String::from_utf8_lossy(b).to_lowercase().into_bytes();
+    let (lit, name) = if ignore_case {
+        (fold(lit), fold(name))
+    } else {
+        (lit.to_vec(), name.to_vec())
+    };
+    let yes = if include {
+        Decision::Include
+    } else {
+        Decision::Exclude
+    };
+    let below =
+        |long: &[u8], short: &[u8]| long.starts_with(short) && long.get(short.len()) == Some(&b'/');
+    if name == lit || below(&name, &lit) {
+        Some(yes)
+    } else if include && below(&lit, &name) {
+        Some(Decision::ScanOnly)
+    } else {
+        None
+    }
 }
 
 impl Selection {
     pub fn is_empty(&self) -> bool {
-        self.funcs.is_empty()
+        self.funcs.is_empty() && self.files_from.is_none()
     }
 
     fn push(&mut self, f: Func, at_start: bool) {
@@ -269,12 +356,12 @@ impl Selection {
     fn glob(&mut self, glob: &str, include: bool, root: &[u8]) -> Result<(), SelectionError> {
         let (pattern, ignore_case) = match glob.get(..11) {
             Some(p) if p.eq_ignore_ascii_case("ignorecase:") => (glob[11..].to_lowercase(), true),
-            _ => (glob.to_string(), false),
+            _ => (glob.to_string(), self.ignore_case),
         };
         let (f, ends_slash) = GlobFn::new(&pattern, ignore_case)?;
         if !f.all {
             // The glob must be able to match the root or something below it.
-            let (probe, probe_slash) = GlobFn::new(&pattern, false)?;
+            let (probe, probe_slash) = GlobFn::new(&pattern, self.ignore_case)?;
             if probe.test(root, true, true, probe_slash).is_none() {
                 return Err(SelectionError::Prefix(
                     glob.into(),
@@ -301,28 +388,127 @@ impl Selection {
         Ok(())
     }
 
+    /// A `--filter-*` option: changes how the following patterns are read.
+    fn filter(&mut self, opt: &str) -> bool {
+        match opt {
+            "filter-globbing" => self.mode = Mode::Globbing,
+            "filter-literal" => self.mode = Mode::Literal,
+            "filter-regexp" => self.mode = Mode::Regexp,
+            "filter-ignorecase" => self.ignore_case = true,
+            "filter-strictcase" => self.ignore_case = false,
+            _ => return false,
+        }
+        if !self.filters.iter().any(|f| f == opt) {
+            self.filters.push(opt.to_string());
+        }
+        self.last_was_filter = true;
+        true
+    }
+
+    /// An include/exclude pattern, read in the current filter mode.
+    fn pattern(&mut self, arg: &str, include: bool, root: &[u8]) -> Result<(), SelectionError> {
+        match self.mode {
+            Mode::Globbing => self.glob(arg, include, root),
+            Mode::Regexp => self.regexp(arg, include),
+            Mode::Literal => self.literal(arg, include, root),
+        }
+    }
+
+    fn regexp(&mut self, arg: &str, include: bool) -> Result<(), SelectionError> {
+        let re = regex::bytes::RegexBuilder::new(arg)
+            .case_insensitive(self.ignore_case)
+            .build()
+            .map_err(|e| SelectionError::Regexp(arg.into(), e.to_string()))?;
+        self.push(
+            Func {
+                rule: Rule::Regexp { re, include },
+                name: format!("Regular expression: {arg}"),
+                excludes: !include,
+            },
+            false,
+        );
+        Ok(())
+    }
+
+    /// `literal_get_sf`: the path as written (a trailing `/` dropped).
+    fn literal(&mut self, arg: &str, include: bool, root: &[u8]) -> Result<(), SelectionError> {
+        let lit = match arg.strip_suffix('/') {
+            Some(l) if arg != "/" => l,
+            _ => arg,
+        };
+        let lit = lit.as_bytes().to_vec();
+        if literal_test(&lit, root, true, self.ignore_case).is_none() {
+            return Err(SelectionError::Prefix(
+                arg.into(),
+                String::from_utf8_lossy(root).into_owned(),
+            ));
+        }
+        let name = format!(
+            "literal string {} {}case: {arg}",
+            if include { "include" } else { "exclude" },
+            if self.ignore_case { "no-" } else { "" }
+        );
+        let ignore_case = self.ignore_case;
+        self.push(
+            Func {
+                rule: Rule::Literal {
+                    lit,
+                    include,
+                    ignore_case,
+                },
+                name,
+                excludes: !include,
+            },
+            false,
+        );
+        Ok(())
+    }
+
+    /// `--files-from`: only the listed paths (relative to the source, one
+    /// per line or NUL-separated, every byte significant) and their parent
+    /// directories are walked; the other selection options still apply.
+    pub fn add_files_from(
+        &mut self,
+        text: &[u8],
+        null_separated: bool,
+    ) -> Result<(), SelectionError> {
+        let sep = if null_separated { b'\0' } else { b'\n' };
+        let set = self.files_from.get_or_insert_with(Default::default);
+        for line in text.split(|&b| b == sep).filter(|l| !l.is_empty()) {
+            if line.starts_with(b"/") {
+                return Err(SelectionError::AbsoluteFilesFrom(
+                    String::from_utf8_lossy(line).into_owned(),
+                ));
+            }
+            let mut path = line.strip_suffix(b"/").unwrap_or(line);
+            while !path.is_empty() {
+                set.insert(path.to_vec());
+                path = match path.iter().rposition(|&b| b == b'/') {
+                    Some(at) => &path[..at],
+                    None => b"",
+                };
+            }
+        }
+        if set.is_empty() {
+            return Err(SelectionError::EmptyFilesFrom);
+        }
+        self.last_was_filter = false;
+        Ok(())
+    }
+
     /// Adds one selection option, in command-line order. `opt` is the
     /// option name without dashes; `root` is the source as given.
     pub fn add(&mut self, opt: &str, arg: &str, root: &Path) -> Result<(), SelectionError> {
         use std::os::unix::ffi::OsStrExt;
         let root_name = crate::backup::canonical_source(root);
+        if self.filter(opt) {
+            return Ok(());
+        }
+        self.last_was_filter = false;
         match opt {
-            "include" => self.glob(arg, true, &root_name),
-            "exclude" => self.glob(arg, false, &root_name),
-            "include-regexp" | "exclude-regexp" => {
-                let re = Regex::new(arg)
-                    .map_err(|e| SelectionError::Regexp(arg.into(), e.to_string()))?;
-                let include = opt == "include-regexp";
-                self.push(
-                    Func {
-                        rule: Rule::Regexp { re, include },
-                        name: format!("Regular expression: {arg}"),
-                        excludes: !include,
-                    },
-                    false,
-                );
-                Ok(())
-            }
+            "include" => self.pattern(arg, true, &root_name),
+            "exclude" => self.pattern(arg, false, &root_name),
+            "include-regexp" | "exclude-regexp" => self.regexp(arg, opt == "include-regexp"),
             "exclude-if-present" => {
                 self.push(
                     Func {
@@ -414,13 +600,27 @@ impl Selection {
             {
                 line = &line[1..line.len() - 1];
             }
-            self.glob(line, inc, &root_name)?;
+            self.pattern(line, inc, &root_name)?;
         }
+        self.last_was_filter = false;
         Ok(())
     }
 
     /// Refuses a list that ends with an include (`parse_last_excludes`).
     pub fn check(&self) -> Result<(), SelectionError> {
+        if self.last_was_filter {
+            let last = self.filters.last().cloned().unwrap_or_default();
+            return Err(SelectionError::TrailingFilter(last));
+        }
+        if !self.filters.is_empty()
+            && self
+                .filters
+                .iter()
+                .all(|f| f == "filter-globbing" || f == "filter-strictcase")
+        {
+            let given: Vec<String> = self.filters.iter().map(|f| format!("--{f}")).collect();
+            return Err(SelectionError::RedundantFilter(given.join(", ")));
+        }
         match self.funcs.last() {
             Some(f) if !f.excludes => Err(SelectionError::RedundantInclude(f.name.clone())),
             _ => Ok(()),
@@ -431,11 +631,17 @@ impl Selection {
     /// scan turns a later exclude into a scan.
     pub fn decide(&self, path: &Path, meta: &Meta, root: &Path) -> Decision {
         use std::os::unix::ffi::OsStrExt;
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        if let Some(listed) = &self.files_from {
+            let r = rel.as_os_str().as_bytes();
+            if !r.is_empty() && !listed.contains(r) {
+                return Decision::Exclude;
+            }
+        }
         if self.funcs.is_empty() {
             return Decision::Include;
         }
         // duplicity matches the root as given joined with the relative path.
-        let rel = path.strip_prefix(root).unwrap_or(path);
         let mut name = crate::backup::canonical_source(root);
         if !rel.as_os_str().is_empty() {
             if name != b"/" {
@@ -458,6 +664,11 @@ impl Selection {
                 } else {
                     Decision::Exclude
                 }),
+                Rule::Literal {
+                    lit,
+                    include,
+                    ignore_case,
+                } => literal_test(lit, &name, *include, *ignore_case),
                 Rule::ExcludeIfPresent(n) => {
                     (is_dir && path.join(n).symlink_metadata().is_ok()).then_some(Decision::Exclude)
                 }
@@ -593,6 +804,53 @@ mod tests {
         assert_eq!(d(&s, "/src/drop", false), Decision::Exclude);
         assert_eq!(d(&s, "/src/quoted", false), Decision::Exclude);
         assert_eq!(d(&s, "/src/other", false), Decision::Include);
+    }
+
+    #[test]
+    fn filter_modes_change_how_patterns_are_read() {
+        let s = sel(&[
+            ("filter-literal", ""),
+            ("include", "/src/a[1]"),
+            ("filter-regexp", ""),
+            ("filter-ignorecase", ""),
+            ("exclude", "\\.TMP$"),
+            ("filter-globbing", ""),
+            ("filter-strictcase", ""),
+            ("exclude", "**"),
+        ]);
+        assert_eq!(d(&s, "/src/a[1]/f", false), Decision::Include);
+        assert_eq!(
+            d(&s, "/src/a1", false),
+            Decision::Exclude,
+            "literal, not a class"
+        );
+        assert_eq!(d(&s, "/src/x.tmp", false), Decision::Exclude);
+        s.check().unwrap();
+        let mut t = sel(&[("exclude", "**"), ("filter-literal", "")]);
+        assert!(matches!(t.check(), Err(SelectionError::TrailingFilter(_))));
+        t = sel(&[("filter-globbing", ""), ("exclude", "**")]);
+        assert!(matches!(t.check(), Err(SelectionError::RedundantFilter(_))));
+    }
+
+    #[test]
+    fn files_from_walks_only_the_listed_paths_and_their_parents() {
+        let mut s = Selection::default();
+        s.add_files_from(b"a/b/c\nd\n", false).unwrap();
+        assert_eq!(d(&s, "/src", true), Decision::Include);
+        assert_eq!(d(&s, "/src/a", true), Decision::Include);
+        assert_eq!(d(&s, "/src/a/b/c", false), Decision::Include);
+        assert_eq!(d(&s, "/src/a/x", false), Decision::Exclude);
+        assert_eq!(d(&s, "/src/d", true), Decision::Include);
+        assert_eq!(d(&s, "/src/d/inside", false), Decision::Exclude);
+        let mut e = Selection::default();
+        assert_eq!(
+            e.add_files_from(b"\n", false),
+            Err(SelectionError::EmptyFilesFrom)
+        );
+        assert!(matches!(
+            e.add_files_from(b"/etc\n", false),
+            Err(SelectionError::AbsoluteFilesFrom(_))
+        ));
     }
 
     #[test]
