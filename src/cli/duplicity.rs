@@ -352,7 +352,7 @@ const OPTIONS: &[Spec] = &[
         "concurrency",
         1,
         Use::NoEffect(
-            "Cairn sends one volume at a time while the next is encoded on the other core; \
+            "Cairn sends one volume at a time, and encodes the next one after it is sent; \
              parallel uploads are not implemented yet, and the backup written is the same",
         ),
     ),
