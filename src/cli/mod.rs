@@ -2,7 +2,7 @@
 //! here turns library results into what a person (or cron) sees.
 
 mod common;
-mod duplicity;
+pub mod duplicity;
 mod jsonstat;
 mod machine_log;
 mod native;
