@@ -93,6 +93,14 @@ pub enum Error {
     )]
     BadRestorePath { path: String, reason: String },
 
+    /// The chain being extended was made from another host or directory.
+    #[error(
+        "backup source {} has changed ({detail}); a backup of another data set would extend \
+         this chain — if this is not a mistake, use --allow-source-mismatch",
+        if *host { "host" } else { "directory" }
+    )]
+    SourceMismatch { host: bool, detail: String },
+
     #[error("{path} was not found in the backup of {time}")]
     PathNotInBackup { path: String, time: String },
 

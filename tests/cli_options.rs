@@ -115,14 +115,7 @@ const COVERED_BY: &[(&str, &str)] = &[
 /// Differences from duplicity that are known and not fixed here: case,
 /// step, the difference lines, and why. Each must still be observed (the
 /// test fails once it is fixed, so the entry is removed).
-const KNOWN_MISMATCHES: &[(&str, &str, &[&str], &str)] = &[(
-    "cycle",
-    "incremental --current-time 1790010800 --name nm {SRC2} {URL}",
-    &["only reference: exit Some(42)", "only other: exit Some(23)"],
-    "an incremental from another source directory without --allow-source-mismatch is \
-     refused by both, but Cairn exits 23 (a usage error) where duplicity exits 42 \
-     (source_dir_mismatch); the error is raised in src/backup as Error::Usage",
-)];
+const KNOWN_MISMATCHES: &[(&str, &str, &[&str], &str)] = &[];
 
 /// Options checked in Cairn alone (why: see [`cairn_only`]).
 const CAIRN_ONLY: &[&str] = &[

@@ -684,22 +684,26 @@ fn check_source_matches(last: &Manifest, opts: &BackupOptions) -> Result<()> {
         && !h.is_empty()
         && *h != opts.hostname
     {
-        return Err(Error::Usage(format!(
-            "backup source host has changed (current hostname: {}, previous hostname: {h}); \
-             if this is not a mistake, use --allow-source-mismatch",
-            opts.hostname
-        )));
+        return Err(Error::SourceMismatch {
+            host: true,
+            detail: format!(
+                "current hostname: {}, previous hostname: {h}",
+                opts.hostname
+            ),
+        });
     }
     if let Some(d) = &last.localdir
         && !d.is_empty()
         && *d != canonical_source(&opts.source)
     {
-        return Err(Error::Usage(format!(
-            "backup source directory has changed (current directory: {}, previous directory: {}); \
-             if this is not a mistake, use --allow-source-mismatch",
-            String::from_utf8_lossy(&canonical_source(&opts.source)),
-            String::from_utf8_lossy(d)
-        )));
+        return Err(Error::SourceMismatch {
+            host: false,
+            detail: format!(
+                "current directory: {}, previous directory: {}",
+                String::from_utf8_lossy(&canonical_source(&opts.source)),
+                String::from_utf8_lossy(d)
+            ),
+        });
     }
     Ok(())
 }

@@ -121,6 +121,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     match err {
         Error::DestinationNotEmpty(_) | Error::DestinationIsFile(_) => 11,
         Error::IncrementalWithoutSignatures(_) => 17,
+        // duplicity's hostname_mismatch and source_dir_mismatch.
+        Error::SourceMismatch { host: true, .. } => 3,
+        Error::SourceMismatch { host: false, .. } => 42,
         Error::PathNotInBackup { .. } | Error::BadRestorePath { .. } => 19,
         Error::Crypto { .. } | Error::Encrypt { .. } | Error::Undecryptable(_) => 31,
         Error::Manifest { .. } | Error::NoManifest { .. } => 6,
