@@ -66,3 +66,9 @@ bench *args:
 # Throughput to each remote target (rsync daemon, rsync over ssh, sftp, s3) on loopback next to file://.
 bench-targets:
     cargo bench --bench targets
+
+# cargo fuzz (nightly, `cargo install cargo-fuzz`) over fuzz/seeds/, two targets at a time;
+# crashes land in fuzz/artifacts/<target>/; `just fuzz 60 manifest names` runs only those.
+# Fuzz every parser of target or user bytes for SECONDS each (default 600); prints executions.
+fuzz seconds="600" *targets:
+    fuzz/run {{seconds}} {{targets}}

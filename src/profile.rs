@@ -264,8 +264,14 @@ impl Profile {
         let shown = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|e| ProfileError::Read(shown.clone(), e))?;
+        Profile::parse(&text, &shown)
+    }
+
+    /// Parses a profile's text; `origin` names it in errors (the file's path).
+    pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let shown = origin.to_string();
         let p: Profile =
-            toml::from_str(&text).map_err(|e| ProfileError::Parse(shown.clone(), e.to_string()))?;
+            toml::from_str(text).map_err(|e| ProfileError::Parse(shown.clone(), e.to_string()))?;
         let r = &p.retention;
         let rules = [
             r.keep_full.is_some(),
