@@ -267,8 +267,11 @@ impl Manifest {
             m.volumes.insert(vi.number, vi);
             i = j;
         }
-        for n in latest + 1..=highest {
-            m.volumes.remove(&n);
+        // Every volume numbered above the last block's goes (`del_volume_info`
+        // for latest+1..=highest); by key, not by counting, since a hostile
+        // manifest may number its volumes up to 2^64-1.
+        if latest < highest {
+            m.volumes.retain(|&n, _| n <= latest);
         }
 
         // Filelist: count, then entries up to the next volume block or the end.
@@ -414,6 +417,23 @@ mod tests {
     fn missing_range_is_an_error() {
         let text = b"Volume 1:\n    StartingPath   . \n    Hash SHA1 aa\n";
         assert_eq!(Manifest::parse(text), Err(ManifestError::MissingRange(1)));
+    }
+
+    /// Found by `cargo fuzz` (target `manifest`): a block numbered 2^32
+    /// followed by volume 1 made the parser count 2^32 numbers to drop, and
+    /// `Volume 18446744073709551615:` as the last block overflowed `latest + 1`
+    /// (a panic with overflow checks, an endless count without).
+    #[test]
+    fn huge_volume_numbers_are_dropped_without_counting() {
+        let text = b"Volume 4294967296:\n    StartingPath   . \n    EndingPath     a \n    Hash SHA1 aa\nVolume 18446744073709551615:\n    StartingPath   . \n    EndingPath     a \n    Hash SHA1 bb\nVolume 1:\n    StartingPath   . \n    EndingPath     a \n    Hash SHA1 cc\n";
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(m.volumes.keys().copied().collect::<Vec<_>>(), vec![1]);
+        let last = b"Volume 1:\n    StartingPath   . \n    EndingPath     a \n    Hash SHA1 aa\nVolume 18446744073709551615:\n    StartingPath   . \n    EndingPath     a \n    Hash SHA1 bb\n";
+        let m = Manifest::parse(last).unwrap();
+        assert_eq!(
+            m.volumes.keys().copied().collect::<Vec<_>>(),
+            vec![1, u64::MAX]
+        );
     }
 
     #[test]
