@@ -63,7 +63,9 @@ pub fn read<R: Read>(
                     meta.size
                 )));
             }
-            let mut sig = Vec::with_capacity(meta.size as usize);
+            // The header's size is a claim, not data: reserve at most 1 MiB
+            // up front and let the vector grow with the bytes that come.
+            let mut sig = Vec::with_capacity(meta.size.min(1 << 20) as usize);
             data.read_to_end(&mut sig).map_err(DifftarError::Tar)?;
             signature = Some(sig);
         }
@@ -254,6 +256,27 @@ mod tests {
             b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// Found while fuzzing (target `sigtar`): a 1 KiB signature tar whose
+    /// header claims a 1 GiB signature made `read` allocate 1 GiB up front.
+    #[test]
+    fn claimed_signature_size_is_not_allocated_up_front() {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(MAX_SIGNATURE);
+        h.set_path("signature/a").unwrap();
+        h.set_cksum();
+        let mut input = h.as_bytes().to_vec();
+        input.extend_from_slice(b"rs\x016");
+        input.resize(1024, 0);
+        let mut reserved = Vec::new();
+        let _ = read(&input[..], |e| {
+            reserved.push(e.signature.map_or(0, |s| s.capacity()));
+            Ok(())
+        });
+        assert!(reserved.iter().all(|&c| c <= 1 << 20), "{reserved:?}");
     }
 
     #[test]
