@@ -237,7 +237,7 @@ fn session_key(
     }
     if !skesks.is_empty() {
         let p: &Password = keys.passphrase.as_ref().ok_or(CryptoError::NoPassphrase)?;
-        for skesk in skesks {
+        for skesk in skesks.iter().take(super::MAX_SKESKS) {
             if let Some(found) = super::fast_skesk_key(skesk, p) {
                 return Ok(Some(found));
             }
@@ -484,6 +484,32 @@ mod tests {
         lit.extend_from_slice(body);
         w.write_content(&lit).unwrap();
         w.finish().unwrap()
+    }
+
+    /// Found by `cargo fuzz` (target `openpgp`): every passphrase packet
+    /// (SKESK) costs a full S2K derivation, up to 65 MiB of hashing, and a
+    /// file may hold any number of them; each was tried on the fast path and
+    /// again by sequoia, so 10 KiB of them took minutes. At most
+    /// `MAX_SKESKS` are tried now.
+    #[test]
+    fn many_passphrase_packets_are_not_all_tried() {
+        let mut m = Vec::new();
+        for i in 0..200u8 {
+            // Old-format tag 3, 46 bytes: v4, AES256, iterated+salted SHA-1
+            // S2K with the highest count, an encrypted session key.
+            m.extend_from_slice(&[0x8c, 46, 4, 9, 3, 2]);
+            m.extend_from_slice(&[i; 8]);
+            m.push(0xff);
+            m.extend_from_slice(&[0x5a; 33]);
+        }
+        m.extend_from_slice(&[0xd2, 61, 1]);
+        m.extend_from_slice(&[0xa5; 60]);
+        let keys = Keyring::with_passphrase("test");
+        let start = std::time::Instant::now();
+        let r = open(std::io::Cursor::new(m), &keys).map(|_| ());
+        assert!(r.is_err());
+        let took = start.elapsed();
+        assert!(took.as_secs() < 40, "{took:?}");
     }
 
     #[test]

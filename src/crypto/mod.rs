@@ -87,6 +87,10 @@ pub fn weak_key_warning(cert: &Cert) -> Option<String> {
 /// How much plaintext the decryptor may hold back; small, because we check
 /// each volume's SHA1 against its manifest before decrypting it.
 pub(crate) const DECRYPT_BUFFER: usize = 256 * 1024;
+/// Passphrase packets (SKESKs) tried per file. Each costs a full S2K
+/// derivation (up to 65 MiB of hashing), so a hostile file of thousands of
+/// them would otherwise keep a restore busy for hours; gpg writes one.
+pub(crate) const MAX_SKESKS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -255,15 +259,14 @@ impl DecryptionHelper for Helper<'_> {
             let Some(p) = &self.keys.passphrase else {
                 return Err(CryptoError::NoPassphrase.into());
             };
-            for skesk in skesks {
-                if let Some((algo, sk)) = fast_skesk_key(skesk, p)
-                    && decrypt(Some(algo), &sk)
-                {
-                    return Ok(None);
-                }
-                if let Ok((algo, sk)) = skesk.decrypt(p)
-                    && decrypt(algo, &sk)
-                {
+            for skesk in skesks.iter().take(MAX_SKESKS) {
+                // sequoia's derivation only where the fast one cannot (it
+                // would derive the same key again, more slowly).
+                let found = match fast_skesk_key(skesk, p) {
+                    Some((algo, sk)) => decrypt(Some(algo), &sk),
+                    None => skesk.decrypt(p).is_ok_and(|(algo, sk)| decrypt(algo, &sk)),
+                };
+                if found {
                     return Ok(None);
                 }
             }
