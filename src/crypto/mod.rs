@@ -92,6 +92,12 @@ pub(crate) const DECRYPT_BUFFER: usize = 256 * 1024;
 /// them would otherwise keep a restore busy for hours; gpg writes one.
 pub(crate) const MAX_SKESKS: usize = 8;
 
+#[cfg(test)]
+thread_local! {
+    /// Passphrase packets tried on this thread, for the tests' counts.
+    pub(crate) static SKESKS_TRIED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     #[error(
@@ -352,6 +358,8 @@ pub(crate) fn fast_skesk_key(
     skesk: &SKESK,
     password: &Password,
 ) -> Option<(SymmetricAlgorithm, SessionKey)> {
+    #[cfg(test)]
+    SKESKS_TRIED.with(|n| n.set(n.get() + 1));
     let SKESK::V4(s4) = skesk else { return None };
     if s4.esk().ok()?.is_some() {
         return None;
