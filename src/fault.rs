@@ -25,3 +25,17 @@ pub fn step() {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
 }
+
+static ROWS: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks a row written to the catalog: with `CAIRN_KILL_AT_CATALOG_ROW=N`,
+/// the N-th kills the process (a power cut in the middle of a transaction).
+/// Counted apart from [`step`], so the archive's kill points stay put.
+pub fn catalog_row() {
+    static AT: OnceLock<Option<usize>> = OnceLock::new();
+    let at = *AT.get_or_init(|| std::env::var("CAIRN_KILL_AT_CATALOG_ROW").ok()?.parse().ok());
+    let n = ROWS.fetch_add(1, Ordering::Relaxed) + 1;
+    if at == Some(n) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}

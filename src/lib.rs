@@ -13,6 +13,7 @@
 //! | [`source`] | walking the tree to back up, with duplicity's [`selection`](source::selection) rules |
 //! | [`backup`] | full and incremental sets, split into volumes, resumed after an interruption |
 //! | [`restore`] | a point in time back into a directory, and `verify` |
+//! | [`catalog`] | a SQLite index of every set and every path in it, filled as a backup writes and rebuilt from the target's signatures alone |
 //! | [`maintenance`] | retention and `cleanup`: what to delete, shown before it is deleted |
 //! | [`profile`] | the TOML profile the native CLI and the appliance read |
 //! | [`progress`] | progress events, for the terminal or the dashboard |
@@ -39,6 +40,7 @@
 pub mod archive;
 pub mod backend;
 pub mod backup;
+pub mod catalog;
 pub mod cli;
 pub mod crypto;
 pub mod delta;

@@ -99,6 +99,19 @@ pub struct BackupOptions {
     /// The backup time (`--current-time`); default now.
     pub time: Option<Seconds>,
     pub progress: std::sync::Arc<dyn crate::progress::Progress>,
+    /// Sees every entry of the new signatures as it is written (the
+    /// catalog's feed: no second pass over the source).
+    pub observer: Option<std::sync::Arc<std::sync::Mutex<dyn Observer>>>,
+}
+
+/// Told what the new set's signature tar records, entry by entry, as it is
+/// written: for every path that is new or changed its metadata (for a
+/// regular file, `meta.size` is the file's size, which the signature tar
+/// itself does not keep), and for every path that is gone, `None`.
+pub trait Observer: Send {
+    /// A set's signatures start (again: a set that restarts begins anew).
+    fn start(&mut self);
+    fn entry(&mut self, index: &Index, meta: Option<&Meta>);
 }
 
 impl BackupOptions {
@@ -114,6 +127,7 @@ impl BackupOptions {
             full_if_older_than: None,
             time: None,
             progress: crate::progress::silent(),
+            observer: None,
         }
     }
 }
@@ -489,11 +503,19 @@ struct Run<'r, 'c, 'm> {
     owners: OwnerMap,
     report: BackupReport,
     progress: std::sync::Arc<dyn crate::progress::Progress>,
+    observer: Option<std::sync::Arc<std::sync::Mutex<dyn Observer>>>,
 }
 
 impl Run<'_, '_, '_> {
     fn sig_io(e: io::Error) -> Error {
         Error::local("write", "the signature file", e)
+    }
+
+    /// Tells the observer what the signature tar just recorded.
+    fn observe(&self, index: &Index, meta: Option<&Meta>) {
+        if let Some(o) = &self.observer {
+            o.lock().unwrap_or_else(|e| e.into_inner()).entry(index, meta);
+        }
     }
 
     /// One path that exists now and is new or changed.
@@ -504,6 +526,7 @@ impl Run<'_, '_, '_> {
                 .entry(&new.index, DiffType::Snapshot, None, Some(meta), b"")?;
             self.report.delta_entries += 1;
             self.sigs.snapshot(&new.index, meta).map_err(Self::sig_io)?;
+            self.observe(&new.index, Some(meta));
             return Ok(());
         }
         let old_sig = old
@@ -595,6 +618,7 @@ impl Run<'_, '_, '_> {
         self.sigs
             .signature(&new.index, meta, &sig.finish())
             .map_err(Self::sig_io)?;
+        self.observe(&new.index, Some(meta));
         self.report.source_bytes += read_bytes;
         let change = if difftype == DiffType::Diff {
             self.report.changed_files += 1;
@@ -610,6 +634,7 @@ impl Run<'_, '_, '_> {
         self.em
             .entry(&old.index, DiffType::Deleted, None, None, b"")?;
         self.sigs.deleted(&old.index).map_err(Self::sig_io)?;
+        self.observe(&old.index, None);
         self.report.deleted_files += 1;
         self.report.delta_entries += 1;
         if old.meta.is_regular() {
@@ -1147,7 +1172,11 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
                 owners: OwnerMap::new(false),
                 report: BackupReport::default(),
                 progress: opts.progress.clone(),
+                observer: opts.observer.clone(),
             };
+            if let Some(o) = &opts.observer {
+                o.lock().unwrap_or_else(|e| e.into_inner()).start();
+            }
             let mut walker = Walk::new(&opts.source, &opts.selection);
             let mut walk = walker.by_ref().peekable();
             loop {

@@ -43,6 +43,10 @@ pub struct TargetArgs {
     /// Name prefixes (duplicity's `--file-prefix*`), on write and on read.
     #[arg(skip)]
     pub prefixes: crate::archive::names::Prefixes,
+    /// The catalog file (default: cairn-catalog.sqlite in the archive
+    /// directory). It is a cache of the target, rebuilt when missing.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 /// The passphrase from a file (trailing newline dropped) or `PASSPHRASE`.
@@ -109,7 +113,11 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     if let Some(s) = e.downcast_ref::<crate::source::selection::SelectionError>() {
         return s.exit_code();
     }
-    let Some(err) = e.downcast_ref::<Error>() else {
+    let err = match e.downcast_ref::<crate::catalog::CatalogError>() {
+        Some(crate::catalog::CatalogError::Target(inner)) => Some(inner),
+        _ => e.downcast_ref::<Error>(),
+    };
+    let Some(err) = err else {
         if let Some(b) = e.downcast_ref::<BackendError>() {
             return backend_exit_code(b);
         }
@@ -501,6 +509,8 @@ pub struct BackupRequest {
     /// duplicity's verbosity (0 error … 9 debug): what is said besides the
     /// statistics and errors.
     pub verbosity: u8,
+    /// Record the set in the catalog as it is written.
+    pub catalog: bool,
 }
 
 /// A dry run's view of a target: reads from the real target and archive
@@ -612,9 +622,26 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         }
         return Ok(Outcome::ok());
     }
+    let recorder = (req.catalog && !req.dry_run).then(|| {
+        std::sync::Arc::new(std::sync::Mutex::new(crate::catalog::Recorder::new(&repo.tempdir)))
+    });
+    if let Some(r) = &recorder {
+        opts.observer = Some(r.clone());
+    }
     let r = backup::backup(&repo, &opts);
     console.done();
-    let r = r?;
+    let r = match (r, &recorder) {
+        (Ok(r), Some(rec)) => {
+            let enc = opts.storage.encoding();
+            super::catalog::record_backup(&repo, url, args, &r, enc, rec, start_wall);
+            r
+        }
+        (Err(e), Some(_)) => {
+            super::catalog::record_failed_backup(&repo, url, args, start_wall, &e.to_string());
+            return Err(e.into());
+        }
+        (r, None) => r?,
+    };
     report_backup_notes(&r, req.verbosity);
     if req.print_statistics {
         let stats = statistics(&r, start_wall, started.elapsed().as_secs_f64());

@@ -968,6 +968,7 @@ fn target_args(inv: &Invocation) -> Result<TargetArgs, String> {
         gnupg_home: None,
         remote: remote_args(inv)?,
         prefixes: prefixes(inv),
+        catalog: None,
     })
 }
 
@@ -1330,6 +1331,8 @@ fn backup(
             progress: inv.flag("progress"),
             dry_run: inv.flag("dry-run"),
             verbosity: verbosity(inv),
+            // duplicity's command line leaves the archive dir as duplicity does.
+            catalog: false,
         },
     )
 }

@@ -1,6 +1,7 @@
 //! The binary's edge: argument parsing, messages and exit codes. Everything
 //! here turns library results into what a person (or cron) sees.
 
+mod catalog;
 mod common;
 pub mod duplicity;
 mod jsonstat;

@@ -160,22 +160,51 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Show the backup chains and sets at a target (duplicity's collection-status).
+    /// Show the backup chains and sets at a target (duplicity's
+    /// collection-status), then the catalog's summary of each set: paths,
+    /// size, what it added, changed and deleted.
     Status {
         #[command(flatten)]
         url: TargetUrl,
+        /// Only duplicity's collection-status, without the catalog.
+        #[arg(long)]
+        no_catalog: bool,
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// List the files in a backup (from the signatures; nothing is decrypted but them).
+    /// List the files in a backup, or under PATH in it.
+    ///
+    /// Answers from the catalog after a listing of the target (sets the
+    /// catalog lacks are indexed from their signatures first); with
+    /// --no-catalog, reads the signatures directly.
     Ls {
-        #[command(flatten)]
-        url: TargetUrl,
+        /// The target URL (default: the profile's), then the PATH to list.
+        #[arg(value_name = "URL|PATH")]
+        args: Vec<String>,
         /// The backup time to list [default: the latest].
         #[arg(short, long)]
         time: Option<String>,
+        /// Read the signatures directly instead of the catalog.
+        #[arg(long)]
+        no_catalog: bool,
         #[command(flatten)]
         target: TargetArgs,
+    },
+    /// Every version of a path across all sets: one line per set that
+    /// added, changed or deleted it, with its time, size and change.
+    History {
+        /// [URL] PATH: the target (default: the profile's) and the path,
+        /// relative to the backed-up directory.
+        #[arg(value_name = "URL|PATH", required = true)]
+        args: Vec<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// The catalog: `rebuild` it from the target alone, or `check` it
+    /// against the target.
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
     },
     /// Check a backup: rebuild it from the target (every volume's hash and every
     /// delta) and, with --compare-data, compare it with a directory.
@@ -246,6 +275,49 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+}
+
+#[derive(Subcommand)]
+enum CatalogAction {
+    /// Build the catalog anew from the target's manifests and signatures
+    /// (never its volumes); the old one is replaced when the new one is done.
+    Rebuild {
+        #[command(flatten)]
+        url: TargetUrl,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Compare the catalog, set by set, with what the target holds; exit 1
+    /// if they differ.
+    Check {
+        #[command(flatten)]
+        url: TargetUrl,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// `[URL] [PATH]`: one argument is a URL when it has a scheme, or when no
+/// profile names a target; otherwise it is the path.
+fn url_and_path(
+    args: Vec<String>,
+    p: &Profile,
+    path_required: bool,
+) -> anyhow::Result<(String, Option<String>)> {
+    let mut args = args.into_iter();
+    let (a, b) = (args.next(), args.next());
+    if args.next().is_some() {
+        anyhow::bail!("too many arguments: give [URL] [PATH]");
+    }
+    let (url, path) = match (a, b) {
+        (Some(u), Some(p)) => (Some(u), Some(p)),
+        (Some(x), None) if path_required || (!x.contains("://") && p.target.is_some()) => {
+            (None, Some(x))
+        }
+        (x, None) => (x, None),
+        (None, Some(_)) => unreachable!("positional order"),
+    };
+    Ok((url_or_profile(url, p)?, path))
 }
 
 /// Encryption flags.
@@ -424,6 +496,7 @@ fn run(
                     dry_run: false,
                     // Cairn's own command line always shows volumes and notes.
                     verbosity: 5,
+                    catalog: true,
                 },
             )
         }
@@ -449,15 +522,50 @@ fn run(
                 dry_run: false,
             },
         ),
-        Command::Status { url, target } => common::status(
-            &url_or_profile(url.url, profile)?,
-            &with_profile(target, profile),
-        ),
-        Command::Ls { url, time, target } => common::list_current_files(
-            &url_or_profile(url.url, profile)?,
-            &with_profile(target, profile),
-            time.as_deref(),
-        ),
+        Command::Status {
+            url,
+            no_catalog,
+            target,
+        } => {
+            let (url, target) = (url_or_profile(url.url, profile)?, with_profile(target, profile));
+            let out = common::status(&url, &target)?;
+            if !no_catalog {
+                super::catalog::status(&url, &target)?;
+            }
+            Ok(out)
+        }
+        Command::Ls {
+            args,
+            time,
+            no_catalog,
+            target,
+        } => {
+            let (url, path) = url_and_path(args, profile, false)?;
+            let target = with_profile(target, profile);
+            if no_catalog {
+                if path.is_some() {
+                    anyhow::bail!("--no-catalog lists the whole backup; leave out PATH");
+                }
+                common::list_current_files(&url, &target, time.as_deref())
+            } else {
+                super::catalog::ls(&url, &target, time.as_deref(), path.as_deref())
+            }
+        }
+        Command::History { args, target } => {
+            let (url, path) = url_and_path(args, profile, true)?;
+            let path = path.ok_or_else(|| anyhow::anyhow!("give the PATH whose history to show"))?;
+            super::catalog::history(&url, &with_profile(target, profile), &path)
+        }
+        Command::Catalog { action } => match action {
+            CatalogAction::Rebuild { url, target } => super::catalog::rebuild(
+                &url_or_profile(url.url, profile)?,
+                &with_profile(target, profile),
+            ),
+            CatalogAction::Check { url, target } => super::catalog::check(
+                &url_or_profile(url.url, profile)?,
+                &with_profile(target, profile),
+            ),
+        },
         Command::Verify {
             url,
             dir,

@@ -1,0 +1,409 @@
+//! The catalog: a SQLite index of every backup set at a target and of every
+//! path in it, so that "which sets exist", "what did this directory look like
+//! at time T", "every version of this file" and "what changed" are index
+//! lookups instead of a listing and a read of every signature file.
+//!
+//! It is a cache of the target, never a second source of truth: it is
+//! filled as a backup writes its set ([`Recorder`]), and brought up to date
+//! from the target's listing and signature files alone ([`Catalog::sync`])
+//! whenever it is missing, damaged, from another schema version, or
+//! disagrees with the listing. Deleting it loses nothing but the run log.
+//!
+//! Durability: WAL, `synchronous=FULL`, one transaction per set; a power cut
+//! at any moment leaves the previous state or the new one.
+//!
+//! | file | concept |
+//! | --- | --- |
+//! | `schema` | the tables, as migrations |
+//! | `index` | recording one set, from the backup or from its signatures |
+//! | `sync` | bringing the catalog in line with the target |
+//! | `query` | sets, directory listings at a time, history, find, changes |
+
+mod index;
+mod query;
+mod schema;
+mod sync;
+
+pub use index::{Entry, Recorder, SetFacts, VolumeFacts, size_from_signature};
+pub use query::{Change, DirEntry, Difference, Found, RunRow, SetRow, Version, compare};
+pub use sync::SyncReport;
+
+use rusqlite::{Connection, OpenFlags, params};
+use std::path::{Path, PathBuf};
+
+/// The catalog's file name in a target's archive directory.
+pub const FILE_NAME: &str = "cairn-catalog.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(
+        "the catalog {path}: {source}. It is only a cache of the target: remove the file, or run \
+         `cairn catalog rebuild`, and it is built again from the target"
+    )]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the catalog's directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the target to update the catalog: {0}")]
+    Target(#[from] crate::Error),
+    #[error("{0}")]
+    Query(String),
+}
+
+pub type Result<T> = std::result::Result<T, CatalogError>;
+
+/// An open catalog.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+    /// What opening it had to do (a damaged or newer file moved aside), for
+    /// the caller to tell the user.
+    pub notes: Vec<String>,
+}
+
+impl Catalog {
+    /// Opens the catalog at `path`, creating it if missing. A file that is
+    /// not a readable catalog of this schema (damaged, truncated, from a
+    /// newer Cairn) is moved aside, never deleted, and a new one started;
+    /// [`Catalog::sync`] then fills it from the target.
+    pub fn open(path: &Path) -> Result<Catalog> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| CatalogError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut notes = Vec::new();
+        let conn = match Self::try_open(path) {
+            Ok(c) => c,
+            Err(why) if path.exists() => {
+                let aside = move_aside(path, &why)?;
+                notes.push(format!(
+                    "The catalog {} {why}; it was moved to {} and is rebuilt from the target.",
+                    path.display(),
+                    aside.display()
+                ));
+                Self::try_open(path).map_err(|_| Self::open_error(path))?
+            }
+            Err(_) => return Err(Self::open_error(path)),
+        };
+        let mut c = Catalog {
+            conn,
+            path: path.to_path_buf(),
+            notes,
+        };
+        c.close_interrupted_runs()?;
+        Ok(c)
+    }
+
+    fn open_error(path: &Path) -> CatalogError {
+        let source = Connection::open(path)
+            .and_then(|c| c.execute_batch("PRAGMA user_version"))
+            .err()
+            .unwrap_or(rusqlite::Error::InvalidQuery);
+        CatalogError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Opens and checks; `Err` says what is wrong with the file.
+    fn try_open(path: &Path) -> std::result::Result<Connection, String> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
+        let damaged = |e: rusqlite::Error| format!("is damaged ({e})");
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(damaged)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(damaged)?;
+        if version > schema::VERSION {
+            return Err(format!(
+                "was written by a newer Cairn (schema {version}; this one knows {})",
+                schema::VERSION
+            ));
+        }
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(damaged)?;
+        if check != "ok" {
+            return Err(format!("is damaged ({check})"));
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(damaged)?;
+        schema::migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| format!("cannot be brought to the current schema ({e})"))?;
+        Ok(conn)
+    }
+
+    /// The default location: the target's archive directory.
+    pub fn path_in(archive_dir: &Path) -> PathBuf {
+        archive_dir.join(FILE_NAME)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> CatalogError {
+        CatalogError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The target's id, registered on first use.
+    pub fn target_id(&self, url: &str) -> Result<i64> {
+        let url = public_url(url);
+        self.conn
+            .execute("INSERT OR IGNORE INTO target (url) VALUES (?1)", [&url])
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .query_row("SELECT id FROM target WHERE url = ?1", [&url], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Indexes the set a backup just completed, from what it recorded. If
+    /// the catalog does not hold the set it extends, it is brought up to
+    /// date from the target instead ([`Catalog::sync`]).
+    pub fn record(
+        &mut self,
+        repo: &crate::repo::Repo,
+        url: &str,
+        facts: &SetFacts,
+        recorder: &mut Recorder,
+    ) -> Result<()> {
+        let target = self.target_id(url)?;
+        let path = self.path.clone();
+        let wrap = |source| CatalogError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut facts = facts.clone();
+        let tx = self.conn.transaction().map_err(wrap)?;
+        if !facts.full {
+            match sync::extends_last(&tx, target, &facts).map_err(wrap)? {
+                Some(start) => facts.chain_start = start,
+                None => {
+                    drop(tx);
+                    self.sync(repo, url, &crate::progress::Silent)?;
+                    return Ok(());
+                }
+            }
+        }
+        let entries = recorder.entries().map_err(CatalogError::Query)?;
+        sync::drop_set(&tx, target, &facts).map_err(wrap)?;
+        let mut ix = index::SetIndexer::begin(&tx, target, &facts).map_err(wrap)?;
+        for e in entries {
+            let e = e.map_err(|e| CatalogError::Query(e.to_string()))?;
+            ix.add(&e).map_err(wrap)?;
+        }
+        ix.finish().map_err(wrap)?;
+        tx.commit().map_err(wrap)
+    }
+
+    /// Starts a run record (`backup`, `retention`, `cleanup`, `verify`,
+    /// `restore`, `rebuild`); [`Catalog::finish_run`] ends it.
+    pub fn start_run(&self, url: &str, kind: &str) -> Result<i64> {
+        let target = self.target_id(url)?;
+        self.conn
+            .execute(
+                "INSERT INTO run (target, kind, started, outcome, pid) VALUES (?1, ?2, ?3, 'running', ?4)",
+                params![target, kind, crate::time::now(), std::process::id()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a run that has ended (`error` None for success).
+    pub fn record_run(
+        &self,
+        url: &str,
+        kind: &str,
+        started: crate::time::Seconds,
+        bytes: Option<u64>,
+        set_time: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<i64> {
+        let run = self.start_run(url, kind)?;
+        self.conn
+            .execute("UPDATE run SET started = ?2 WHERE id = ?1", params![run, started])
+            .map_err(|e| self.err(e))?;
+        self.finish_run(run, bytes, set_time, error)?;
+        Ok(run)
+    }
+
+    /// Ends a run: `error` None for success.
+    pub fn finish_run(
+        &self,
+        run: i64,
+        bytes: Option<u64>,
+        set_time: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE run SET ended = ?2, outcome = ?3, bytes = ?4, set_time = ?5, error = ?6
+                 WHERE id = ?1",
+                params![
+                    run,
+                    crate::time::now(),
+                    if error.is_some() { "failed" } else { "ok" },
+                    bytes.map(|b| b as i64),
+                    set_time,
+                    error
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records an event (`level`: info, warning, error).
+    pub fn event(&self, run: Option<i64>, level: &str, kind: &str, message: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO event (time, run, level, kind, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![crate::time::now(), run, level, kind, message],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Runs whose process is gone without ending them were interrupted.
+    fn close_interrupted_runs(&mut self) -> Result<()> {
+        let running: Vec<(i64, i64)> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT id, pid FROM run WHERE outcome = 'running'")
+                .map_err(|e| self.err(e))?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))))
+                .and_then(Iterator::collect)
+                .map_err(|e| self.err(e))?
+        };
+        for (id, pid) in running {
+            let alive = pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+            if !alive {
+                self.conn
+                    .execute(
+                        "UPDATE run SET outcome = 'interrupted' WHERE id = ?1",
+                        [id],
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Moves a file that cannot be used aside (with its WAL), never deleting it.
+fn move_aside(path: &Path, why: &str) -> Result<PathBuf> {
+    let tag = if why.contains("newer") { "newer" } else { "damaged" };
+    let aside = PathBuf::from(format!(
+        "{}.{tag}-{}",
+        path.display(),
+        crate::time::to_string(crate::time::now())
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+            std::fs::rename(&from, &to).map_err(|source| CatalogError::Dir {
+                path: from.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(aside)
+}
+
+/// A target URL without its password (`scheme://user:secret@host` →
+/// `scheme://user@host`).
+pub fn public_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    let (auth, tail) = rest.split_at(host_end);
+    match auth.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(u, _)| u);
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            public_url("sftp://me:s3cret@host:22/backups"),
+            "sftp://me@host:22/backups"
+        );
+        assert_eq!(public_url("file:///mnt/usb"), "file:///mnt/usb");
+        assert_eq!(
+            public_url("rsync://u@host::mod/x"),
+            "rsync://u@host::mod/x"
+        );
+    }
+
+    #[test]
+    fn a_damaged_file_is_moved_aside_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_NAME);
+        std::fs::write(&p, vec![0x55u8; 8192]).unwrap();
+        let c = Catalog::open(&p).unwrap();
+        assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+        assert!(c.notes[0].contains("damaged"), "{}", c.notes[0]);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read(aside[0].path()).unwrap(), vec![0x55u8; 8192]);
+    }
+
+    #[test]
+    fn a_newer_schema_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_NAME);
+        Catalog::open(&p).unwrap();
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(c);
+        let c = Catalog::open(&p).unwrap();
+        assert!(c.notes[0].contains("newer Cairn"), "{:?}", c.notes);
+    }
+
+    #[test]
+    fn runs_left_running_by_a_dead_process_are_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_NAME);
+        let c = Catalog::open(&p).unwrap();
+        let run = c.start_run("file:///x", "backup").unwrap();
+        c.conn
+            .execute("UPDATE run SET pid = 999999999 WHERE id = ?1", [run])
+            .unwrap();
+        let ok = c.start_run("file:///x", "backup").unwrap();
+        c.finish_run(ok, Some(5), Some(7), None).unwrap();
+        drop(c);
+        let c = Catalog::open(&p).unwrap();
+        let runs = c.runs(10).unwrap();
+        assert_eq!(runs[0].outcome, "ok");
+        assert_eq!(runs[1].outcome, "interrupted");
+    }
+}

@@ -1,0 +1,292 @@
+//! The catalog on the command line: `cairn ls`, `status`, `history`,
+//! `catalog rebuild|check`, and recording each `cairn backup`.
+
+use super::common::{self, Outcome, TargetArgs};
+use crate::archive::index::Index;
+use crate::catalog::{Catalog, CatalogError, Recorder, SetFacts, SetRow};
+use crate::repo::Repo;
+use crate::time;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+/// Where the target's catalog is: `--catalog`, else its archive dir.
+pub fn path_for(repo: &Repo, args: &TargetArgs) -> Option<PathBuf> {
+    args.catalog
+        .clone()
+        .or_else(|| repo.archive_dir.as_deref().map(Catalog::path_in))
+}
+
+/// A bar of sets indexed, with ETA, on a terminal; nothing otherwise.
+struct SetsBar(Option<ProgressBar>);
+
+impl crate::progress::Progress for SetsBar {
+    fn total(&self, sets: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(sets);
+            b.set_message("indexing sets");
+        }
+    }
+    fn advance(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+}
+
+fn sets_bar() -> SetsBar {
+    SetsBar(std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    }))
+}
+
+/// Opens the catalog and brings it in line with the target, saying what
+/// that took.
+pub fn open_synced(repo: &Repo, url: &str, args: &TargetArgs) -> anyhow::Result<Catalog> {
+    let path = path_for(repo, args)
+        .ok_or_else(|| anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE"))?;
+    let mut cat = Catalog::open(&path)?;
+    for n in cat.notes.drain(..) {
+        eprintln!("{n}");
+    }
+    let bar = sets_bar();
+    let r = cat.sync(repo, url, &bar);
+    if let Some(b) = &bar.0 {
+        b.finish_and_clear();
+    }
+    let r = r?;
+    for s in &r.unindexed {
+        eprintln!(
+            "warning: the {s} is listed without its files: its signatures (or those of a set \
+             before it) are missing or unreadable"
+        );
+    }
+    Ok(cat)
+}
+
+fn parse_path(p: Option<&str>) -> anyhow::Result<Index> {
+    Ok(match p {
+        Some(p) => common::parse_restore_path(p)?.unwrap_or_else(Index::root),
+        None => Index::root(),
+    })
+}
+
+/// `cairn ls [--time T] [PATH]` from the catalog, as `list-current-files`
+/// prints it: `asctime(mtime) path`.
+pub fn ls(url: &str, args: &TargetArgs, at: Option<&str>, path: Option<&str>) -> anyhow::Result<Outcome> {
+    let repo = common::open_repo(url, args)?;
+    let cat = open_synced(&repo, url, args)?;
+    let t = at.map(common::parse_time).transpose()?.unwrap_or_else(time::now);
+    let under = parse_path(path)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    cat.walk(url, t, &under, |p, v| {
+        write!(out, "{} ", time::to_pretty(v.mtime))?;
+        out.write_all(&p.to_bytes())?;
+        out.write_all(b"\n")
+    })?;
+    out.flush()?;
+    Ok(Outcome::ok())
+}
+
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// `cairn status`'s second part: the catalog's summary of each set.
+pub fn status(url: &str, args: &TargetArgs) -> anyhow::Result<()> {
+    let repo = common::open_repo(url, args)?;
+    let cat = open_synced(&repo, url, args)?;
+    println!();
+    print_sets(&cat.sets(url)?);
+    Ok(())
+}
+
+/// The catalog's summary of each set, after duplicity's collection-status.
+pub fn print_sets(sets: &[SetRow]) {
+    println!("Sets in the catalog:");
+    println!(
+        " {:<24} {:<5} {:>9} {:>11} {:>7} {:>8} {:>8} {:>11}",
+        "Time", "Type", "Paths", "Size", "New", "Changed", "Deleted", "Stored"
+    );
+    for s in sets {
+        if !s.indexed {
+            println!(" {:<24} {:<5} (signatures missing: files not indexed)", time::to_pretty(s.end_time), if s.full { "full" } else { "inc" });
+            continue;
+        }
+        let approx = if s.source_slack > 0 { "~" } else { "" };
+        println!(
+            " {:<24} {:<5} {:>9} {:>11} {:>7} {:>8} {:>8} {:>11}",
+            time::to_pretty(s.end_time),
+            if s.full { "full" } else { "inc" },
+            s.files,
+            format!("{approx}{}", size(s.source_bytes.saturating_sub(s.source_slack / 2))),
+            s.new_paths,
+            s.changed_paths,
+            s.deleted_paths,
+            s.stored_bytes.map_or("-".to_string(), size),
+        );
+    }
+}
+
+/// `cairn history [URL] PATH`: every version of a path, one line each.
+pub fn history(url: &str, args: &TargetArgs, path: &str) -> anyhow::Result<Outcome> {
+    let repo = common::open_repo(url, args)?;
+    let cat = open_synced(&repo, url, args)?;
+    let ix = parse_path(Some(path))?;
+    let versions = cat.history(url, &ix)?;
+    if versions.is_empty() {
+        return Err(crate::Error::PathNotInBackup {
+            path: path.to_string(),
+            time: "any backup".into(),
+        }
+        .into());
+    }
+    for (set, v) in versions {
+        println!(
+            "{}  {:<5} {:<16} {:<4} {:>12}  {}",
+            time::to_pretty(set.end_time),
+            if set.full { "full" } else { "inc" },
+            v.change.as_str(),
+            v.kind.as_deref().unwrap_or("-"),
+            if v.kind.as_deref() == Some("reg") { v.size_text() } else { "-".into() },
+            if v.change == crate::catalog::Change::Deleted { String::new() } else { time::to_pretty(v.mtime) },
+        );
+    }
+    Ok(Outcome::ok())
+}
+
+/// `cairn catalog rebuild`: a new catalog from the target alone, replacing
+/// the old one only once it is complete.
+pub fn rebuild(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
+    let repo = common::open_repo(url, args)?;
+    let path = path_for(&repo, args)
+        .ok_or_else(|| anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE"))?;
+    let fresh = PathBuf::from(format!("{}.rebuild", path.display()));
+    remove_db(&fresh)?;
+    let mut cat = Catalog::open(&fresh)?;
+    let bar = sets_bar();
+    let r = cat.sync(&repo, url, &bar);
+    if let Some(b) = &bar.0 {
+        b.finish_and_clear();
+    }
+    let r = r?;
+    // Keep the run log of the old catalog: it is not in the target.
+    if path.exists()
+        && let Ok(old) = Catalog::open(&path)
+    {
+        cat.copy_runs_from(&old)?;
+    }
+    drop(cat);
+    remove_db(&path)?;
+    std::fs::rename(&fresh, &path)?;
+    let sets = Catalog::open(&path)?.sets(url)?;
+    println!(
+        "Rebuilt {} from the target: {} sets indexed{}.",
+        path.display(),
+        r.added,
+        if r.unindexed.is_empty() { String::new() } else { format!(", {} without signatures", r.unindexed.len()) }
+    );
+    let _ = sets;
+    Ok(Outcome::ok())
+}
+
+/// Removes a database and its WAL files, if there.
+fn remove_db(path: &std::path::Path) -> anyhow::Result<()> {
+    for suffix in ["-wal", "-shm", ""] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::anyhow!("cannot remove {}: {e}", p.display())),
+        }
+    }
+    Ok(())
+}
+
+/// `cairn catalog check`: the catalog against a rebuild from the target,
+/// set by set. Exit 1 if they differ; sets not indexed yet are reported
+/// (the next use indexes them) but are not a difference.
+pub fn check(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
+    let repo = common::open_repo(url, args)?;
+    let path = path_for(&repo, args)
+        .ok_or_else(|| anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE"))?;
+    let cat = Catalog::open(&path)?;
+    for n in &cat.notes {
+        println!("{n}");
+    }
+    let dir = tempfile::tempdir_in(&repo.tempdir)?;
+    let mut fresh = Catalog::open(&dir.path().join("check.sqlite"))?;
+    fresh.sync(&repo, url, &crate::progress::Silent)?;
+    let problems = crate::catalog::compare(&cat, &fresh, url)?;
+    let (behind, wrong): (Vec<_>, Vec<_>) = problems.iter().partition(|p| p.behind);
+    for p in &behind {
+        println!("not indexed yet: {}", p.what);
+    }
+    for p in &wrong {
+        println!("differs: {}", p.what);
+    }
+    if wrong.is_empty() {
+        println!(
+            "The catalog {} agrees with the target ({} sets{}).",
+            path.display(),
+            fresh.sets(url)?.len(),
+            if behind.is_empty() { String::new() } else { format!("; {} to index on next use", behind.len()) }
+        );
+        Ok(Outcome::ok())
+    } else {
+        Ok(Outcome { code: 1 })
+    }
+}
+
+/// Indexes the set a backup just wrote. A failure never fails the backup:
+/// it is said, and the next use of the catalog catches up from the target.
+pub fn record_backup(
+    repo: &Repo,
+    url: &str,
+    args: &TargetArgs,
+    report: &crate::backup::BackupReport,
+    encoding: crate::archive::names::Encoding,
+    recorder: &std::sync::Mutex<Recorder>,
+    started: time::Seconds,
+) {
+    let Some(path) = path_for(repo, args) else { return };
+    let r = (|| -> Result<(), CatalogError> {
+        let mut cat = Catalog::open(&path)?;
+        for n in cat.notes.drain(..) {
+            eprintln!("{n}");
+        }
+        let facts = SetFacts::after_backup(repo, report, encoding)?;
+        let mut rec = recorder.lock().unwrap_or_else(|e| e.into_inner());
+        cat.record(repo, url, &facts, &mut rec)?;
+        cat.record_run(url, "backup", started, Some(report.stored_bytes), Some(report.time), None)?;
+        Ok(())
+    })();
+    if let Err(e) = r {
+        eprintln!(
+            "warning: the backup is complete, but the catalog could not be updated: {e}. \
+             The next `cairn ls`, `status` or backup brings it up to date from the target."
+        );
+    }
+}
+
+/// Records a backup that failed, best effort (the catalog may be what failed).
+pub fn record_failed_backup(repo: &Repo, url: &str, args: &TargetArgs, started: time::Seconds, error: &str) {
+    if let Some(path) = path_for(repo, args)
+        && let Ok(cat) = Catalog::open(&path)
+    {
+        let _ = cat.record_run(url, "backup", started, None, None, Some(error));
+    }
+}
