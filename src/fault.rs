@@ -33,7 +33,12 @@ static ROWS: AtomicUsize = AtomicUsize::new(0);
 /// Counted apart from [`step`], so the archive's kill points stay put.
 pub fn catalog_row() {
     static AT: OnceLock<Option<usize>> = OnceLock::new();
-    let at = *AT.get_or_init(|| std::env::var("CAIRN_KILL_AT_CATALOG_ROW").ok()?.parse().ok());
+    let at = *AT.get_or_init(|| {
+        std::env::var("CAIRN_KILL_AT_CATALOG_ROW")
+            .ok()?
+            .parse()
+            .ok()
+    });
     let n = ROWS.fetch_add(1, Ordering::Relaxed) + 1;
     if at == Some(n) {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);

@@ -514,7 +514,9 @@ impl Run<'_, '_, '_> {
     /// Tells the observer what the signature tar just recorded.
     fn observe(&self, index: &Index, meta: Option<&Meta>) {
         if let Some(o) = &self.observer {
-            o.lock().unwrap_or_else(|e| e.into_inner()).entry(index, meta);
+            o.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(index, meta);
         }
     }
 

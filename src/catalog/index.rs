@@ -184,7 +184,13 @@ impl<'t, 'c> SetIndexer<'t, 'c> {
         for v in &f.volumes {
             tx.execute(
                 "INSERT INTO volume (set_id, number, name, size, sha1) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![set_id, v.number as i64, v.name, v.size.map(|s| s as i64), v.sha1],
+                params![
+                    set_id,
+                    v.number as i64,
+                    v.name,
+                    v.size.map(|s| s as i64),
+                    v.sha1
+                ],
             )?;
         }
         Ok(SetIndexer {
@@ -433,7 +439,10 @@ impl SpoolReader {
             return Err(bad());
         };
         let num = |b: &[u8]| -> std::io::Result<u64> {
-            std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)
+            std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(bad)
         };
         let index = if ix.is_empty() {
             Index::root()
@@ -461,7 +470,10 @@ impl SpoolReader {
 }
 
 fn bad() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, "the catalog spool is damaged")
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "the catalog spool is damaged",
+    )
 }
 
 fn kind_of(name: &[u8]) -> Option<FileType> {

@@ -25,7 +25,7 @@ mod schema;
 mod sync;
 
 pub use index::{Entry, Recorder, SetFacts, VolumeFacts, size_from_signature};
-pub use query::{Change, DirEntry, Difference, Found, RunRow, SetRow, Version, compare};
+pub use query::{Change, Difference, DirEntry, Found, RunRow, SetRow, Version, compare};
 pub use sync::SyncReport;
 
 use rusqlite::{Connection, OpenFlags, params};
@@ -237,7 +237,10 @@ impl Catalog {
     ) -> Result<i64> {
         let run = self.start_run(url, kind)?;
         self.conn
-            .execute("UPDATE run SET started = ?2 WHERE id = ?1", params![run, started])
+            .execute(
+                "UPDATE run SET started = ?2 WHERE id = ?1",
+                params![run, started],
+            )
             .map_err(|e| self.err(e))?;
         self.finish_run(run, bytes, set_time, error)?;
         Ok(run)
@@ -286,18 +289,18 @@ impl Catalog {
                 .conn
                 .prepare("SELECT id, pid FROM run WHERE outcome = 'running'")
                 .map_err(|e| self.err(e))?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))))
-                .and_then(Iterator::collect)
-                .map_err(|e| self.err(e))?
+            st.query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+            })
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))?
         };
         for (id, pid) in running {
-            let alive = pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+            let alive = pid > 0
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
             if !alive {
                 self.conn
-                    .execute(
-                        "UPDATE run SET outcome = 'interrupted' WHERE id = ?1",
-                        [id],
-                    )
+                    .execute("UPDATE run SET outcome = 'interrupted' WHERE id = ?1", [id])
                     .map_err(|e| self.err(e))?;
             }
         }
@@ -307,7 +310,11 @@ impl Catalog {
 
 /// Moves a file that cannot be used aside (with its WAL), never deleting it.
 fn move_aside(path: &Path, why: &str) -> Result<PathBuf> {
-    let tag = if why.contains("newer") { "newer" } else { "damaged" };
+    let tag = if why.contains("newer") {
+        "newer"
+    } else {
+        "damaged"
+    };
     let aside = PathBuf::from(format!(
         "{}.{tag}-{}",
         path.display(),
@@ -354,10 +361,7 @@ mod tests {
             "sftp://me@host:22/backups"
         );
         assert_eq!(public_url("file:///mnt/usb"), "file:///mnt/usb");
-        assert_eq!(
-            public_url("rsync://u@host::mod/x"),
-            "rsync://u@host::mod/x"
-        );
+        assert_eq!(public_url("rsync://u@host::mod/x"), "rsync://u@host::mod/x");
     }
 
     #[test]

@@ -232,7 +232,9 @@ impl Catalog {
                 time::to_string(t),
                 time::to_string(first.end_time)
             ))),
-            (None, None) => Err(CatalogError::Query("there are no backups at the target".into())),
+            (None, None) => Err(CatalogError::Query(
+                "there are no backups at the target".into(),
+            )),
         }
     }
 
@@ -276,7 +278,11 @@ impl Catalog {
 
     fn chain_id(&self, set: &SetRow) -> Result<i64> {
         self.conn
-            .query_row("SELECT chain FROM backup_set WHERE id = ?1", [set.id], |r| r.get(0))
+            .query_row(
+                "SELECT chain FROM backup_set WHERE id = ?1",
+                [set.id],
+                |r| r.get(0),
+            )
             .map_err(|e| self.q(e))
     }
 
@@ -294,7 +300,8 @@ impl Catalog {
             ))
         };
         let id = self.path_id(dir)?.ok_or_else(missing)?;
-        if !dir.is_root() && self.state_of(set, id)?.and_then(|v| v.kind).as_deref() != Some("dir") {
+        if !dir.is_root() && self.state_of(set, id)?.and_then(|v| v.kind).as_deref() != Some("dir")
+        {
             return Err(missing());
         }
         self.children(self.chain_id(set)?, set.seq, id)
@@ -345,7 +352,10 @@ impl Catalog {
         // stack holds one directory listing per level.
         let mut stack: Vec<(Index, std::vec::IntoIter<DirEntry>)> = Vec::new();
         if top.kind.as_deref() == Some("dir") {
-            stack.push((under.clone(), self.children(chain, set.seq, id)?.into_iter()));
+            stack.push((
+                under.clone(),
+                self.children(chain, set.seq, id)?.into_iter(),
+            ));
         }
         while let Some((dir, it)) = stack.last_mut() {
             let Some(e) = it.next() else {
@@ -426,7 +436,11 @@ impl Catalog {
         let mut out = Vec::with_capacity(rows.len());
         for (id, set_time, version) in rows {
             let path = paths.get(&self.conn, id).map_err(|e| self.q(e))?;
-            out.push(Found { path, set_time, version });
+            out.push(Found {
+                path,
+                set_time,
+                version,
+            });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -440,7 +454,9 @@ impl Catalog {
         mut f: impl FnMut(&Index, &Version) -> std::io::Result<()>,
     ) -> Result<()> {
         let chain = self.chain_id(set)?;
-        let sql = format!("SELECT v.path, {VERSION_COLS} FROM version v WHERE v.chain = ?1 AND v.seq = ?2");
+        let sql = format!(
+            "SELECT v.path, {VERSION_COLS} FROM version v WHERE v.chain = ?1 AND v.seq = ?2"
+        );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.q(e))?;
         let mut rows = st.query(params![chain, set.seq]).map_err(|e| self.q(e))?;
         let mut paths = Paths::default();
@@ -534,18 +550,42 @@ pub fn compare(a: &Catalog, b: &Catalog, url: &str) -> Result<Vec<Difference>> {
     for s in &sa {
         let name = format!("the set of {}", time::to_string(s.end_time));
         let Some(r) = sb.iter().find(|x| key(x) == key(s)) else {
-            differs(false, format!("{name} is in the catalog but not at the target"));
+            differs(
+                false,
+                format!("{name} is in the catalog but not at the target"),
+            );
             continue;
         };
-        let counts = |x: &SetRow| (x.seq, x.full, x.start_time, x.volumes, x.files, x.new_paths, x.changed_paths, x.deleted_paths, x.indexed);
+        let counts = |x: &SetRow| {
+            (
+                x.seq,
+                x.full,
+                x.start_time,
+                x.volumes,
+                x.files,
+                x.new_paths,
+                x.changed_paths,
+                x.deleted_paths,
+                x.indexed,
+            )
+        };
         if counts(s) != counts(r) {
-            differs(false, format!("{name}: catalog {:?}, target {:?}", counts(s), counts(r)));
+            differs(
+                false,
+                format!("{name}: catalog {:?}, target {:?}", counts(s), counts(r)),
+            );
         }
         let within = |x: &SetRow, y: &SetRow| {
             x.source_bytes <= y.source_bytes && x.source_bytes + y.source_slack >= y.source_bytes
         };
         if !(within(s, r) || within(r, s)) {
-            differs(false, format!("{name}: source size {} (±{}) against {} (±{})", s.source_bytes, s.source_slack, r.source_bytes, r.source_slack));
+            differs(
+                false,
+                format!(
+                    "{name}: source size {} (±{}) against {} (±{})",
+                    s.source_bytes, s.source_slack, r.source_bytes, r.source_slack
+                ),
+            );
         }
         if let (Some(x), Some(y)) = (s.stored_bytes, r.stored_bytes)
             && x != y
@@ -553,7 +593,10 @@ pub fn compare(a: &Catalog, b: &Catalog, url: &str) -> Result<Vec<Difference>> {
             differs(false, format!("{name}: stored size {x} against {y}"));
         }
         if s.indexed && a.set_digest(s)? != b.set_digest(r)? {
-            differs(false, format!("{name}: the recorded paths differ from its signatures"));
+            differs(
+                false,
+                format!("{name}: the recorded paths differ from its signatures"),
+            );
         }
     }
     Ok(out)
@@ -574,7 +617,9 @@ impl Catalog {
             .execute("ATTACH DATABASE ?1 AS old", [old.path.to_string_lossy()])
             .map_err(|e| self.q(e))?;
         let r = self.conn.execute_batch(sql).map_err(|e| self.q(e));
-        self.conn.execute_batch("DETACH DATABASE old").map_err(|e| self.q(e))?;
+        self.conn
+            .execute_batch("DETACH DATABASE old")
+            .map_err(|e| self.q(e))?;
         r
     }
 }

@@ -82,7 +82,11 @@ fn drop_from(tx: &Transaction<'_>, chain: i64, seq: i64) -> rusqlite::Result<usi
 }
 
 /// Where a set's signatures are: `(local, name)`.
-fn signature_file(coll: &Collection, chain_start: Seconds, set: &BackupSet) -> Option<(bool, String)> {
+fn signature_file(
+    coll: &Collection,
+    chain_start: Seconds,
+    set: &BackupSet,
+) -> Option<(bool, String)> {
     let mut chains: Vec<_> = coll
         .sig_chains
         .iter()
@@ -113,7 +117,12 @@ fn total(sizes: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
 }
 
 /// A listed set's facts: volumes from its manifest, sizes from the target.
-fn listed_facts(repo: &Repo, coll: &Collection, chain_start: Seconds, set: &BackupSet) -> Result<SetFacts> {
+fn listed_facts(
+    repo: &Repo,
+    coll: &Collection,
+    chain_start: Seconds,
+    set: &BackupSet,
+) -> Result<SetFacts> {
     let manifest = repo.manifest(set)?;
     let volumes: Vec<VolumeFacts> = set
         .volumes
@@ -129,10 +138,18 @@ fn listed_facts(repo: &Repo, coll: &Collection, chain_start: Seconds, set: &Back
                 .map(|(_, h)| h.to_ascii_lowercase()),
         })
         .collect();
-    let remote_sig = coll.sig_chains.iter().filter(|c| !c.local && c.full_time == chain_start).find_map(|c| match set.kind {
-        SetKind::Full => Some(c.full.clone()),
-        SetKind::Inc => c.incs.iter().find(|i| i.2 == set.set_time()).map(|i| i.0.clone()),
-    });
+    let remote_sig = coll
+        .sig_chains
+        .iter()
+        .filter(|c| !c.local && c.full_time == chain_start)
+        .find_map(|c| match set.kind {
+            SetKind::Full => Some(c.full.clone()),
+            SetKind::Inc => c
+                .incs
+                .iter()
+                .find(|i| i.2 == set.set_time())
+                .map(|i| i.0.clone()),
+        });
     let stored = total(
         volumes
             .iter()
@@ -163,7 +180,8 @@ impl SetFacts {
         let (prev, t) = (report.previous, report.time);
         let cache = repo.cache_dir()?;
         let man_path = cache.join(repo.naming.manifest(prev, t, Encoding::Plain, false));
-        let bytes = std::fs::read(&man_path).map_err(|e| crate::Error::local("read", &man_path, e))?;
+        let bytes =
+            std::fs::read(&man_path).map_err(|e| crate::Error::local("read", &man_path, e))?;
         let manifest = Manifest::parse(&bytes).map_err(|source| crate::Error::Manifest {
             file: man_path.display().to_string(),
             source,
@@ -181,13 +199,23 @@ impl SetFacts {
                 }
             })
             .collect();
-        let man_enc = if encoding == Encoding::Gpg { Encoding::Gpg } else { Encoding::Plain };
+        let man_enc = if encoding == Encoding::Gpg {
+            Encoding::Gpg
+        } else {
+            Encoding::Plain
+        };
         let stored = total(
             volumes
                 .iter()
                 .map(|v| v.size)
-                .chain([stored_size(repo, &repo.naming.manifest(prev, t, man_enc, false))])
-                .chain([stored_size(repo, &repo.naming.signatures(prev, t, encoding, false))]),
+                .chain([stored_size(
+                    repo,
+                    &repo.naming.manifest(prev, t, man_enc, false),
+                )])
+                .chain([stored_size(
+                    repo,
+                    &repo.naming.signatures(prev, t, encoding, false),
+                )]),
         );
         Ok(SetFacts {
             full: prev.is_none(),
@@ -202,13 +230,18 @@ impl SetFacts {
 }
 
 /// The catalog's chains for a target: `(id, start, end times by seq)`.
-fn chains_held(tx: &Transaction<'_>, target: i64) -> rusqlite::Result<Vec<(i64, Seconds, Vec<Seconds>)>> {
+fn chains_held(
+    tx: &Transaction<'_>,
+    target: i64,
+) -> rusqlite::Result<Vec<(i64, Seconds, Vec<Seconds>)>> {
     let mut st = tx.prepare(
         "SELECT c.id, c.start_time, s.end_time FROM chain c
          LEFT JOIN backup_set s ON s.chain = c.id WHERE c.target = ?1 ORDER BY c.id, s.seq",
     )?;
     let mut out: Vec<(i64, Seconds, Vec<Seconds>)> = Vec::new();
-    let rows = st.query_map([target], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?)))?;
+    let rows = st.query_map([target], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?))
+    })?;
     for row in rows {
         let (id, start, end) = row?;
         if out.last().is_none_or(|l| l.0 != id) {
@@ -240,7 +273,10 @@ impl Catalog {
         let target = self.target_id(url)?;
         let mut report = SyncReport::default();
         let (path, conn) = (self.path.clone(), &mut self.conn);
-        let wrap = |source| CatalogError::Sqlite { path: path.clone(), source };
+        let wrap = |source| CatalogError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let tx = conn.transaction().map_err(wrap)?;
         let held = chains_held(&tx, target).map_err(wrap)?;
         let mut todo: Vec<(&BackupChain, usize)> = Vec::new();
@@ -295,7 +331,10 @@ impl Catalog {
         sig: Option<(bool, String)>,
     ) -> Result<bool> {
         let (path, conn) = (self.path.clone(), &mut self.conn);
-        let wrap = |source| CatalogError::Sqlite { path: path.clone(), source };
+        let wrap = |source| CatalogError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let tx = conn.transaction().map_err(wrap)?;
         let before_ok: bool = facts.full
             || tx
@@ -323,16 +362,26 @@ impl Catalog {
             };
             let mut meta = e.meta;
             meta.size = size;
-            let entry = Entry { index: e.index, meta, slack };
+            let entry = Entry {
+                index: e.index,
+                meta,
+                slack,
+            };
             ix.add(&entry).map_err(|err| {
                 failed = Some(err);
-                crate::archive::difftar::DifftarError::Tar(std::io::Error::other("catalog write failed"))
+                crate::archive::difftar::DifftarError::Tar(std::io::Error::other(
+                    "catalog write failed",
+                ))
             })
         });
         if let Some(e) = failed {
             return Err(wrap(e));
         }
-        read.map_err(|e| CatalogError::Target(crate::Error::Usage(format!("cannot read the signatures {name}: {e}"))))?;
+        read.map_err(|e| {
+            CatalogError::Target(crate::Error::Usage(format!(
+                "cannot read the signatures {name}: {e}"
+            )))
+        })?;
         ix.finish().map_err(wrap)?;
         tx.commit().map_err(wrap)?;
         Ok(true)

@@ -38,8 +38,10 @@ fn sets_bar() -> SetsBar {
     SetsBar(std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         b.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         b
     }))
@@ -48,8 +50,9 @@ fn sets_bar() -> SetsBar {
 /// Opens the catalog and brings it in line with the target, saying what
 /// that took.
 pub fn open_synced(repo: &Repo, url: &str, args: &TargetArgs) -> anyhow::Result<Catalog> {
-    let path = path_for(repo, args)
-        .ok_or_else(|| anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE"))?;
+    let path = path_for(repo, args).ok_or_else(|| {
+        anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE")
+    })?;
     let mut cat = Catalog::open(&path)?;
     for n in cat.notes.drain(..) {
         eprintln!("{n}");
@@ -78,20 +81,64 @@ fn parse_path(p: Option<&str>) -> anyhow::Result<Index> {
 
 /// `cairn ls [--time T] [PATH]` from the catalog, as `list-current-files`
 /// prints it: `asctime(mtime) path`.
-pub fn ls(url: &str, args: &TargetArgs, at: Option<&str>, path: Option<&str>) -> anyhow::Result<Outcome> {
+pub fn ls(
+    url: &str,
+    args: &TargetArgs,
+    at: Option<&str>,
+    path: Option<&str>,
+    long: bool,
+) -> anyhow::Result<Outcome> {
     let repo = common::open_repo(url, args)?;
     let cat = open_synced(&repo, url, args)?;
-    let t = at.map(common::parse_time).transpose()?.unwrap_or_else(time::now);
+    let t = at
+        .map(common::parse_time)
+        .transpose()?
+        .unwrap_or_else(time::now);
     let under = parse_path(path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     cat.walk(url, t, &under, |p, v| {
-        write!(out, "{} ", time::to_pretty(v.mtime))?;
+        if long {
+            write!(out, "{} ", long_fields(v))?;
+        } else {
+            write!(out, "{} ", time::to_pretty(v.mtime))?;
+        }
         out.write_all(&p.to_bytes())?;
+        if let Some(l) = v.link.as_ref().filter(|_| long) {
+            out.write_all(b" -> ")?;
+            out.write_all(l)?;
+        }
         out.write_all(b"\n")
     })?;
     out.flush()?;
     Ok(Outcome::ok())
+}
+
+/// `cairn ls --long`'s columns before the path: type, octal permissions,
+/// owner/group (names, else numbers), size, mtime as epoch seconds and as a
+/// date.
+fn long_fields(v: &crate::catalog::Version) -> String {
+    let name = |n: &[u8], id: u64| {
+        if n.is_empty() {
+            id.to_string()
+        } else {
+            String::from_utf8_lossy(n).into_owned()
+        }
+    };
+    format!(
+        "{:<4} {:04o} {}/{} {:>12} {} {}",
+        v.kind.as_deref().unwrap_or("-"),
+        v.mode,
+        name(&v.uname, v.uid),
+        name(&v.gname, v.gid),
+        if v.kind.as_deref() == Some("reg") {
+            v.size_text()
+        } else {
+            "-".into()
+        },
+        v.mtime,
+        time::to_pretty(v.mtime),
+    )
 }
 
 fn size(bytes: u64) -> String {
@@ -102,7 +149,11 @@ fn size(bytes: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// `cairn status`'s second part: the catalog's summary of each set.
@@ -123,7 +174,11 @@ pub fn print_sets(sets: &[SetRow]) {
     );
     for s in sets {
         if !s.indexed {
-            println!(" {:<24} {:<5} (signatures missing: files not indexed)", time::to_pretty(s.end_time), if s.full { "full" } else { "inc" });
+            println!(
+                " {:<24} {:<5} (signatures missing: files not indexed)",
+                time::to_pretty(s.end_time),
+                if s.full { "full" } else { "inc" }
+            );
             continue;
         }
         let approx = if s.source_slack > 0 { "~" } else { "" };
@@ -132,7 +187,10 @@ pub fn print_sets(sets: &[SetRow]) {
             time::to_pretty(s.end_time),
             if s.full { "full" } else { "inc" },
             s.files,
-            format!("{approx}{}", size(s.source_bytes.saturating_sub(s.source_slack / 2))),
+            format!(
+                "{approx}{}",
+                size(s.source_bytes.saturating_sub(s.source_slack / 2))
+            ),
             s.new_paths,
             s.changed_paths,
             s.deleted_paths,
@@ -161,8 +219,16 @@ pub fn history(url: &str, args: &TargetArgs, path: &str) -> anyhow::Result<Outco
             if set.full { "full" } else { "inc" },
             v.change.as_str(),
             v.kind.as_deref().unwrap_or("-"),
-            if v.kind.as_deref() == Some("reg") { v.size_text() } else { "-".into() },
-            if v.change == crate::catalog::Change::Deleted { String::new() } else { time::to_pretty(v.mtime) },
+            if v.kind.as_deref() == Some("reg") {
+                v.size_text()
+            } else {
+                "-".into()
+            },
+            if v.change == crate::catalog::Change::Deleted {
+                String::new()
+            } else {
+                time::to_pretty(v.mtime)
+            },
         );
     }
     Ok(Outcome::ok())
@@ -172,8 +238,9 @@ pub fn history(url: &str, args: &TargetArgs, path: &str) -> anyhow::Result<Outco
 /// the old one only once it is complete.
 pub fn rebuild(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     let repo = common::open_repo(url, args)?;
-    let path = path_for(&repo, args)
-        .ok_or_else(|| anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE"))?;
+    let path = path_for(&repo, args).ok_or_else(|| {
+        anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE")
+    })?;
     let fresh = PathBuf::from(format!("{}.rebuild", path.display()));
     remove_db(&fresh)?;
     let mut cat = Catalog::open(&fresh)?;
@@ -197,7 +264,11 @@ pub fn rebuild(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
         "Rebuilt {} from the target: {} sets indexed{}.",
         path.display(),
         r.added,
-        if r.unindexed.is_empty() { String::new() } else { format!(", {} without signatures", r.unindexed.len()) }
+        if r.unindexed.is_empty() {
+            String::new()
+        } else {
+            format!(", {} without signatures", r.unindexed.len())
+        }
     );
     let _ = sets;
     Ok(Outcome::ok())
@@ -221,8 +292,9 @@ fn remove_db(path: &std::path::Path) -> anyhow::Result<()> {
 /// (the next use indexes them) but are not a difference.
 pub fn check(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     let repo = common::open_repo(url, args)?;
-    let path = path_for(&repo, args)
-        .ok_or_else(|| anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE"))?;
+    let path = path_for(&repo, args).ok_or_else(|| {
+        anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE")
+    })?;
     let cat = Catalog::open(&path)?;
     for n in &cat.notes {
         println!("{n}");
@@ -243,7 +315,11 @@ pub fn check(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
             "The catalog {} agrees with the target ({} sets{}).",
             path.display(),
             fresh.sets(url)?.len(),
-            if behind.is_empty() { String::new() } else { format!("; {} to index on next use", behind.len()) }
+            if behind.is_empty() {
+                String::new()
+            } else {
+                format!("; {} to index on next use", behind.len())
+            }
         );
         Ok(Outcome::ok())
     } else {
@@ -262,7 +338,9 @@ pub fn record_backup(
     recorder: &std::sync::Mutex<Recorder>,
     started: time::Seconds,
 ) {
-    let Some(path) = path_for(repo, args) else { return };
+    let Some(path) = path_for(repo, args) else {
+        return;
+    };
     let r = (|| -> Result<(), CatalogError> {
         let mut cat = Catalog::open(&path)?;
         for n in cat.notes.drain(..) {
@@ -271,7 +349,14 @@ pub fn record_backup(
         let facts = SetFacts::after_backup(repo, report, encoding)?;
         let mut rec = recorder.lock().unwrap_or_else(|e| e.into_inner());
         cat.record(repo, url, &facts, &mut rec)?;
-        cat.record_run(url, "backup", started, Some(report.stored_bytes), Some(report.time), None)?;
+        cat.record_run(
+            url,
+            "backup",
+            started,
+            Some(report.stored_bytes),
+            Some(report.time),
+            None,
+        )?;
         Ok(())
     })();
     if let Err(e) = r {
@@ -283,7 +368,13 @@ pub fn record_backup(
 }
 
 /// Records a backup that failed, best effort (the catalog may be what failed).
-pub fn record_failed_backup(repo: &Repo, url: &str, args: &TargetArgs, started: time::Seconds, error: &str) {
+pub fn record_failed_backup(
+    repo: &Repo,
+    url: &str,
+    args: &TargetArgs,
+    started: time::Seconds,
+    error: &str,
+) {
     if let Some(path) = path_for(repo, args)
         && let Ok(cat) = Catalog::open(&path)
     {

@@ -623,7 +623,9 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         return Ok(Outcome::ok());
     }
     let recorder = (req.catalog && !req.dry_run).then(|| {
-        std::sync::Arc::new(std::sync::Mutex::new(crate::catalog::Recorder::new(&repo.tempdir)))
+        std::sync::Arc::new(std::sync::Mutex::new(crate::catalog::Recorder::new(
+            &repo.tempdir,
+        )))
     });
     if let Some(r) = &recorder {
         opts.observer = Some(r.clone());

@@ -126,6 +126,10 @@ enum Command {
         /// No progress bar, only log lines.
         #[arg(long)]
         quiet: bool,
+        /// Do not record the set in the catalog (the next `cairn ls` or
+        /// `status` indexes it from the target instead).
+        #[arg(long)]
+        no_catalog: bool,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -187,6 +191,11 @@ enum Command {
         /// Read the signatures directly instead of the catalog.
         #[arg(long)]
         no_catalog: bool,
+        /// One line per path with type, permissions, owner, size and
+        /// modification time, as `ls -l` shows them; a size from a set
+        /// indexed from its signatures is an upper bound, shown as `<=N`.
+        #[arg(short, long, conflicts_with = "no_catalog")]
+        long: bool,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -424,6 +433,7 @@ fn run(
             crypt,
             allow_source_mismatch,
             quiet,
+            no_catalog,
             target,
         } => {
             let target = with_profile(target, profile);
@@ -496,7 +506,7 @@ fn run(
                     dry_run: false,
                     // Cairn's own command line always shows volumes and notes.
                     verbosity: 5,
-                    catalog: true,
+                    catalog: !no_catalog,
                 },
             )
         }
@@ -527,7 +537,10 @@ fn run(
             no_catalog,
             target,
         } => {
-            let (url, target) = (url_or_profile(url.url, profile)?, with_profile(target, profile));
+            let (url, target) = (
+                url_or_profile(url.url, profile)?,
+                with_profile(target, profile),
+            );
             let out = common::status(&url, &target)?;
             if !no_catalog {
                 super::catalog::status(&url, &target)?;
@@ -538,6 +551,7 @@ fn run(
             args,
             time,
             no_catalog,
+            long,
             target,
         } => {
             let (url, path) = url_and_path(args, profile, false)?;
@@ -548,12 +562,13 @@ fn run(
                 }
                 common::list_current_files(&url, &target, time.as_deref())
             } else {
-                super::catalog::ls(&url, &target, time.as_deref(), path.as_deref())
+                super::catalog::ls(&url, &target, time.as_deref(), path.as_deref(), long)
             }
         }
         Command::History { args, target } => {
             let (url, path) = url_and_path(args, profile, true)?;
-            let path = path.ok_or_else(|| anyhow::anyhow!("give the PATH whose history to show"))?;
+            let path =
+                path.ok_or_else(|| anyhow::anyhow!("give the PATH whose history to show"))?;
             super::catalog::history(&url, &with_profile(target, profile), &path)
         }
         Command::Catalog { action } => match action {
