@@ -212,6 +212,32 @@ impl Catalog {
         tx.commit().map_err(wrap)
     }
 
+    /// Indexes one set from entries given directly, in one transaction:
+    /// for an incremental, `facts.chain_start` is its chain's full time and
+    /// `facts.start_time` the time of the set it extends. Returns the set id.
+    pub fn index_entries(
+        &mut self,
+        url: &str,
+        facts: &SetFacts,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<i64> {
+        let target = self.target_id(url)?;
+        let path = self.path.clone();
+        let wrap = |source| CatalogError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        sync::drop_set(&tx, target, facts).map_err(wrap)?;
+        let mut ix = index::SetIndexer::begin(&tx, target, facts).map_err(wrap)?;
+        for e in entries {
+            ix.add(&e).map_err(wrap)?;
+        }
+        let id = ix.finish().map_err(wrap)?;
+        tx.commit().map_err(wrap)?;
+        Ok(id)
+    }
+
     /// Starts a run record (`backup`, `retention`, `cleanup`, `verify`,
     /// `restore`, `rebuild`); [`Catalog::finish_run`] ends it.
     pub fn start_run(&self, url: &str, kind: &str) -> Result<i64> {
