@@ -30,6 +30,11 @@
 //! tar volumes and new signatures → [`archive::codec`] compresses and encrypts
 //! on both cores → [`repo`] writes each volume through the [`backend`] under a
 //! temporary name, then the manifest, so a set looks complete only when it is.
+//! As the signatures are written, [`backup::Observer`] hands each entry to
+//! a [`catalog::Recorder`] (a spool file); once the set is complete the
+//! [`catalog`] indexes it in one transaction. Every later use of the catalog
+//! compares it with the target's listing and indexes what it lacks from the
+//! signature files alone ([`catalog::Catalog::sync`]).
 //!
 //! Restore runs the other way: [`repo`] lists the target into an
 //! [`archive::collection`], picks the chain for the requested time, fetches

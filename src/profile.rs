@@ -34,6 +34,9 @@ pub struct Profile {
     /// The target URL.
     pub target: Option<String>,
     pub archive_dir: Option<PathBuf>,
+    /// The catalog file (default: `cairn-catalog.sqlite` in the archive
+    /// directory; `/data/cairn/catalog.sqlite` on the appliance).
+    pub catalog: Option<PathBuf>,
     /// The backup's name in the archive directory.
     pub name: Option<String>,
     pub tempdir: Option<PathBuf>,

@@ -698,6 +698,30 @@ fn an_unwritable_or_full_catalog_never_stops_a_backup() {
         text(&o)
     );
     assert_eq!(t.times().len(), 1);
+    // Nor a listing: it comes from the signatures instead.
+    let o = run(
+        &cairn(),
+        &args(&[
+            "ls",
+            &t.url,
+            "--archive-dir",
+            t.archive.to_str().unwrap(),
+            "--catalog",
+            bad.to_str().unwrap(),
+        ]),
+        &[PASS],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("listing from the signatures instead"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).ends_with(" a\n"),
+        "{}",
+        text(&o)
+    );
     // A full disk: a 64 KiB file system for the catalog.
     assert!(
         is_root(),

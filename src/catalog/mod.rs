@@ -44,7 +44,9 @@ pub enum CatalogError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("cannot create the catalog's directory {path}: {source}")]
+    #[error(
+        "cannot create the catalog's directory {path} ({source}); give --catalog FILE elsewhere"
+    )]
     Dir {
         path: PathBuf,
         source: std::io::Error,

@@ -89,7 +89,15 @@ pub fn ls(
     long: bool,
 ) -> anyhow::Result<Outcome> {
     let repo = common::open_repo(url, args)?;
-    let cat = open_synced(&repo, url, args)?;
+    let cat = match open_synced(&repo, url, args) {
+        Ok(c) => c,
+        // A catalog that cannot be written never stops a listing.
+        Err(e) if path.is_none() && !long && is_local_failure(&e) => {
+            eprintln!("warning: {e}; listing from the signatures instead");
+            return common::list_current_files(url, args, at);
+        }
+        Err(e) => return Err(e),
+    };
     let t = at
         .map(common::parse_time)
         .transpose()?
@@ -156,10 +164,26 @@ fn size(bytes: u64) -> String {
     }
 }
 
+/// A failure of the catalog file itself (unwritable, full disk), not of
+/// the target: the command can go on without the catalog.
+fn is_local_failure(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<CatalogError>(),
+        Some(CatalogError::Sqlite { .. } | CatalogError::Dir { .. })
+    )
+}
+
 /// `cairn status`'s second part: the catalog's summary of each set.
 pub fn status(url: &str, args: &TargetArgs) -> anyhow::Result<()> {
     let repo = common::open_repo(url, args)?;
-    let cat = open_synced(&repo, url, args)?;
+    let cat = match open_synced(&repo, url, args) {
+        Ok(c) => c,
+        Err(e) if is_local_failure(&e) => {
+            eprintln!("warning: {e:#}; the catalog's summary is left out");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     println!();
     print_sets(&cat.sets(url)?);
     Ok(())

@@ -354,6 +354,7 @@ struct CryptArgs {
 /// Fills target arguments from the profile where the flags left them empty.
 fn with_profile(mut t: TargetArgs, p: &Profile) -> TargetArgs {
     t.archive_dir = t.archive_dir.or_else(|| p.archive_dir.clone());
+    t.catalog = t.catalog.or_else(|| p.catalog.clone());
     t.name = t.name.or_else(|| p.name.clone());
     t.tempdir = t.tempdir.or_else(|| p.tempdir.clone());
     t.passphrase_file = t
