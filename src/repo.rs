@@ -16,6 +16,25 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+/// An upload as an encoder's destination: the target's error travels inside
+/// the I/O error, for [`crate::backup`] to take out again.
+struct ToTarget(Box<dyn crate::backend::Upload>);
+
+impl io::Write for ToTarget {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl crate::archive::codec::Destination for ToTarget {
+    fn commit(self: Box<Self>) -> io::Result<()> {
+        self.0.commit().map_err(io::Error::other)
+    }
+}
+
 pub struct Repo {
     pub backend: Box<dyn Backend>,
     pub naming: Naming,
@@ -315,6 +334,11 @@ impl Repo {
             file: name.to_string(),
             source,
         })
+    }
+
+    /// A new file at the target, for an encoder to write and commit.
+    pub fn create(&self, name: &str) -> Result<Box<dyn crate::archive::codec::Destination>> {
+        Ok(Box::new(ToTarget(self.backend.create(name)?)))
     }
 
     /// Takes the archive directory's lock, as duplicity does (a POSIX record

@@ -11,7 +11,6 @@
 //! gzip or OpenPGP container, encrypts, hashes and uploads.
 
 use super::names::Encoding;
-use crate::backend::{BackendError, Upload};
 use crate::crypto::{self, CryptoError, Keyring, MessageKeys, MessageWriter};
 use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
@@ -51,30 +50,41 @@ pub struct Stored {
 pub enum EncodeError {
     #[error(transparent)]
     Crypto(#[from] CryptoError),
-    #[error(transparent)]
-    Backend(#[from] BackendError),
+    /// The destination could not make the file durable (for an upload, the
+    /// error carries the target's own error inside).
+    #[error("storing the file: {0}")]
+    Commit(io::Error),
     #[error("writing {0}")]
     Io(#[from] io::Error),
 }
 
+/// Where an encoded file goes: its bytes in order, then [`commit`] makes
+/// it durable under its final name. [`crate::repo::Repo::create`] supplies
+/// one that uploads to the target; the format knows no transport.
+///
+/// [`commit`]: Destination::commit
+pub trait Destination: Write + Send {
+    fn commit(self: Box<Self>) -> io::Result<()>;
+}
+
 /// The end of every encoder: counts and hashes what is stored, then hands
-/// it to the upload.
+/// it to the destination.
 struct Sink {
-    upload: Box<dyn Upload>,
+    dest: Box<dyn Destination>,
     hash: Sha1,
     written: Arc<AtomicU64>,
 }
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.upload.write(buf)?;
+        let n = self.dest.write(buf)?;
         self.hash.update(&buf[..n]);
         self.written.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.upload.flush()
+        self.dest.flush()
     }
 }
 
@@ -82,7 +92,7 @@ impl Sink {
     fn finish(self) -> Result<Stored, EncodeError> {
         let size = self.written.load(Ordering::Relaxed);
         let sha1 = hex::encode(self.hash.finalize());
-        self.upload.commit()?;
+        self.dest.commit().map_err(EncodeError::Commit)?;
         Ok(Stored { sha1, size })
     }
 }
@@ -510,7 +520,7 @@ pub struct Format<'k> {
 
 impl<'k> Encoder<'k> {
     /// `level` is the deflate level (0 stores everything).
-    pub fn new(upload: Box<dyn Upload>, format: Format<'_>) -> Result<Self, EncodeError> {
+    pub fn new(dest: Box<dyn Destination>, format: Format<'_>) -> Result<Self, EncodeError> {
         let Format {
             encoding: enc,
             keys,
@@ -520,7 +530,7 @@ impl<'k> Encoder<'k> {
         let stored = Arc::new(AtomicU64::new(0));
         let reflected = Arc::new(AtomicU64::new(0));
         let mut sink = Sink {
-            upload,
+            dest,
             hash: Sha1::new(),
             written: Arc::clone(&stored),
         };

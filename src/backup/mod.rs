@@ -24,7 +24,7 @@ use crate::delta::{self, Differ, SignatureBuilder};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
 use crate::source::selection::Selection;
-use crate::source::{Skipped, SourceEntry, Walk};
+use crate::source::{Skipped, SourceEntry, Walk, canonical_source};
 use crate::time::{self, Seconds};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -137,24 +137,6 @@ pub fn hostname() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// The source path as duplicity records it (`Path.get_canonical`): `.`
-/// components and trailing slashes removed, not made absolute.
-pub fn canonical_source(p: &Path) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    let raw = p.as_os_str().as_bytes();
-    let absolute = raw.starts_with(b"/");
-    let parts: Vec<&[u8]> = raw
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .collect();
-    let mut out = if absolute { b"/".to_vec() } else { Vec::new() };
-    out.extend_from_slice(&parts.join(&b'/'));
-    if out.is_empty() {
-        out.push(b'.');
-    }
-    out
 }
 
 /// What a backup did.
@@ -737,8 +719,8 @@ fn check_source_matches(last: &Manifest, opts: &BackupOptions) -> Result<()> {
 
 /// Encodes a local file and stores it at the target under `name`.
 fn upload_file(repo: &Repo, local: &Path, name: &str, format: codec::Format<'_>) -> Result<u64> {
-    let upload = repo.backend.create(name)?;
-    let mut enc = Encoder::new(upload, format).map_err(|e| encode_err(name, e))?;
+    let dest = repo.create(name)?;
+    let mut enc = Encoder::new(dest, format).map_err(|e| encode_err(name, e))?;
     let mut f = File::open(local).map_err(|e| Error::local("read", local, e))?;
     io::copy(&mut f, &mut enc).map_err(|e| Error::local("upload", name.to_string(), e))?;
     Ok(enc.finish().map_err(|e| encode_err(name, e))?.size)
@@ -1331,18 +1313,4 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
     crate::fault::step();
     let _ = fs::remove_file(&hashes_path);
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_paths() {
-        assert_eq!(canonical_source(Path::new("src/")), b"src");
-        assert_eq!(canonical_source(Path::new("./src/./a//")), b"src/a");
-        assert_eq!(canonical_source(Path::new("/home/x/")), b"/home/x");
-        assert_eq!(canonical_source(Path::new(".")), b".");
-        assert_eq!(canonical_source(Path::new("/")), b"/");
-    }
 }

@@ -115,8 +115,8 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             .repo
             .naming
             .volume(self.prev, self.time, number, self.format.encoding);
-        let upload = self.repo.backend.create(&name)?;
-        let encoder = Encoder::new(upload, self.format).map_err(|e| encode_err(&name, e))?;
+        let dest = self.repo.create(&name)?;
+        let encoder = Encoder::new(dest, self.format).map_err(|e| encode_err(&name, e))?;
         self.open = Some(Open {
             number,
             name,
@@ -258,7 +258,10 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
 pub fn encode_err(name: &str, e: crate::archive::codec::EncodeError) -> Error {
     use crate::archive::codec::EncodeError;
     match e {
-        EncodeError::Backend(b) => Error::Backend(b),
+        EncodeError::Commit(io) => match io.downcast::<crate::backend::BackendError>() {
+            Ok(b) => Error::Backend(b),
+            Err(io) => Error::local("store", name.to_string(), io),
+        },
         EncodeError::Crypto(c) => Error::Encrypt {
             file: name.to_string(),
             source: c,

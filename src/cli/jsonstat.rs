@@ -70,8 +70,8 @@ pub fn store(repo: &Repo, storage: &Storage, r: &BackupReport, json: &str) -> an
         level: storage.level(),
         packing: storage.packing(),
     };
-    let upload = repo.backend.create(&name)?;
-    let mut enc = Encoder::new(upload, format).with_context(|| format!("storing {name}"))?;
+    let dest = repo.create(&name)?;
+    let mut enc = Encoder::new(dest, format).with_context(|| format!("storing {name}"))?;
     enc.write_all(json.as_bytes())
         .with_context(|| format!("storing {name}"))?;
     enc.finish().with_context(|| format!("storing {name}"))?;

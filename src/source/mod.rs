@@ -20,6 +20,24 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+/// The source path as duplicity records it (`Path.get_canonical`): `.`
+/// components and trailing slashes removed, not made absolute.
+pub fn canonical_source(p: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = p.as_os_str().as_bytes();
+    let absolute = raw.starts_with(b"/");
+    let parts: Vec<&[u8]> = raw
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    let mut out = if absolute { b"/".to_vec() } else { Vec::new() };
+    out.extend_from_slice(&parts.join(&b'/'));
+    if out.is_empty() {
+        out.push(b'.');
+    }
+    out
+}
+
 /// One path of the source tree.
 #[derive(Debug, Clone)]
 pub struct SourceEntry {
@@ -324,6 +342,15 @@ fn os(s: &[u8]) -> &OsStr {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn canonical_paths() {
+        assert_eq!(canonical_source(Path::new("src/")), b"src");
+        assert_eq!(canonical_source(Path::new("./src/./a//")), b"src/a");
+        assert_eq!(canonical_source(Path::new("/home/x/")), b"/home/x");
+        assert_eq!(canonical_source(Path::new(".")), b".");
+        assert_eq!(canonical_source(Path::new("/")), b"/");
+    }
+
     use super::*;
 
     #[test]

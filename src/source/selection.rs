@@ -500,7 +500,7 @@ impl Selection {
     /// option name without dashes; `root` is the source as given.
     pub fn add(&mut self, opt: &str, arg: &str, root: &Path) -> Result<(), SelectionError> {
         use std::os::unix::ffi::OsStrExt;
-        let root_name = crate::backup::canonical_source(root);
+        let root_name = super::canonical_source(root);
         if self.filter(opt) {
             return Ok(());
         }
@@ -579,7 +579,7 @@ impl Selection {
         null_separated: bool,
         root: &Path,
     ) -> Result<(), SelectionError> {
-        let root_name = crate::backup::canonical_source(root);
+        let root_name = super::canonical_source(root);
         let sep = if null_separated { '\0' } else { '\n' };
         for raw in text.split(sep) {
             let mut line = raw.trim();
@@ -642,7 +642,7 @@ impl Selection {
             return Decision::Include;
         }
         // duplicity matches the root as given joined with the relative path.
-        let mut name = crate::backup::canonical_source(root);
+        let mut name = super::canonical_source(root);
         if !rel.as_os_str().is_empty() {
             if name != b"/" {
                 name.push(b'/');
