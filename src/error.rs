@@ -52,6 +52,12 @@ pub enum Error {
     )]
     NoBackups(String),
 
+    #[error(
+        "the backup was stopped before it finished; what was stored is kept, and the next \
+         backup resumes it"
+    )]
+    Cancelled,
+
     #[error("the {set} has no manifest at the target; it cannot be restored from")]
     NoManifest { set: String },
 

@@ -29,3 +29,23 @@ impl Progress for Silent {}
 pub fn silent() -> Arc<dyn Progress> {
     Arc::new(Silent)
 }
+
+/// Asks a running operation to stop at its next safe point (between two
+/// files, or between two chunks of a large one). A backup stopped this way
+/// leaves what a power cut would: a partial set the next backup resumes.
+#[derive(Clone, Default, Debug)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

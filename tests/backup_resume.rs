@@ -1,7 +1,8 @@
 //! Killing a backup (SIGKILL, not a polite signal) at many points: after
 //! every kill the earlier sets still restore exactly, the next run resumes
 //! the partial set (or starts it cleanly), and the finished chain restores
-//! exactly with Cairn and with stock duplicity.
+//! exactly with Cairn and with stock duplicity. A backup asked to stop (a
+//! cancel token, as the daemon uses on SIGTERM) is resumed the same way.
 
 mod common;
 
@@ -372,4 +373,75 @@ fn a_set_duplicity_interrupted_over_a_changed_source_is_made_again() {
     let dest = work.path().join("r");
     restore_with_dup3(&url, &dest);
     assert_same_tree(&capture(&src), &capture(&dest), "set made again");
+}
+
+/// A `Progress` that asks the backup to stop once `after` volumes are stored.
+struct StopAfter {
+    cancel: cairn::progress::Cancel,
+    after: u64,
+}
+
+impl cairn::progress::Progress for StopAfter {
+    fn volume(&self, number: u64, _stored: u64) {
+        if number >= self.after {
+            self.cancel.cancel();
+        }
+    }
+}
+
+/// A backup asked to stop (the daemon's SIGTERM) stops at the next chunk,
+/// keeps the volumes stored, and the next backup resumes after them.
+#[test]
+fn a_stopped_backup_is_resumed_by_the_next() {
+    use cairn::backup::{BackupOptions, Storage, backup};
+    use cairn::crypto::EncryptConfig;
+    let work = tmpdir();
+    let src = work.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..12u64 {
+        fs::write(src.join(format!("f{i:02}")), random_bytes(700 << 10, i)).unwrap();
+    }
+    let target = work.path().join("t");
+    let url = file_url(&target);
+    let open = || {
+        let mut repo = cairn::repo::Repo::open(&url).unwrap();
+        repo.archive_dir = Some(work.path().join("cache"));
+        repo.keys.passphrase = Some(PW.into());
+        repo
+    };
+    let cancel = cairn::progress::Cancel::new();
+    let mut opts = BackupOptions::new(
+        &src,
+        Storage::Encrypted(Box::new(EncryptConfig::symmetric(PW))),
+    );
+    opts.volsize = 1 << 20;
+    opts.cancel = cancel.clone();
+    opts.progress = std::sync::Arc::new(StopAfter { cancel, after: 3 });
+    let err = backup(&open(), &opts).unwrap_err();
+    assert!(matches!(err, cairn::Error::Cancelled), "{err}");
+    assert!(err.to_string().contains("resumes"), "{err}");
+    // Stopped promptly: three or four volumes stored, no manifest yet.
+    let names: Vec<String> = fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let vols = names.iter().filter(|n| n.contains(".vol")).count();
+    assert!((3..=4).contains(&vols), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains(".manifest")), "{names:?}");
+    // The next run resumes after the stored volumes and completes.
+    let mut opts2 = BackupOptions::new(
+        &src,
+        Storage::Encrypted(Box::new(EncryptConfig::symmetric(PW))),
+    );
+    opts2.volsize = 1 << 20;
+    let report = backup(&open(), &opts2).unwrap();
+    let note = report.note.unwrap_or_default();
+    assert!(note.contains("restarting after volume"), "{note}");
+    let dest = work.path().join("restored");
+    restore_with_dup3(&url, &dest);
+    assert_same_tree(
+        &capture(&src),
+        &capture(&dest),
+        "restored after a stop and a resume",
+    );
 }

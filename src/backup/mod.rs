@@ -102,6 +102,9 @@ pub struct BackupOptions {
     /// Sees every entry of the new signatures as it is written (the
     /// catalog's feed: no second pass over the source).
     pub observer: Option<std::sync::Arc<std::sync::Mutex<dyn Observer>>>,
+    /// Stops the backup at the next file or chunk, resumable
+    /// ([`Error::Cancelled`]).
+    pub cancel: crate::progress::Cancel,
 }
 
 /// Told what the new set's signature tar records, entry by entry, as it is
@@ -128,6 +131,7 @@ impl BackupOptions {
             time: None,
             progress: crate::progress::silent(),
             observer: None,
+            cancel: crate::progress::Cancel::default(),
         }
     }
 }
@@ -439,10 +443,17 @@ impl Write for Chunker<'_, '_, '_, '_> {
 struct SourceReader {
     file: File,
     error: Option<io::Error>,
+    cancel: crate::progress::Cancel,
+    /// Set when a read was refused because the backup is being stopped.
+    cancelled: bool,
 }
 
 impl Read for SourceReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            self.cancelled = true;
+            return Err(io::Error::other("the backup was stopped"));
+        }
         match self.file.read(buf) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
@@ -486,6 +497,7 @@ struct Run<'r, 'c, 'm> {
     report: BackupReport,
     progress: std::sync::Arc<dyn crate::progress::Progress>,
     observer: Option<std::sync::Arc<std::sync::Mutex<dyn Observer>>>,
+    cancel: crate::progress::Cancel,
 }
 
 impl Run<'_, '_, '_> {
@@ -526,7 +538,12 @@ impl Run<'_, '_, '_> {
                 return Ok(());
             }
         };
-        let mut src = SourceReader { file, error: None };
+        let mut src = SourceReader {
+            file,
+            error: None,
+            cancel: self.cancel.clone(),
+            cancelled: false,
+        };
         let mut sig = SignatureBuilder::new(delta::block_size(meta.size));
         let difftype = if old_sig.is_some() {
             DiffType::Diff
@@ -583,6 +600,11 @@ impl Run<'_, '_, '_> {
         // The entry is always closed (a cut-short file is stored as far as it
         // was read), so the volume stream stays well formed.
         chunker.finish()?;
+        if src.cancelled {
+            // The open volume is never committed: the set stays resumable
+            // after the last volume stored.
+            return Err(Error::Cancelled);
+        }
         self.report.delta_entries += 1;
         if let Some(e) = source_failure {
             // No signature: the next backup sends the whole file again.
@@ -1157,6 +1179,7 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
                 report: BackupReport::default(),
                 progress: opts.progress.clone(),
                 observer: opts.observer.clone(),
+                cancel: opts.cancel.clone(),
             };
             if let Some(o) = &opts.observer {
                 o.lock().unwrap_or_else(|e| e.into_inner()).start();
@@ -1164,6 +1187,9 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
             let mut walker = Walk::new(&opts.source, &opts.selection);
             let mut walk = walker.by_ref().peekable();
             loop {
+                if run.cancel.is_cancelled() {
+                    return Err(Error::Cancelled);
+                }
                 let new_ix = walk.peek().map(|e| e.index.clone());
                 let old_ix = old.peek()?.map(|e| e.index.clone());
                 match (new_ix, old_ix) {
