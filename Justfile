@@ -67,6 +67,13 @@ bench *args:
 bench-targets:
     cargo bench --bench targets
 
+# The catalog: a synthetic chain of 1,000,000 files and 26 incrementals (build rate, list_dir,
+# history, find, size on disk, against their goals), then `cairn catalog rebuild` of a real
+# 200,000-file target next to `cairn ls --no-catalog`. `just bench-catalog --quick` (100,000
+# synthetic, 20,000 real files); `--synthetic` or `--rebuild` runs one part.
+bench-catalog *args:
+    cargo bench --bench catalog -- {{args}}
+
 # cargo fuzz (nightly, `cargo install cargo-fuzz`) over fuzz/seeds/, two targets at a time;
 # crashes land in fuzz/artifacts/<target>/; `just fuzz 60 manifest names` runs only those.
 # Fuzz every parser of target or user bytes for SECONDS each (default 600); prints executions.

@@ -367,6 +367,32 @@ fn main() {
         &our_full,
         &format!("archive {}", mb(dup_full_size)),
     );
+    // The catalog's cost: the full backup above recorded its set in the
+    // catalog (the default); the same without it.
+    settle();
+    let bare_t = work.join("cairn-target-no-catalog");
+    let mut c = Command::new(&cairn);
+    c.args(["backup", "--full", "--no-catalog", "--archive-dir"])
+        .arg(work.join("cairn-cache-no-catalog"))
+        .arg(&src)
+        .arg(url(&bare_t));
+    quiet(&mut c);
+    let bare = measure(&mut c);
+    let overhead = (our_full.wall / bare.wall - 1.0) * 100.0;
+    let pass = |ok: bool| if ok { "PASS" } else { "MISS" };
+    t.row(
+        "full backup",
+        "Cairn, `--no-catalog`",
+        &bare,
+        &our_full,
+        &format!(
+            "the catalog costs {overhead:+.1} % (goal under 5 %: {}); peak RSS with it {:.0} MB (goal under 64 MB: {})",
+            pass(overhead < 5.0),
+            our_full.rss_mb,
+            pass(our_full.rss_mb < 64.0)
+        ),
+    );
+    let _ = fs::remove_dir_all(&bare_t);
     // The speed setting: deflate level 5 instead of gpg's default 6.
     settle();
     let fast_t = work.join("cairn-target-z5");
