@@ -74,7 +74,7 @@ struct Totals {
 /// The version of a path the chain held before this set.
 struct Before {
     change: i64,
-    kind: Option<String>,
+    kind: Option<i64>,
     size: i64,
     slack: i64,
 }
@@ -105,18 +105,66 @@ impl PathIds {
     }
 }
 
+/// FNV-1a, 32 bits, as a signed SQLite integer: the key `path_by_hash`
+/// finds names by.
+pub fn name_hash(name: &[u8]) -> i64 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in name {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    i64::from(h as i32)
+}
+
+/// The id of `name` under `parent`, if recorded.
+pub(super) fn find_path(
+    c: &rusqlite::Connection,
+    parent: i64,
+    name: &[u8],
+) -> rusqlite::Result<Option<i64>> {
+    let mut st = c.prepare_cached("SELECT id, name FROM path WHERE parent = ?1 AND hash = ?2")?;
+    let mut rows = st.query(params![parent, name_hash(name)])?;
+    while let Some(r) = rows.next()? {
+        if r.get_ref(1)?.as_blob()? == name {
+            return Ok(Some(r.get(0)?));
+        }
+    }
+    Ok(None)
+}
+
 /// The id of `name` under `parent`, created if new.
 pub(super) fn path_id(tx: &Transaction<'_>, parent: i64, name: &[u8]) -> rusqlite::Result<i64> {
-    let found = tx
-        .prepare_cached("SELECT id FROM path WHERE parent = ?1 AND name = ?2")?
-        .query_row(params![parent, name], |r| r.get(0))
-        .optional()?;
-    if let Some(id) = found {
+    if let Some(id) = find_path(tx, parent, name)? {
         return Ok(id);
     }
-    tx.prepare_cached("INSERT INTO path (parent, name) VALUES (?1, ?2)")?
-        .execute(params![parent, name])?;
+    tx.prepare_cached("INSERT INTO path (parent, hash, name) VALUES (?1, ?2, ?3)")?
+        .execute(params![parent, name_hash(name), name])?;
     Ok(tx.last_insert_rowid())
+}
+
+/// The id of an owner, created if new; the few owners of a set are kept.
+fn owner_id(
+    tx: &Transaction<'_>,
+    known: &mut std::collections::HashMap<(u64, u64, Vec<u8>, Vec<u8>), i64>,
+    m: &Meta,
+) -> rusqlite::Result<i64> {
+    let key = (m.uid, m.gid, m.uname.clone(), m.gname.clone());
+    if let Some(id) = known.get(&key) {
+        return Ok(*id);
+    }
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO owner (uid, gid, uname, gname) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![m.uid as i64, m.gid as i64, m.uname, m.gname])?;
+    let id = tx
+        .prepare_cached(
+            "SELECT id FROM owner WHERE uid = ?1 AND gid = ?2 AND uname = ?3 AND gname = ?4",
+        )?
+        .query_row(params![m.uid as i64, m.gid as i64, m.uname, m.gname], |r| {
+            r.get(0)
+        })?;
+    known.insert(key, id);
+    Ok(id)
 }
 
 /// Writes one set's rows inside the caller's transaction.
@@ -127,6 +175,7 @@ pub struct SetIndexer<'t, 'c> {
     set_id: i64,
     totals: Totals,
     paths: PathIds,
+    owners: std::collections::HashMap<(u64, u64, Vec<u8>, Vec<u8>), i64>,
 }
 
 impl<'t, 'c> SetIndexer<'t, 'c> {
@@ -200,6 +249,7 @@ impl<'t, 'c> SetIndexer<'t, 'c> {
             set_id,
             totals,
             paths: PathIds::default(),
+            owners: std::collections::HashMap::new(),
         })
     }
 
@@ -228,7 +278,7 @@ impl<'t, 'c> SetIndexer<'t, 'c> {
     pub fn add(&mut self, e: &Entry) -> rusqlite::Result<()> {
         let path = self.paths.resolve(self.tx, &e.index)?;
         let before = self.before(path)?;
-        let kind = e.meta.kind.map(FileType::name);
+        let kind = e.meta.kind.and_then(|k| super::schema::kind_code(k.name()));
         let (size, slack) = match e.meta.kind {
             Some(FileType::Regular) => (e.meta.size as i64, e.slack as i64),
             _ => (0, 0),
@@ -247,7 +297,8 @@ impl<'t, 'c> SetIndexer<'t, 'c> {
                 t.changed += 1;
                 t.bytes += size - b.size;
                 t.slack += slack - b.slack;
-                if k == "reg" && b.kind.as_deref() == Some("reg") {
+                let reg = super::schema::kind_code("reg");
+                if Some(k) == reg && b.kind == reg {
                     DELTA
                 } else {
                     SNAPSHOT
@@ -263,26 +314,15 @@ impl<'t, 'c> SetIndexer<'t, 'c> {
         };
         let m = &e.meta;
         let link = (m.kind == Some(FileType::Symlink)).then_some(&m.link_target);
+        let owner = owner_id(self.tx, &mut self.owners, m)?;
         self.tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO version (path, chain, seq, change, kind, size, slack,
-                     mode, uid, gid, uname, gname, mtime, link)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     mode, owner, mtime, link)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
-                path,
-                self.chain,
-                self.seq,
-                change,
-                kind,
-                size,
-                slack,
-                m.mode,
-                m.uid as i64,
-                m.gid as i64,
-                m.uname,
-                m.gname,
-                m.mtime,
+                path, self.chain, self.seq, change, kind, size, slack, m.mode, owner, m.mtime,
                 link,
             ])?;
         crate::fault::catalog_row();

@@ -37,19 +37,19 @@ pub const FILE_NAME: &str = "cairn-catalog.sqlite";
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error(
-        "the catalog {path}: {source}. It is only a cache of the target: remove the file, or run \
+        "the catalog {path}: {cause}. It is only a cache of the target: remove the file, or run \
          `cairn catalog rebuild`, and it is built again from the target"
     )]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error(
-        "cannot create the catalog's directory {path} ({source}); give --catalog FILE elsewhere"
+        "cannot create the catalog's directory {path} ({cause}); give --catalog FILE elsewhere"
     )]
     Dir {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot read the target to update the catalog: {0}")]
     Target(#[from] crate::Error),
@@ -77,7 +77,7 @@ impl Catalog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| CatalogError::Dir {
                 path: dir.to_path_buf(),
-                source,
+                cause: source,
             })?;
         }
         let mut notes = Vec::new();
@@ -110,7 +110,7 @@ impl Catalog {
             .unwrap_or(rusqlite::Error::InvalidQuery);
         CatalogError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     }
 
@@ -139,7 +139,8 @@ impl Catalog {
             return Err(format!("is damaged ({check})"));
         }
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+             PRAGMA journal_size_limit = 16777216;",
         )
         .map_err(damaged)?;
         schema::migrations()
@@ -160,7 +161,7 @@ impl Catalog {
     fn err(&self, source: rusqlite::Error) -> CatalogError {
         CatalogError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -187,9 +188,9 @@ impl Catalog {
     ) -> Result<()> {
         let target = self.target_id(url)?;
         let path = self.path.clone();
-        let wrap = |source| CatalogError::Sqlite {
+        let wrap = |cause| CatalogError::Sqlite {
             path: path.clone(),
-            source,
+            cause,
         };
         let mut facts = facts.clone();
         let tx = self.conn.transaction().map_err(wrap)?;
@@ -225,9 +226,9 @@ impl Catalog {
     ) -> Result<i64> {
         let target = self.target_id(url)?;
         let path = self.path.clone();
-        let wrap = |source| CatalogError::Sqlite {
+        let wrap = |cause| CatalogError::Sqlite {
             path: path.clone(),
-            source,
+            cause,
         };
         let tx = self.conn.transaction().map_err(wrap)?;
         sync::drop_set(&tx, target, facts).map_err(wrap)?;
@@ -354,7 +355,7 @@ fn move_aside(path: &Path, why: &str) -> Result<PathBuf> {
             let to = PathBuf::from(format!("{}{suffix}", aside.display()));
             std::fs::rename(&from, &to).map_err(|source| CatalogError::Dir {
                 path: from.clone(),
-                source,
+                cause: source,
             })?;
         }
     }

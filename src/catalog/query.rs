@@ -59,15 +59,19 @@ pub struct Version {
     pub link: Option<Vec<u8>>,
 }
 
+/// A version's columns; the query joins `owner o ON o.id = v.owner`.
 const VERSION_COLS: &str =
-    "v.change, v.kind, v.size, v.slack, v.mode, v.uid, v.gid, v.uname, v.gname, v.mtime, v.link";
+    "v.change, v.kind, v.size, v.slack, v.mode, o.uid, o.gid, o.uname, o.gname, v.mtime, v.link";
 
 impl Version {
     /// From the row's columns `at`.. in [`VERSION_COLS`] order.
     fn from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Version> {
         Ok(Version {
             change: Change::from_code(r.get(at)?),
-            kind: r.get(at + 1)?,
+            kind: r
+                .get::<_, Option<i64>>(at + 1)?
+                .and_then(super::schema::kind_name)
+                .map(str::to_string),
             size: r.get::<_, i64>(at + 2)? as u64,
             slack: r.get::<_, i64>(at + 3)? as u64,
             mode: r.get(at + 4)?,
@@ -242,12 +246,7 @@ impl Catalog {
     fn path_id(&self, path: &Index) -> Result<Option<i64>> {
         let mut id = ROOT;
         for c in path.components() {
-            let next = self
-                .conn
-                .prepare_cached("SELECT id FROM path WHERE parent = ?1 AND name = ?2")
-                .and_then(|mut st| st.query_row(params![id, c], |r| r.get(0)).optional())
-                .map_err(|e| self.q(e))?;
-            match next {
+            match super::index::find_path(&self.conn, id, c).map_err(|e| self.q(e))? {
                 Some(n) => id = n,
                 None => return Ok(None),
             }
@@ -258,7 +257,8 @@ impl Catalog {
     /// A path's version in `set`'s state, None if it does not exist then.
     fn state_of(&self, set: &SetRow, id: i64) -> Result<Option<Version>> {
         let sql = format!(
-            "SELECT {VERSION_COLS} FROM version v JOIN chain c ON v.chain = c.id
+            "SELECT {VERSION_COLS} FROM version v JOIN owner o ON o.id = v.owner
+             JOIN chain c ON v.chain = c.id
              JOIN backup_set s ON s.chain = c.id AND s.id = ?4
              WHERE v.path = ?1 AND c.start_time = ?2 AND v.seq <= ?3
              ORDER BY v.seq DESC LIMIT 1"
@@ -311,6 +311,7 @@ impl Catalog {
         let sql = format!(
             "SELECT p.id, p.name, {VERSION_COLS} FROM path p JOIN version v
                ON v.path = p.id AND v.chain = ?1
+              JOIN owner o ON o.id = v.owner
               AND v.seq = (SELECT max(w.seq) FROM version w
                            WHERE w.path = p.id AND w.chain = ?1 AND w.seq <= ?2)
              WHERE p.parent = ?3 AND v.change != {DELETED} ORDER BY p.name"
@@ -380,6 +381,7 @@ impl Catalog {
         let target = self.target_id(url)?;
         let sql = format!(
             "SELECT {SET_COLS}, {VERSION_COLS} FROM version v
+             JOIN owner o ON o.id = v.owner
              JOIN chain c ON v.chain = c.id
              JOIN backup_set s ON s.chain = c.id AND s.seq = v.seq
              WHERE v.path = ?1 AND c.target = ?2 ORDER BY s.end_time"
@@ -394,53 +396,51 @@ impl Catalog {
 
     /// Paths whose name matches `pattern` (a glob with `*` and `?`, or a
     /// plain word matched anywhere in the name; ASCII case ignored), with
-    /// their latest version at the target; at most `limit`.
+    /// their latest version at the target, sorted; at most `limit`. Names
+    /// are matched in one pass over the path table.
     pub fn find(&self, url: &str, pattern: &str, limit: usize) -> Result<Vec<Found>> {
         let target = self.target_id(url)?;
-        let mut like = String::new();
-        for ch in pattern.chars() {
-            match ch {
-                '*' => like.push('%'),
-                '?' => like.push('_'),
-                '%' | '_' | '\\' => {
-                    like.push('\\');
-                    like.push(ch);
-                }
-                c => like.push(c),
-            }
-        }
-        if !pattern.contains(['*', '?']) {
-            like = format!("%{like}%");
-        }
+        let re = name_matcher(pattern)?;
         let sql = format!(
-            "SELECT p.id, s.end_time, {VERSION_COLS} FROM path p
-             JOIN version v ON v.path = p.id
+            "SELECT s.end_time, {VERSION_COLS} FROM version v JOIN owner o ON o.id = v.owner
              JOIN chain c ON v.chain = c.id AND c.target = ?2
              JOIN backup_set s ON s.chain = c.id AND s.seq = v.seq
-             WHERE p.name LIKE ?1 ESCAPE '\\'
-               AND s.end_time = (SELECT max(s2.end_time) FROM version v2
-                   JOIN chain c2 ON v2.chain = c2.id AND c2.target = ?2
-                   JOIN backup_set s2 ON s2.chain = c2.id AND s2.seq = v2.seq
-                   WHERE v2.path = p.id)
-             LIMIT ?3"
+             WHERE v.path = ?1 ORDER BY s.end_time DESC LIMIT 1"
         );
-        let rows: Vec<(i64, Seconds, Version)> = {
-            let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.q(e))?;
-            st.query_map(params![like, target, limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, Version::from_row(r, 2)?))
-            })
-            .and_then(Iterator::collect)
-            .map_err(|e| self.q(e))?
-        };
+        let mut latest = self.conn.prepare_cached(&sql).map_err(|e| self.q(e))?;
+        let mut scan = self
+            .conn
+            .prepare("SELECT id, name FROM path WHERE id != ?1")
+            .map_err(|e| self.q(e))?;
+        let mut rows = scan.query([ROOT]).map_err(|e| self.q(e))?;
         let mut paths = Paths::default();
-        let mut out = Vec::with_capacity(rows.len());
-        for (id, set_time, version) in rows {
-            let path = paths.get(&self.conn, id).map_err(|e| self.q(e))?;
-            out.push(Found {
-                path,
-                set_time,
-                version,
-            });
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.q(e))? {
+            let name = r
+                .get_ref(1)
+                .and_then(|v| Ok(v.as_blob()?))
+                .map_err(|e| self.q(e))?;
+            if !re.is_match(name) {
+                continue;
+            }
+            let id: i64 = r.get(0).map_err(|e| self.q(e))?;
+            let found = latest
+                .query_row(params![id, target], |r| {
+                    Ok((r.get(0)?, Version::from_row(r, 1)?))
+                })
+                .optional()
+                .map_err(|e| self.q(e))?;
+            if let Some((set_time, version)) = found {
+                let path = paths.get(&self.conn, id).map_err(|e| self.q(e))?;
+                out.push(Found {
+                    path,
+                    set_time,
+                    version,
+                });
+                if out.len() >= limit {
+                    break;
+                }
+            }
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -455,7 +455,8 @@ impl Catalog {
     ) -> Result<()> {
         let chain = self.chain_id(set)?;
         let sql = format!(
-            "SELECT v.path, {VERSION_COLS} FROM version v WHERE v.chain = ?1 AND v.seq = ?2"
+            "SELECT v.path, {VERSION_COLS} FROM version v JOIN owner o ON o.id = v.owner
+             WHERE v.chain = ?1 AND v.seq = ?2"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.q(e))?;
         let mut rows = st.query(params![chain, set.seq]).map_err(|e| self.q(e))?;
@@ -522,6 +523,34 @@ impl Catalog {
         })?;
         Ok(sum)
     }
+}
+
+/// `find`'s pattern as a byte regex: a glob (`*`, `?`) matches the whole
+/// name, a plain word any part of it; ASCII case is ignored.
+fn name_matcher(pattern: &str) -> Result<regex::bytes::Regex> {
+    let glob = pattern.contains(['*', '?']);
+    let mut re = String::from(if glob { "(?s-u)^" } else { "(?s-u)" });
+    for ch in pattern.chars() {
+        match ch {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c if c.is_ascii_alphanumeric() => re.push(c),
+            c => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    re.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+        }
+    }
+    if glob {
+        re.push('$');
+    }
+    regex::bytes::RegexBuilder::new(&re)
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        .map_err(|e| CatalogError::Query(format!("cannot search for {pattern:?}: {e}")))
 }
 
 /// One way two catalogs of the same target differ.
@@ -621,5 +650,24 @@ impl Catalog {
             .execute_batch("DETACH DATABASE old")
             .map_err(|e| self.q(e))?;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matcher;
+
+    #[test]
+    fn names_match_globs_and_words_ignoring_ascii_case() {
+        let m = |p: &str, n: &[u8]| name_matcher(p).unwrap().is_match(n);
+        assert!(m("report", b"Q3-REPORT.odt"));
+        assert!(!m("report", b"repo.odt"));
+        assert!(m("*.JPG", b"img_0001.jpg"));
+        assert!(!m("*.jpg", b"img_0001.jpg.bak"));
+        assert!(m("img_????.jpg", b"IMG_0042.JPG"));
+        assert!(m("été", "l'été.txt".as_bytes()));
+        assert!(m("a.b", b"a.b") && !m("a.b", b"axb"));
+        assert!(m("*", b"\xff\xfe"));
+        assert!(m("(x)+[y]", b"(x)+[y]"));
     }
 }

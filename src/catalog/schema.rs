@@ -19,6 +19,21 @@ pub const DELETED: i64 = 4;
 /// The root path's id (`parent` 0, empty name).
 pub const ROOT: i64 = 1;
 
+/// `kind` values in `version`, in order from 1.
+pub const KINDS: [&str; 6] = ["reg", "dir", "sym", "fifo", "chr", "blk"];
+
+/// The code of a kind name (1-based), as stored.
+pub fn kind_code(name: &str) -> Option<i64> {
+    KINDS.iter().position(|k| *k == name).map(|i| i as i64 + 1)
+}
+
+/// The name of a stored kind code.
+pub fn kind_name(code: i64) -> Option<&'static str> {
+    usize::try_from(code - 1)
+        .ok()
+        .and_then(|i| KINDS.get(i).copied())
+}
+
 const V1: &str = "
 CREATE TABLE target (
     id INTEGER PRIMARY KEY,
@@ -58,26 +73,35 @@ CREATE TABLE volume (
     sha1 TEXT,
     PRIMARY KEY (set_id, number)
 ) WITHOUT ROWID;
+-- A name is stored once; it is found through a 32-bit hash of it (the
+-- index holds the hash, not the name: half the size of an index on names).
 CREATE TABLE path (
     id INTEGER PRIMARY KEY,
     parent INTEGER NOT NULL,
+    hash INTEGER NOT NULL,              -- index::name_hash(name)
     name BLOB NOT NULL
 );
-CREATE UNIQUE INDEX path_by_name ON path (parent, name);
-INSERT INTO path (id, parent, name) VALUES (1, 0, x'');
+CREATE INDEX path_by_hash ON path (parent, hash);
+INSERT INTO path (id, parent, hash, name) VALUES (1, 0, -2128831035, x'');
+-- Owners are few: each (uid, gid, names) once.
+CREATE TABLE owner (
+    id INTEGER PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    uname BLOB NOT NULL,
+    gname BLOB NOT NULL,
+    UNIQUE (uid, gid, uname, gname)
+);
 CREATE TABLE version (
     path INTEGER NOT NULL,
     chain INTEGER NOT NULL REFERENCES chain(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     change INTEGER NOT NULL,            -- 1 new, 2 delta, 3 snapshot, 4 deleted
-    kind TEXT,                          -- reg dir sym fifo chr blk; NULL if deleted
+    kind INTEGER,                       -- 1 reg 2 dir 3 sym 4 fifo 5 chr 6 blk; NULL if deleted
     size INTEGER NOT NULL,              -- regular files; an upper bound if slack > 0
     slack INTEGER NOT NULL,
     mode INTEGER NOT NULL,
-    uid INTEGER NOT NULL,
-    gid INTEGER NOT NULL,
-    uname BLOB NOT NULL,
-    gname BLOB NOT NULL,
+    owner INTEGER NOT NULL REFERENCES owner(id),
     mtime INTEGER NOT NULL,
     link BLOB,
     PRIMARY KEY (path, chain, seq)
@@ -115,6 +139,11 @@ pub const VERSION: i64 = 1;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_root_row_has_the_empty_names_hash() {
+        assert_eq!(crate::catalog::index::name_hash(b""), -2128831035);
+    }
+
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();

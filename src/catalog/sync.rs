@@ -273,9 +273,9 @@ impl Catalog {
         let target = self.target_id(url)?;
         let mut report = SyncReport::default();
         let (path, conn) = (self.path.clone(), &mut self.conn);
-        let wrap = |source| CatalogError::Sqlite {
+        let wrap = |cause| CatalogError::Sqlite {
             path: path.clone(),
-            source,
+            cause,
         };
         let tx = conn.transaction().map_err(wrap)?;
         let held = chains_held(&tx, target).map_err(wrap)?;
@@ -331,9 +331,9 @@ impl Catalog {
         sig: Option<(bool, String)>,
     ) -> Result<bool> {
         let (path, conn) = (self.path.clone(), &mut self.conn);
-        let wrap = |source| CatalogError::Sqlite {
+        let wrap = |cause| CatalogError::Sqlite {
             path: path.clone(),
-            source,
+            cause,
         };
         let tx = conn.transaction().map_err(wrap)?;
         let before_ok: bool = facts.full
