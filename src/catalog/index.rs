@@ -142,10 +142,13 @@ pub(super) fn path_id(tx: &Transaction<'_>, parent: i64, name: &[u8]) -> rusqlit
     Ok(tx.last_insert_rowid())
 }
 
+/// Owner ids by (uid, gid, user name, group name).
+type Owners = std::collections::HashMap<(u64, u64, Vec<u8>, Vec<u8>), i64>;
+
 /// The id of an owner, created if new; the few owners of a set are kept.
 fn owner_id(
     tx: &Transaction<'_>,
-    known: &mut std::collections::HashMap<(u64, u64, Vec<u8>, Vec<u8>), i64>,
+    known: &mut Owners,
     m: &Meta,
 ) -> rusqlite::Result<i64> {
     let key = (m.uid, m.gid, m.uname.clone(), m.gname.clone());
@@ -175,7 +178,7 @@ pub struct SetIndexer<'t, 'c> {
     set_id: i64,
     totals: Totals,
     paths: PathIds,
-    owners: std::collections::HashMap<(u64, u64, Vec<u8>, Vec<u8>), i64>,
+    owners: Owners,
 }
 
 impl<'t, 'c> SetIndexer<'t, 'c> {
@@ -249,7 +252,7 @@ impl<'t, 'c> SetIndexer<'t, 'c> {
             set_id,
             totals,
             paths: PathIds::default(),
-            owners: std::collections::HashMap::new(),
+            owners: Owners::new(),
         })
     }
 
