@@ -4,6 +4,7 @@
 //!
 //! | module | concept |
 //! | --- | --- |
+//! | [`appliance`] | the appliance's decisions: schedules, the LED language, button gestures, the board |
 //! | [`time`] | duplicity's time strings (`20261125T073022Z`, short forms, `2W3D` intervals) |
 //! | [`archive`] | the format: file [`names`](archive::names), [`manifest`](archive::manifest)s, the [`collection`](archive::collection) of sets and chains, volume tars ([`difftar`](archive::difftar), [`tarfmt`](archive::tarfmt)), signature tars ([`sigtar`](archive::sigtar)), and the [`codec`](archive::codec) that gzips or encrypts a volume |
 //! | [`crypto`] | OpenPGP: a [`Keyring`](crypto::Keyring) of passphrase, keys and GnuPG, and the messages duplicity's gpg writes and reads |
@@ -42,6 +43,7 @@
 //! merges the sets' tar streams in index order, patching deltas as it goes and
 //! writing into the destination without ever following a path outside it.
 
+pub mod appliance;
 pub mod archive;
 pub mod backend;
 pub mod backup;

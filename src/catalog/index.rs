@@ -146,11 +146,7 @@ pub(super) fn path_id(tx: &Transaction<'_>, parent: i64, name: &[u8]) -> rusqlit
 type Owners = std::collections::HashMap<(u64, u64, Vec<u8>, Vec<u8>), i64>;
 
 /// The id of an owner, created if new; the few owners of a set are kept.
-fn owner_id(
-    tx: &Transaction<'_>,
-    known: &mut Owners,
-    m: &Meta,
-) -> rusqlite::Result<i64> {
+fn owner_id(tx: &Transaction<'_>, known: &mut Owners, m: &Meta) -> rusqlite::Result<i64> {
     let key = (m.uid, m.gid, m.uname.clone(), m.gname.clone());
     if let Some(id) = known.get(&key) {
         return Ok(*id);

@@ -59,7 +59,9 @@ pub struct Version {
     pub link: Option<Vec<u8>>,
 }
 
-/// A version's columns; the query joins `owner o ON o.id = v.owner`.
+/// A version's columns; the query joins `owner o ON o.id = v.owner`, as a
+/// CROSS JOIN after `version` (SQLite then keeps that order: the owner
+/// table is tiny, and starting from it would scan every version).
 const VERSION_COLS: &str =
     "v.change, v.kind, v.size, v.slack, v.mode, o.uid, o.gid, o.uname, o.gname, v.mtime, v.link";
 
@@ -257,7 +259,7 @@ impl Catalog {
     /// A path's version in `set`'s state, None if it does not exist then.
     fn state_of(&self, set: &SetRow, id: i64) -> Result<Option<Version>> {
         let sql = format!(
-            "SELECT {VERSION_COLS} FROM version v JOIN owner o ON o.id = v.owner
+            "SELECT {VERSION_COLS} FROM version v CROSS JOIN owner o ON o.id = v.owner
              JOIN chain c ON v.chain = c.id
              JOIN backup_set s ON s.chain = c.id AND s.id = ?4
              WHERE v.path = ?1 AND c.start_time = ?2 AND v.seq <= ?3
@@ -309,9 +311,9 @@ impl Catalog {
 
     fn children(&self, chain: i64, seq: i64, dir: i64) -> Result<Vec<DirEntry>> {
         let sql = format!(
-            "SELECT p.id, p.name, {VERSION_COLS} FROM path p JOIN version v
+            "SELECT p.id, p.name, {VERSION_COLS} FROM path p CROSS JOIN version v
                ON v.path = p.id AND v.chain = ?1
-              JOIN owner o ON o.id = v.owner
+              CROSS JOIN owner o ON o.id = v.owner
               AND v.seq = (SELECT max(w.seq) FROM version w
                            WHERE w.path = p.id AND w.chain = ?1 AND w.seq <= ?2)
              WHERE p.parent = ?3 AND v.change != {DELETED} ORDER BY p.name"
@@ -381,7 +383,7 @@ impl Catalog {
         let target = self.target_id(url)?;
         let sql = format!(
             "SELECT {SET_COLS}, {VERSION_COLS} FROM version v
-             JOIN owner o ON o.id = v.owner
+             CROSS JOIN owner o ON o.id = v.owner
              JOIN chain c ON v.chain = c.id
              JOIN backup_set s ON s.chain = c.id AND s.seq = v.seq
              WHERE v.path = ?1 AND c.target = ?2 ORDER BY s.end_time"
@@ -402,7 +404,7 @@ impl Catalog {
         let target = self.target_id(url)?;
         let re = name_matcher(pattern)?;
         let sql = format!(
-            "SELECT s.end_time, {VERSION_COLS} FROM version v JOIN owner o ON o.id = v.owner
+            "SELECT s.end_time, {VERSION_COLS} FROM version v CROSS JOIN owner o ON o.id = v.owner
              JOIN chain c ON v.chain = c.id AND c.target = ?2
              JOIN backup_set s ON s.chain = c.id AND s.seq = v.seq
              WHERE v.path = ?1 ORDER BY s.end_time DESC LIMIT 1"
@@ -455,7 +457,7 @@ impl Catalog {
     ) -> Result<()> {
         let chain = self.chain_id(set)?;
         let sql = format!(
-            "SELECT v.path, {VERSION_COLS} FROM version v JOIN owner o ON o.id = v.owner
+            "SELECT v.path, {VERSION_COLS} FROM version v CROSS JOIN owner o ON o.id = v.owner
              WHERE v.chain = ?1 AND v.seq = ?2"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.q(e))?;
