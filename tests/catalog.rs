@@ -677,20 +677,14 @@ fn an_unwritable_or_full_catalog_never_stops_a_backup() {
     let blocker = work.path().join("file");
     fs::write(&blocker, b"x").unwrap();
     let bad = blocker.join("catalog.sqlite");
-    let o = run(
-        &cairn(),
-        &args(&[
-            "backup",
-            src.to_str().unwrap(),
-            &t.url,
-            "--quiet",
-            "--archive-dir",
-            t.archive.to_str().unwrap(),
-            "--catalog",
-            bad.to_str().unwrap(),
-        ]),
-        &[PASS],
-    );
+    let with_catalog = |cmd: &[&str], catalog: &Path| {
+        let mut a: Vec<&str> = cmd.to_vec();
+        a.extend([&t.url, "--archive-dir", t.archive.to_str().unwrap()]);
+        a.extend(["--catalog", catalog.to_str().unwrap()]);
+        run(&cairn(), &args(&a), &[PASS])
+    };
+    let backup_cmd = ["backup", src.to_str().unwrap(), "--quiet"];
+    let o = with_catalog(&backup_cmd, &bad);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("the catalog could not be updated"),
@@ -699,18 +693,7 @@ fn an_unwritable_or_full_catalog_never_stops_a_backup() {
     );
     assert_eq!(t.times().len(), 1);
     // Nor a listing: it comes from the signatures instead.
-    let o = run(
-        &cairn(),
-        &args(&[
-            "ls",
-            &t.url,
-            "--archive-dir",
-            t.archive.to_str().unwrap(),
-            "--catalog",
-            bad.to_str().unwrap(),
-        ]),
-        &[PASS],
-    );
+    let o = with_catalog(&["ls"], &bad);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("listing from the signatures instead"),
@@ -748,20 +731,7 @@ fn an_unwritable_or_full_catalog_never_stops_a_backup() {
     }
     sleep_past_second();
     let full = mnt.join("catalog.sqlite");
-    let o = run(
-        &cairn(),
-        &args(&[
-            "backup",
-            src.to_str().unwrap(),
-            &t.url,
-            "--quiet",
-            "--archive-dir",
-            t.archive.to_str().unwrap(),
-            "--catalog",
-            full.to_str().unwrap(),
-        ]),
-        &[PASS],
-    );
+    let o = with_catalog(&backup_cmd, &full);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("the catalog could not be updated"),
@@ -769,6 +739,12 @@ fn an_unwritable_or_full_catalog_never_stops_a_backup() {
         text(&o)
     );
     assert_eq!(t.times().len(), 2);
+    // A full disk is not a damaged file: nothing was moved aside.
+    let names: Vec<String> = fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".damaged-")), "{names:?}");
     // The default catalog catches up from the target.
     let last = *t.times().last().unwrap();
     assert!(t.ls(last, true).contains("n039-"));

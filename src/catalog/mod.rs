@@ -37,8 +37,9 @@ pub const FILE_NAME: &str = "cairn-catalog.sqlite";
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error(
-        "the catalog {path}: {cause}. It is only a cache of the target: remove the file, or run \
-         `cairn catalog rebuild`, and it is built again from the target"
+        "the catalog {path}: {cause}. It is only a cache of the target: backups go on without \
+         it, and it catches up from the target once it can be written (or give --catalog FILE \
+         elsewhere)"
     )]
     Sqlite {
         path: PathBuf,
@@ -51,6 +52,8 @@ pub enum CatalogError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("the catalog {path} {why}, and a new one could not be started in its place")]
+    Unusable { path: PathBuf, why: String },
     #[error("cannot read the target to update the catalog: {0}")]
     Target(#[from] crate::Error),
     #[error("{0}")]
@@ -83,16 +86,16 @@ impl Catalog {
         let mut notes = Vec::new();
         let conn = match Self::try_open(path) {
             Ok(c) => c,
-            Err(why) if path.exists() => {
+            Err(Unusable::File(why)) if path.exists() => {
                 let aside = move_aside(path, &why)?;
                 notes.push(format!(
                     "The catalog {} {why}; it was moved to {} and is rebuilt from the target.",
                     path.display(),
                     aside.display()
                 ));
-                Self::try_open(path).map_err(|_| Self::open_error(path))?
+                Self::try_open(path).map_err(|e| e.into_error(path))?
             }
-            Err(_) => return Err(Self::open_error(path)),
+            Err(e) => return Err(e.into_error(path)),
         };
         let mut c = Catalog {
             conn,
@@ -103,49 +106,42 @@ impl Catalog {
         Ok(c)
     }
 
-    fn open_error(path: &Path) -> CatalogError {
-        let source = Connection::open(path)
-            .and_then(|c| c.execute_batch("PRAGMA user_version"))
-            .err()
-            .unwrap_or(rusqlite::Error::InvalidQuery);
-        CatalogError::Sqlite {
-            path: path.to_path_buf(),
-            cause: source,
-        }
-    }
-
-    /// Opens and checks; `Err` says what is wrong with the file.
-    fn try_open(path: &Path) -> std::result::Result<Connection, String> {
+    /// Opens and checks the file: `Unusable::File` when the file itself
+    /// is unusable (damaged, from a newer Cairn), `Unusable::Io` when the
+    /// disk is (read-only, full, missing directory): that file is left alone.
+    fn try_open(path: &Path) -> std::result::Result<Connection, Unusable> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
-        let damaged = |e: rusqlite::Error| format!("is damaged ({e})");
+        let mut conn = Connection::open_with_flags(path, flags).map_err(Unusable::classify)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(damaged)?;
+            .map_err(Unusable::classify)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(damaged)?;
+            .map_err(Unusable::classify)?;
         if version > schema::VERSION {
-            return Err(format!(
+            return Err(Unusable::File(format!(
                 "was written by a newer Cairn (schema {version}; this one knows {})",
                 schema::VERSION
-            ));
+            )));
         }
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(damaged)?;
+            .map_err(Unusable::classify)?;
         if check != "ok" {
-            return Err(format!("is damaged ({check})"));
+            return Err(Unusable::File(format!("is damaged ({check})")));
         }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
              PRAGMA journal_size_limit = 16777216;",
         )
-        .map_err(damaged)?;
+        .map_err(Unusable::classify)?;
         schema::migrations()
             .to_latest(&mut conn)
-            .map_err(|e| format!("cannot be brought to the current schema ({e})"))?;
+            .map_err(|e| match e {
+                rusqlite_migration::Error::RusqliteError { err, .. } => Unusable::classify(err),
+                e => Unusable::File(format!("cannot be brought to the current schema ({e})")),
+            })?;
         Ok(conn)
     }
 
@@ -334,6 +330,32 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a catalog file could not be opened.
+enum Unusable {
+    /// The file: damaged, or from a newer Cairn. It is moved aside.
+    File(String),
+    /// The disk or the system: left as it is, and said.
+    Io(rusqlite::Error),
+}
+
+impl Unusable {
+    fn classify(e: rusqlite::Error) -> Unusable {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match e.sqlite_error_code() {
+            Some(DatabaseCorrupt | NotADatabase) => Unusable::File(format!("is damaged ({e})")),
+            _ => Unusable::Io(e),
+        }
+    }
+
+    fn into_error(self, path: &Path) -> CatalogError {
+        let path = path.to_path_buf();
+        match self {
+            Unusable::Io(cause) => CatalogError::Sqlite { path, cause },
+            Unusable::File(why) => CatalogError::Unusable { path, why },
+        }
     }
 }
 

@@ -169,7 +169,9 @@ fn size(bytes: u64) -> String {
 fn is_local_failure(e: &anyhow::Error) -> bool {
     matches!(
         e.downcast_ref::<CatalogError>(),
-        Some(CatalogError::Sqlite { .. } | CatalogError::Dir { .. })
+        Some(
+            CatalogError::Sqlite { .. } | CatalogError::Dir { .. } | CatalogError::Unusable { .. }
+        )
     )
 }
 
