@@ -17,30 +17,21 @@
 //! files), `--synthetic` or `--rebuild` (only that part), `--keep` (keep the
 //! work files).
 
+mod common;
+
 use cairn::archive::index::Index;
 use cairn::archive::meta::{FileType, Meta};
 use cairn::catalog::{Catalog, Entry, SetFacts, VolumeFacts};
+use common::{
+    Rng, Run, Table, bench_args, complete_marker, copy_tree, machine, measure, settle, text,
+    verdict,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// A well-mixed hash of two numbers (splitmix64's finaliser).
 fn mix(a: u64, b: u64) -> u64 {
@@ -400,10 +391,6 @@ fn spread(mut v: Vec<Duration>) -> (f64, f64) {
     (ms(v[v.len() / 2]), ms(v[v.len() - 1]))
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "MISS" }
-}
-
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -416,16 +403,9 @@ fn thousands(n: u64) -> String {
     out
 }
 
-struct Table {
-    rows: Vec<String>,
-}
-
+// The catalog benchmark's rows: what was measured, the result, the goal and
+// whether it was met.
 impl Table {
-    fn line(&mut self, line: String) {
-        println!("{line}");
-        self.rows.push(line);
-    }
-
     fn row(&mut self, what: &str, result: &str, goal: &str, verdict: &str) {
         self.line(format!("| {what} | {result} | {goal} | {verdict} |"));
     }
@@ -444,6 +424,8 @@ fn remove_db(path: &Path) {
         let _ = fs::remove_file(format!("{}{s}", path.display()));
     }
 }
+
+// ---- Part 1: a synthetic catalog --------------------------------------------
 
 fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
     let (leaves, per_dir, incs) = if quick {
@@ -467,11 +449,55 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
     t.line("|---|---|---|---|".into());
     let mut dirs = synthetic_dirs(leaves, per_dir);
     let mut cat = Catalog::open(&db).unwrap();
-    // The full set.
+    let times = build(t, &mut cat, &mut dirs, incs);
+    list_dir_timings(t, &cat, &dirs, &times, per_dir);
+    history_timings(t, &cat, &dirs);
+    find_timings(t, &cat);
+    size_on_disk(t, cat, &db);
+    if !keep {
+        remove_db(&db);
+    }
+}
+
+/// Builds the catalog, the full set then `incs` incrementals, and checks its
+/// last set; returns the sets' times.
+fn build(t: &mut Table, cat: &mut Catalog, dirs: &mut [Dir], incs: usize) -> Vec<i64> {
+    let (full_rows, full_time) = build_full(t, cat, dirs);
+    let (inc_rows, inc_time, times) = build_incrementals(t, cat, dirs, incs);
+    let total_rows = full_rows + inc_rows;
+    t.row(
+        &format!(
+            "build: all {} sets ({} rows)",
+            incs + 1,
+            thousands(total_rows as u64)
+        ),
+        &format!(
+            "{:.1} s, {} rows/s",
+            full_time + inc_time,
+            thousands((total_rows as f64 / (full_time + inc_time)) as u64)
+        ),
+        "–",
+        "",
+    );
+    let sets = cat.sets(URL).unwrap();
+    assert_eq!(sets.len(), incs + 1);
+    let live: usize = dirs.iter().map(|d| d.live.len()).sum();
+    let in_catalog = sets.last().unwrap().files as usize;
+    assert_eq!(
+        in_catalog,
+        live + 1 + TOPS.len() + dirs.len(),
+        "paths at the last set"
+    );
+    times
+}
+
+/// Indexes the full set; returns its rows and the seconds it took.
+fn build_full(t: &mut Table, cat: &mut Catalog, dirs: &[Dir]) -> (usize, f64) {
+    let files: usize = dirs.iter().map(|d| d.live.len()).sum();
     let full_rows = 1 + TOPS.len() + dirs.len() + files;
     // One pass to size the set, which also times making the entries.
     let start = Instant::now();
-    let bytes: u64 = full_entries(&dirs).map(|e| e.meta.size).sum();
+    let bytes: u64 = full_entries(dirs).map(|e| e.meta.size).sum();
     let generate = start.elapsed().as_secs_f64();
     let facts = SetFacts {
         full: true,
@@ -483,7 +509,7 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
         writer: Some("cairn"),
     };
     let start = Instant::now();
-    cat.index_entries(URL, &facts, full_entries(&dirs)).unwrap();
+    cat.index_entries(URL, &facts, full_entries(dirs)).unwrap();
     let full_time = start.elapsed().as_secs_f64();
     t.row(
         &format!("build: the full set ({} rows)", thousands(full_rows as u64)),
@@ -494,7 +520,17 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
         "–",
         "",
     );
-    // The incrementals.
+    (full_rows, full_time)
+}
+
+/// Indexes `incs` weekly incrementals; returns their rows, the seconds they
+/// took, and every set's time (the full's first).
+fn build_incrementals(
+    t: &mut Table,
+    cat: &mut Catalog,
+    dirs: &mut [Dir],
+    incs: usize,
+) -> (usize, f64, Vec<i64>) {
     let mut rng = Rng(0xca7a_1095);
     let mut inc_rows = 0usize;
     let mut inc_time = 0.0;
@@ -502,7 +538,7 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
     let mut times = vec![T0];
     for k in 1..=incs as i64 {
         let time = T0 + 7 * DAY * k;
-        let entries = incremental(&mut dirs, &mut rng, time);
+        let entries = incremental(dirs, &mut rng, time);
         inc_rows += entries.len();
         let bytes: u64 = entries.iter().map(|e| e.meta.size).sum();
         let facts = SetFacts {
@@ -535,32 +571,12 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
         "–",
         "",
     );
-    let total_rows = full_rows + inc_rows;
-    t.row(
-        &format!(
-            "build: all {} sets ({} rows)",
-            incs + 1,
-            thousands(total_rows as u64)
-        ),
-        &format!(
-            "{:.1} s, {} rows/s",
-            full_time + inc_time,
-            thousands((total_rows as f64 / (full_time + inc_time)) as u64)
-        ),
-        "–",
-        "",
-    );
-    let sets = cat.sets(URL).unwrap();
-    assert_eq!(sets.len(), incs + 1);
-    let live: usize = dirs.iter().map(|d| d.live.len()).sum();
-    let in_catalog = sets.last().unwrap().files as usize;
-    assert_eq!(
-        in_catalog,
-        live + 1 + TOPS.len() + dirs.len(),
-        "paths at the last set"
-    );
+    (inc_rows, inc_time, times)
+}
 
-    // list_dir at several times: 50 calls each, on different directories.
+/// `list_dir` at several times: 50 calls each, on different directories.
+fn list_dir_timings(t: &mut Table, cat: &Catalog, dirs: &[Dir], times: &[i64], per_dir: usize) {
+    let incs = times.len() - 1;
     let mut all = Vec::new();
     let points = [0usize, incs / 3, 2 * incs / 3, incs];
     let first = {
@@ -569,17 +585,8 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
         s.elapsed()
     };
     for &p in &points {
-        let mut v = Vec::new();
-        let mut entries = 0;
         // Between two sets, as a person asks: the set before is the answer.
-        let at = times[p] + 3 * DAY;
-        for i in 0..50 {
-            let d = &dirs[(i * 7919 + p * 31) % dirs.len()];
-            let s = Instant::now();
-            let got = cat.list_dir(URL, at, &d.index).unwrap();
-            v.push(s.elapsed());
-            entries += got.len();
-        }
+        let (v, entries) = list_dirs_at(cat, dirs, times[p] + 3 * DAY, p);
         let (med, max) = spread(v.clone());
         all.extend(v);
         t.row(
@@ -607,8 +614,25 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
         "< 20 ms",
         verdict(max < 20.0),
     );
+}
 
-    // history: the file changed in every set, then 50 random files.
+/// 50 `list_dir` calls at time `at`, on directories picked by `p`; returns
+/// their timings and the entries listed.
+fn list_dirs_at(cat: &Catalog, dirs: &[Dir], at: i64, p: usize) -> (Vec<Duration>, usize) {
+    let mut v = Vec::new();
+    let mut entries = 0;
+    for i in 0..50 {
+        let d = &dirs[(i * 7919 + p * 31) % dirs.len()];
+        let s = Instant::now();
+        let got = cat.list_dir(URL, at, &d.index).unwrap();
+        v.push(s.elapsed());
+        entries += got.len();
+    }
+    (v, entries)
+}
+
+/// `history` of the file changed in every set, then of 50 random files.
+fn history_timings(t: &mut Table, cat: &Catalog, dirs: &[Dir]) {
     let hot = dirs[0].file(0, 0);
     let mut v = Vec::new();
     let mut versions = 0;
@@ -646,8 +670,10 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
         "< 5 ms",
         verdict(max < 5.0),
     );
+}
 
-    // find over every path name.
+/// `find` over every path name, with a few patterns.
+fn find_timings(t: &mut Table, cat: &Catalog) {
     for (pattern, limit, what) in [
         ("zebra", 100, "a word no name has: every name read"),
         ("IMG_2019*.heic", 1000, "a glob"),
@@ -669,11 +695,14 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
             verdict(max < 1000.0),
         );
     }
+}
 
-    // Size on disk.
-    let open_size = db_size(&db);
+/// The catalog's size on disk, with the WAL, then closed and checkpointed;
+/// and by table and index when SQLite has its dbstat table.
+fn size_on_disk(t: &mut Table, cat: Catalog, db: &Path) {
+    let open_size = db_size(db);
     drop(cat);
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64;
@@ -683,16 +712,9 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
     let name_len: f64 = conn
         .query_row("SELECT avg(length(name)) FROM path", [], |r| r.get(0))
         .unwrap();
-    // Where the bytes are, when SQLite has its dbstat table.
-    let by_table: Vec<(String, i64)> = conn
-        .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
-        .and_then(|mut st| {
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()
-        })
-        .unwrap_or_default();
+    let by_table = size_by_table(&conn);
     drop(conn);
-    let size = db_size(&db);
+    let size = db_size(db);
     let per_million = size as f64 / 1e6 / (version_rows as f64 / 1e6);
     t.row(
         &format!(
@@ -721,67 +743,29 @@ fn synthetic(t: &mut Table, base: &Path, quick: bool, keep: bool) {
             "",
         );
     }
-    if !keep {
-        remove_db(&db);
-    }
+}
+
+/// Bytes in each table and index, largest first; none when SQLite has no
+/// dbstat table.
+fn size_by_table(conn: &rusqlite::Connection) -> Vec<(String, i64)> {
+    conn.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .unwrap_or_default()
 }
 
 // ---- Part 2: a real target ------------------------------------------------
-
-const TEXT: &[&str] = &[
-    "the ",
-    "backup ",
-    "of ",
-    "a ",
-    "raspberry ",
-    "pi ",
-    "keeps ",
-    "your ",
-    "data ",
-    "safe ",
-    "when ",
-    "disks ",
-    "fail\n",
-    "and ",
-    "tor ",
-    "carries ",
-    "it ",
-    "away ",
-    "encrypted ",
-    "with ",
-    "openpgp ",
-    "rsync ",
-    "deltas\n",
-];
-
-fn text(rng: &mut Rng, n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 16);
-    while out.len() < n {
-        let r = rng.next();
-        out.extend_from_slice(TEXT[(r % TEXT.len() as u64) as usize].as_bytes());
-        if r.is_multiple_of(97) {
-            out.extend_from_slice(format!("{} ", r % 100_000).as_bytes());
-        }
-    }
-    out.truncate(n);
-    out
-}
 
 fn small_file(root: &Path, i: usize) -> PathBuf {
     root.join(format!("d{:03}/f{i:06}.txt", i / 1000))
 }
 
-fn marker(root: &Path) -> PathBuf {
-    root.parent().unwrap().join(format!(
-        "{}.complete",
-        root.file_name().unwrap().to_str().unwrap()
-    ))
-}
-
 /// `files` small text files in directories of 1,000 (deterministic; reused
 /// when complete).
 fn make_small_tree(root: &Path, files: usize) {
-    if marker(root).exists() {
+    if complete_marker(root).exists() {
         return;
     }
     eprintln!("building {} …", root.display());
@@ -795,7 +779,7 @@ fn make_small_tree(root: &Path, files: usize) {
         let n = 100 + rng.below(1_900);
         fs::write(p, text(&mut rng, n)).unwrap();
     }
-    fs::write(marker(root), b"").unwrap();
+    fs::write(complete_marker(root), b"").unwrap();
 }
 
 /// Rewrites 1 % of the files and moves their mtime a few seconds on.
@@ -812,70 +796,21 @@ fn touch_one_percent(root: &Path, files: usize, round: u64) {
     }
 }
 
-struct Run {
-    wall: f64,
-    rss_mb: f64,
+/// Part 2's setting: the `cairn` binary, and in the work directory a copy
+/// of the tree, a target and an archive dir.
+struct Real<'a> {
+    cairn: &'a Path,
+    work: PathBuf,
+    src: PathBuf,
+    url: String,
+    archive: PathBuf,
 }
 
-/// Runs a command, returning wall time and peak RSS (of the child and its
-/// descendants, via wait4), as benches/compare.rs does.
-fn measure(cmd: &mut Command) -> Run {
-    // A child's peak RSS starts at this process's peak (Linux carries the
-    // old address space's high-water mark across fork and exec): reset ours.
-    let _ = fs::write("/proc/self/clear_refs", "5");
-    let start = Instant::now();
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid);
-    let wall = start.elapsed().as_secs_f64();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed with status {status}"
-    );
-    std::mem::forget(child);
-    Run {
-        wall,
-        rss_mb: usage.ru_maxrss as f64 / 1024.0,
-    }
-}
-
-fn settle() {
-    let _ = Command::new("sync").status();
-}
-
-fn rebuild(t: &mut Table, base: &Path, cairn: &Path, quick: bool, keep: bool) {
-    let files = if quick { 20_000 } else { 200_000 };
-    let sets = 10;
-    let tree = base.join(format!("tree-{files}"));
-    make_small_tree(&tree, files);
-    let work = base.join("work");
-    let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work).unwrap();
-    let src = work.join("src");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&tree)
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let target = work.join("target");
-    let url = format!("file://{}", target.display());
-    let archive = work.join("archive");
-    println!(
-        "\nPart 2: a real target: {} small files in directories of 1,000, a full backup and {} \
-         incrementals each rewriting 1 % of the files (`cairn backup --no-catalog`, encrypted); \
-         then the catalog rebuilt from it, and the listing of the latest backup with and without it\n",
-        thousands(files as u64),
-        sets - 1
-    );
-    t.line("| operation | time | peak RSS | notes |".into());
-    t.line("|---|---|---|---|".into());
-    let cmd = |args: &[&str], archive: &Path, out: Option<&Path>| {
-        let mut c = Command::new(cairn);
+impl Real<'_> {
+    /// `cairn args --archive-dir archive`, with the passphrase, stderr
+    /// discarded and stdout discarded or written to `out`.
+    fn cmd(&self, args: &[&str], archive: &Path, out: Option<&Path>) -> Command {
+        let mut c = Command::new(self.cairn);
         c.args(args)
             .arg("--archive-dir")
             .arg(archive)
@@ -886,62 +821,45 @@ fn rebuild(t: &mut Table, base: &Path, cairn: &Path, quick: bool, keep: bool) {
                 None => Stdio::null(),
             });
         c
-    };
-    let src_s = src.to_str().unwrap();
-    settle();
-    let full = measure(&mut cmd(
-        &["backup", "--full", "--no-catalog", "--quiet", src_s, &url],
-        &archive,
-        None,
-    ));
-    t.line(format!(
-        "| full backup, `--no-catalog` | {:.1} s | {:.0} MB | |",
-        full.wall, full.rss_mb
-    ));
-    let (mut inc_wall, mut inc_rss) = (0.0, 0.0f64);
-    for round in 1..sets {
-        touch_one_percent(&src, files, round as u64);
-        settle();
-        let r = measure(&mut cmd(
-            &["backup", "--no-catalog", "--quiet", src_s, &url],
-            &archive,
-            None,
-        ));
-        inc_wall += r.wall;
-        inc_rss = inc_rss.max(r.rss_mb);
     }
-    t.line(format!(
-        "| {} incrementals, 1 % rewritten each, `--no-catalog` | {:.1} s each | {:.0} MB (max) | |",
-        sets - 1,
-        inc_wall / (sets - 1) as f64,
-        inc_rss
-    ));
-    settle();
-    let rebuilt = measure(&mut cmd(&["catalog", "rebuild", &url], &archive, None));
-    let fresh = work.join("archive-fresh");
-    settle();
-    let rebuilt_remote = measure(&mut cmd(&["catalog", "rebuild", &url], &fresh, None));
-    let direct_out = work.join("ls-direct.txt");
-    settle();
-    let direct = measure(&mut cmd(
-        &["ls", "--no-catalog", &url],
-        &archive,
-        Some(&direct_out),
-    ));
-    let cat_out = work.join("ls-catalog.txt");
-    settle();
-    let listed = measure(&mut cmd(&["ls", &url], &archive, Some(&cat_out)));
-    let (a, b) = (fs::read(&direct_out).unwrap(), fs::read(&cat_out).unwrap());
-    let lines = b.iter().filter(|&&c| c == b'\n').count();
-    let catalog = fs::read_dir(&archive)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join(cairn::catalog::FILE_NAME))
-        .find(|p| p.exists())
-        .expect("the rebuilt catalog");
-    let indexed = Catalog::open(&catalog).unwrap().sets(&url).unwrap();
-    assert_eq!(indexed.len(), sets, "sets in the rebuilt catalog");
-    assert!(indexed.iter().all(|s| s.indexed));
+
+    /// Runs `cmd` with the archive dir after a `settle`.
+    fn run(&self, args: &[&str], out: Option<&Path>) -> Run {
+        settle();
+        measure(&mut self.cmd(args, &self.archive, out))
+    }
+}
+
+fn rebuild(t: &mut Table, base: &Path, cairn: &Path, quick: bool, keep: bool) {
+    let files = if quick { 20_000 } else { 200_000 };
+    let sets = 10;
+    let tree = base.join(format!("tree-{files}"));
+    make_small_tree(&tree, files);
+    let work = base.join("work");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).unwrap();
+    let real = Real {
+        cairn,
+        src: work.join("src"),
+        url: format!("file://{}", work.join("target").display()),
+        archive: work.join("archive"),
+        work,
+    };
+    copy_tree(&tree, &real.src);
+    println!(
+        "\nPart 2: a real target: {} small files in directories of 1,000, a full backup and {} \
+         incrementals each rewriting 1 % of the files (`cairn backup --no-catalog`, encrypted); \
+         then the catalog rebuilt from it, and the listing of the latest backup with and without it\n",
+        thousands(files as u64),
+        sets - 1
+    );
+    t.line("| operation | time | peak RSS | notes |".into());
+    t.line("|---|---|---|---|".into());
+    backups(t, &real, files, sets);
+    let rebuilt = rebuild_from_archive_dir(&real);
+    let rebuilt_remote = rebuild_from_empty_archive_dir(&real);
+    let ls = ls_both_ways(&real);
+    let catalog = rebuilt_catalog(&real, sets);
     t.line(format!(
         "| `cairn catalog rebuild` ({sets} sets, the archive dir's signatures) | {:.1} s | **{:.0} MB** | peak RSS goal under 64 MB: {}; catalog {:.1} MB |",
         rebuilt.wall,
@@ -956,44 +874,130 @@ fn rebuild(t: &mut Table, base: &Path, cairn: &Path, quick: bool, keep: bool) {
         verdict(rebuilt_remote.rss_mb < 64.0),
         rebuilt_remote.wall / rebuilt.wall
     ));
-    t.line(format!(
-        "| `cairn ls --no-catalog` (the signatures read directly) | {:.2} s | {:.0} MB | {} lines |",
-        direct.wall,
-        direct.rss_mb,
-        thousands(a.iter().filter(|&&c| c == b'\n').count() as u64)
-    ));
-    t.line(format!(
-        "| `cairn ls` (from the catalog) | {:.2} s | {:.0} MB | {} lines, {} `--no-catalog`'s; {:.2}× its time; rebuild + ls {:.2}× |",
-        listed.wall,
-        listed.rss_mb,
-        thousands(lines as u64),
-        if a == b { "identical to" } else { "DIFFERENT from" },
-        listed.wall / direct.wall,
-        (rebuilt.wall + listed.wall) / direct.wall
-    ));
+    ls_comparison(t, &ls, &rebuilt);
     if !keep {
-        let _ = fs::remove_dir_all(&work);
+        let _ = fs::remove_dir_all(&real.work);
     }
 }
 
-fn main() {
-    let argv: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs benches
-    // without it, and a debug-build benchmark measures nothing useful.
-    if !argv.iter().any(|a| a == "--bench") {
-        println!(
-            "catalog: a benchmark; run it with `just bench-catalog` (cargo bench --bench catalog)"
-        );
-        return;
+/// A full backup and `sets - 1` incrementals, each rewriting 1 % of the
+/// files, all `--no-catalog`.
+fn backups(t: &mut Table, real: &Real, files: usize, sets: usize) {
+    let src = real.src.to_str().unwrap();
+    let full = real.run(
+        &[
+            "backup",
+            "--full",
+            "--no-catalog",
+            "--quiet",
+            src,
+            &real.url,
+        ],
+        None,
+    );
+    t.line(format!(
+        "| full backup, `--no-catalog` | {:.1} s | {:.0} MB | |",
+        full.wall, full.rss_mb
+    ));
+    let (mut inc_wall, mut inc_rss) = (0.0, 0.0f64);
+    for round in 1..sets {
+        touch_one_percent(&real.src, files, round as u64);
+        let r = real.run(&["backup", "--no-catalog", "--quiet", src, &real.url], None);
+        inc_wall += r.wall;
+        inc_rss = inc_rss.max(r.rss_mb);
     }
+    t.line(format!(
+        "| {} incrementals, 1 % rewritten each, `--no-catalog` | {:.1} s each | {:.0} MB (max) | |",
+        sets - 1,
+        inc_wall / (sets - 1) as f64,
+        inc_rss
+    ));
+}
+
+/// `cairn catalog rebuild` from the signatures in the archive dir.
+fn rebuild_from_archive_dir(real: &Real) -> Run {
+    real.run(&["catalog", "rebuild", &real.url], None)
+}
+
+/// `cairn catalog rebuild` with an empty archive dir: the signatures are
+/// fetched from the target and decrypted.
+fn rebuild_from_empty_archive_dir(real: &Real) -> Run {
+    let fresh = real.work.join("archive-fresh");
+    settle();
+    measure(&mut real.cmd(&["catalog", "rebuild", &real.url], &fresh, None))
+}
+
+/// The catalog in the archive dir, checked to hold every set, indexed.
+fn rebuilt_catalog(real: &Real, sets: usize) -> PathBuf {
+    let catalog = fs::read_dir(&real.archive)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join(cairn::catalog::FILE_NAME))
+        .find(|p| p.exists())
+        .expect("the rebuilt catalog");
+    let indexed = Catalog::open(&catalog).unwrap().sets(&real.url).unwrap();
+    assert_eq!(indexed.len(), sets, "sets in the rebuilt catalog");
+    assert!(indexed.iter().all(|s| s.indexed));
+    catalog
+}
+
+/// The latest backup listed with `cairn ls --no-catalog` and with `cairn ls`.
+struct Listings {
+    direct: Run,
+    listed: Run,
+    direct_lines: usize,
+    lines: usize,
+    identical: bool,
+}
+
+fn ls_both_ways(real: &Real) -> Listings {
+    let direct_out = real.work.join("ls-direct.txt");
+    let direct = real.run(&["ls", "--no-catalog", &real.url], Some(&direct_out));
+    let cat_out = real.work.join("ls-catalog.txt");
+    let listed = real.run(&["ls", &real.url], Some(&cat_out));
+    let (a, b) = (fs::read(&direct_out).unwrap(), fs::read(&cat_out).unwrap());
+    let lines = |s: &[u8]| s.iter().filter(|&&c| c == b'\n').count();
+    Listings {
+        direct,
+        listed,
+        direct_lines: lines(&a),
+        lines: lines(&b),
+        identical: a == b,
+    }
+}
+
+/// `cairn ls` without and with the catalog, next to the rebuild's time.
+fn ls_comparison(t: &mut Table, ls: &Listings, rebuilt: &Run) {
+    t.line(format!(
+        "| `cairn ls --no-catalog` (the signatures read directly) | {:.2} s | {:.0} MB | {} lines |",
+        ls.direct.wall,
+        ls.direct.rss_mb,
+        thousands(ls.direct_lines as u64)
+    ));
+    t.line(format!(
+        "| `cairn ls` (from the catalog) | {:.2} s | {:.0} MB | {} lines, {} `--no-catalog`'s; {:.2}× its time; rebuild + ls {:.2}× |",
+        ls.listed.wall,
+        ls.listed.rss_mb,
+        thousands(ls.lines as u64),
+        if ls.identical { "identical to" } else { "DIFFERENT from" },
+        ls.listed.wall / ls.direct.wall,
+        (rebuilt.wall + ls.listed.wall) / ls.direct.wall
+    ));
+}
+
+fn main() {
+    let Some(argv) = bench_args(
+        "catalog: a benchmark; run it with `just bench-catalog` (cargo bench --bench catalog)",
+    ) else {
+        return;
+    };
     let flag = |f: &str| argv.iter().any(|a| a == f);
     let (quick, keep) = (flag("--quick"), flag("--keep"));
     let (only_synthetic, only_rebuild) = (flag("--synthetic"), flag("--rebuild"));
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-catalog");
     fs::create_dir_all(&base).unwrap();
     let cairn = PathBuf::from(env!("CARGO_BIN_EXE_cairn"));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let (cores, load) = machine();
     let when = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -1003,18 +1007,15 @@ fn main() {
         load.split_whitespace().next().unwrap_or("?"),
         cairn::time::to_string(when)
     );
-    let mut t = Table { rows: Vec::new() };
+    let mut t = Table::default();
     if !only_rebuild {
         synthetic(&mut t, &base, quick, keep);
     }
     if !only_synthetic {
         rebuild(&mut t, &base, &cairn, quick, keep);
     }
-    let results = base.join("results.md");
-    let mut f = fs::File::create(&results).unwrap();
-    writeln!(f, "{cores} cores, load {}\n", load.trim()).unwrap();
-    for r in &t.rows {
-        writeln!(f, "{r}").unwrap();
-    }
-    println!("\nresults written to {}", results.display());
+    t.write(
+        &base.join("results.md"),
+        &format!("{cores} cores, load {}", load.trim()),
+    );
 }

@@ -6,10 +6,16 @@
 //! the memory-bound checks (a single 4 GiB file and a tree of 200,000 files);
 //! `--keep` keeps the work directory.
 
+mod common;
+
+use common::{
+    Rng, Run, Table, bench_args, complete_marker, copy_tree, machine, measure, settle, text,
+    verdict,
+};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 #[derive(Clone, Copy)]
@@ -37,66 +43,9 @@ const QUICK: Scale = Scale {
     small_files: 2_000,
 };
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            c.copy_from_slice(&v[..c.len()]);
-        }
-    }
-}
-
-const WORDS: &[&str] = &[
-    "the ",
-    "backup ",
-    "of ",
-    "a ",
-    "raspberry ",
-    "pi ",
-    "keeps ",
-    "your ",
-    "data ",
-    "safe ",
-    "when ",
-    "disks ",
-    "fail\n",
-    "and ",
-    "tor ",
-    "carries ",
-    "it ",
-    "away ",
-    "encrypted ",
-    "with ",
-    "openpgp ",
-    "rsync ",
-    "deltas\n",
-];
-
-fn text(rng: &mut Rng, n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 16);
-    while out.len() < n {
-        let r = rng.next();
-        out.extend_from_slice(WORDS[(r % WORDS.len() as u64) as usize].as_bytes());
-        if r.is_multiple_of(97) {
-            out.extend_from_slice(format!("{} ", r % 100_000).as_bytes());
-        }
-    }
-    out.truncate(n);
-    out
-}
-
 /// Builds the benchmark tree (deterministic; reused when present).
 fn make_tree(root: &Path, s: Scale) {
-    if tree_complete(root) {
+    if complete_marker(root).exists() {
         return;
     }
     let _ = fs::remove_dir_all(root);
@@ -123,24 +72,7 @@ fn make_tree(root: &Path, s: Scale) {
         let n = 500 + (rng.next() % 11_000) as usize;
         fs::write(dir.join(format!("f{i:05}.txt")), text(&mut rng, n)).unwrap();
     }
-    fs::write(
-        root.parent().unwrap().join(format!(
-            "{}.complete",
-            root.file_name().unwrap().to_str().unwrap()
-        )),
-        b"",
-    )
-    .unwrap();
-}
-
-fn tree_complete(root: &Path) -> bool {
-    root.parent()
-        .unwrap()
-        .join(format!(
-            "{}.complete",
-            root.file_name().unwrap().to_str().unwrap()
-        ))
-        .exists()
+    fs::write(complete_marker(root), b"").unwrap();
 }
 
 /// Changes about 1% of the tree's bytes, deterministically, in place.
@@ -166,37 +98,6 @@ fn modify_one_percent(root: &Path) {
     fs::create_dir_all(&add).unwrap();
     for i in 0..200 {
         fs::write(add.join(format!("n{i}.txt")), text(&mut rng, 5_000)).unwrap();
-    }
-}
-
-struct Run {
-    wall: f64,
-    rss_mb: f64,
-}
-
-/// Runs a command, returning wall time and peak RSS (of the child and its
-/// descendants, via wait4).
-fn measure(cmd: &mut Command) -> Run {
-    // A child's peak RSS starts at this process's peak (Linux carries the
-    // old address space's high-water mark across fork and exec), so reset
-    // ours first; without this, one tool was charged 80 MB it never used.
-    let _ = fs::write("/proc/self/clear_refs", "5");
-    let start = Instant::now();
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid);
-    let wall = start.elapsed().as_secs_f64();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed with status {status}"
-    );
-    std::mem::forget(child);
-    Run {
-        wall,
-        rss_mb: usage.ru_maxrss as f64 / 1024.0,
     }
 }
 
@@ -228,12 +129,6 @@ fn tree_bytes(p: &Path) -> u64 {
     du(p)
 }
 
-/// Flushes dirty pages before a timed run, so no contender pays for the
-/// writeback of the one before it.
-fn settle() {
-    let _ = Command::new("sync").status();
-}
-
 fn which(cmd: &str) -> bool {
     Command::new("sh")
         .arg("-c")
@@ -242,17 +137,10 @@ fn which(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-struct Table {
-    rows: Vec<String>,
-}
-
+// The comparison's rows: an operation, a tool, its time and peak RSS, and
+// its time as a multiple of Cairn's.
 impl Table {
-    fn line(&mut self, line: String) {
-        println!("{line}");
-        self.rows.push(line);
-    }
-
-    /// One contender's result, with its ratio to `base` (Cairn's time).
+    /// One contender's result, with its ratio to `cairn` (Cairn's time).
     fn row(&mut self, op: &str, who: &str, r: &Run, cairn: &Run, extra: &str) {
         self.line(format!(
             "| {op} | {who} | {:.2} s | {:.0} MB | {:.1}× | {extra} |",
@@ -274,43 +162,83 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-fn main() {
-    let argv: Vec<String> = std::env::args().collect();
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs benches
-    // without it, and a debug-build benchmark measures nothing useful.
-    if !argv.iter().any(|a| a == "--bench") {
-        println!("compare: a benchmark; run it with `just bench` (cargo bench --bench compare)");
-        return;
+const PASSPHRASE: &str = "benchmark passphrase";
+
+/// Gives a command every tool's passphrase and discards its output.
+fn quiet(c: &mut Command) {
+    c.env("PASSPHRASE", PASSPHRASE)
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .env("RESTIC_PASSWORD", PASSPHRASE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+}
+
+/// Runs a command quietly after a `settle`.
+fn run_quiet(c: &mut Command) -> Run {
+    settle();
+    quiet(c);
+    measure(c)
+}
+
+fn url(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// One run's setting: the `cairn` binary, the work directory and the copy
+/// of the tree in it that the tools back up.
+struct Bench {
+    cairn: PathBuf,
+    work: PathBuf,
+    src: PathBuf,
+}
+
+impl Bench {
+    /// duplicity's target.
+    fn dup_target(&self) -> PathBuf {
+        self.work.join("dup-target")
     }
+
+    /// Cairn's target.
+    fn our_target(&self) -> PathBuf {
+        self.work.join("cairn-target")
+    }
+
+    /// `duplicity action --archive-dir dup-cache`.
+    fn duplicity(&self, action: &str) -> Command {
+        let mut c = Command::new("duplicity");
+        c.args([action, "--archive-dir"])
+            .arg(self.work.join("dup-cache"));
+        c
+    }
+
+    /// `cairn args --archive-dir <work>/cache`.
+    fn cairn(&self, args: &[&str], cache: &str) -> Command {
+        let mut c = Command::new(&self.cairn);
+        c.args(args).arg("--archive-dir").arg(self.work.join(cache));
+        c
+    }
+}
+
+/// Sizes of the full backups' archives, for the incrementals' rows.
+struct FullSizes {
+    dup: u64,
+    ours: u64,
+}
+
+fn main() {
+    let Some(argv) =
+        bench_args("compare: a benchmark; run it with `just bench` (cargo bench --bench compare)")
+    else {
+        return;
+    };
     let quick = argv.iter().any(|a| a == "--quick");
     let memory = argv.iter().any(|a| a == "--memory");
     let keep = argv.iter().any(|a| a == "--keep");
     let scale = if quick { QUICK } else { FULL };
-    let cairn = PathBuf::from(env!("CARGO_BIN_EXE_cairn"));
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench");
-    let data = base.join(if quick { "tree-quick" } else { "tree" });
-    fs::create_dir_all(&base).unwrap();
-    if !tree_complete(&data) {
-        eprintln!("building the benchmark tree in {} …", data.display());
-        make_tree(&data, scale);
-    }
-    let work = base.join("work");
-    let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work).unwrap();
-    let src = work.join("src");
-    // A copy, so the 1% change never touches the pristine tree.
-    assert!(
-        Command::new("cp")
-            .arg("-a")
-            .arg(&data)
-            .arg(&src)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let size_mb = tree_bytes(&src) as f64 / 1e6;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let b = prepare(&base, quick, scale);
+    let size_mb = tree_bytes(&b.src) as f64 / 1e6;
+    let (cores, load) = machine();
     println!(
         "\nCairn benchmark: {size_mb:.0} MB tree ({} random, {} text, {} small files), {cores} cores, load {}",
         scale.random_files * scale.random_size / 1_000_000,
@@ -321,193 +249,210 @@ fn main() {
     println!(
         "Encrypted with a passphrase (AES-256) everywhere; times are wall clock; RSS is the peak of the process tree;\nrestores write to a tmpfs (/dev/shm) when there is one.\n"
     );
-    let mut t = Table { rows: Vec::new() };
+    let mut t = Table::default();
     t.line("| operation | tool | time | peak RSS | time / Cairn's | notes |".into());
     t.line("|---|---|---|---|---|---|".into());
-    let pw = "benchmark passphrase";
-    let quiet = |c: &mut Command| {
-        c.env("PASSPHRASE", pw)
-            .env("BORG_PASSPHRASE", pw)
-            .env("RESTIC_PASSWORD", pw)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-    };
-    let url = |p: &Path| format!("file://{}", p.display());
-    let dup_t = work.join("dup-target");
-    let our_t = work.join("cairn-target");
-
-    // ---- Full backups -------------------------------------------------
-    settle();
-    let mut c = Command::new("duplicity");
-    c.args(["full", "--archive-dir"])
-        .arg(work.join("dup-cache"))
-        .arg(&src)
-        .arg(url(&dup_t));
-    quiet(&mut c);
-    let dup_full = measure(&mut c);
-    let dup_full_size = du(&dup_t);
-    settle();
-    let mut c = Command::new(&cairn);
-    c.args(["backup", "--full", "--archive-dir"])
-        .arg(work.join("cairn-cache"))
-        .arg(&src)
-        .arg(url(&our_t));
-    quiet(&mut c);
-    let our_full = measure(&mut c);
-    let our_full_size = du(&our_t);
-    t.cairn(
-        "full backup",
-        &our_full,
-        &format!("archive {}", mb(our_full_size)),
+    let sizes = full_backups(&mut t, &b);
+    incrementals(&mut t, &b, &sizes);
+    restores(&mut t, &b);
+    rdiff_rows(&mut t, &b.work);
+    if memory {
+        memory_rows(&mut t, &b.work, &b.cairn);
+    }
+    t.write(
+        &base.join("results.md"),
+        &format!("{size_mb:.0} MB tree, {cores} cores, load {}", load.trim()),
     );
+    if !keep {
+        let _ = fs::remove_dir_all(&b.work);
+    }
+}
+
+/// Builds the benchmark tree if needed, and copies it into a fresh work
+/// directory, so the 1% change never touches the pristine tree.
+fn prepare(base: &Path, quick: bool, scale: Scale) -> Bench {
+    let cairn = PathBuf::from(env!("CARGO_BIN_EXE_cairn"));
+    let data = base.join(if quick { "tree-quick" } else { "tree" });
+    fs::create_dir_all(base).unwrap();
+    if !complete_marker(&data).exists() {
+        eprintln!("building the benchmark tree in {} …", data.display());
+        make_tree(&data, scale);
+    }
+    let work = base.join("work");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).unwrap();
+    let src = work.join("src");
+    copy_tree(&data, &src);
+    Bench { cairn, work, src }
+}
+
+// ---- Full backups -----------------------------------------------------------
+
+/// Full backups by every tool at hand; returns duplicity's and Cairn's
+/// archive sizes.
+fn full_backups(t: &mut Table, b: &Bench) -> FullSizes {
+    let mut c = b.duplicity("full");
+    c.arg(&b.src).arg(url(&b.dup_target()));
+    let dup_full = run_quiet(&mut c);
+    let dup = du(&b.dup_target());
+    let mut c = b.cairn(&["backup", "--full"], "cairn-cache");
+    c.arg(&b.src).arg(url(&b.our_target()));
+    let our_full = run_quiet(&mut c);
+    let ours = du(&b.our_target());
+    t.cairn("full backup", &our_full, &format!("archive {}", mb(ours)));
     t.row(
         "full backup",
         "duplicity 0.8",
         &dup_full,
         &our_full,
-        &format!("archive {}", mb(dup_full_size)),
+        &format!("archive {}", mb(dup)),
     );
-    // The catalog's cost: the full backup above recorded its set in the
-    // catalog (the default); the same without it.
-    settle();
-    let bare_t = work.join("cairn-target-no-catalog");
-    let mut c = Command::new(&cairn);
-    c.args(["backup", "--full", "--no-catalog", "--archive-dir"])
-        .arg(work.join("cairn-cache-no-catalog"))
-        .arg(&src)
-        .arg(url(&bare_t));
-    quiet(&mut c);
-    let bare = measure(&mut c);
+    catalog_cost(t, b, &our_full);
+    compress_level_5(t, b, &our_full);
+    if which("borg") {
+        borg(t, b, &our_full);
+    }
+    if which("restic") {
+        restic(t, b, &our_full);
+    }
+    tar_gpg(t, b, &our_full);
+    FullSizes { dup, ours }
+}
+
+/// The catalog's cost: the full backup `our_full` recorded its set in the
+/// catalog (the default); the same without it.
+fn catalog_cost(t: &mut Table, b: &Bench, our_full: &Run) {
+    let bare_t = b.work.join("cairn-target-no-catalog");
+    let mut c = b.cairn(
+        &["backup", "--full", "--no-catalog"],
+        "cairn-cache-no-catalog",
+    );
+    c.arg(&b.src).arg(url(&bare_t));
+    let bare = run_quiet(&mut c);
     let overhead = (our_full.wall / bare.wall - 1.0) * 100.0;
-    let pass = |ok: bool| if ok { "PASS" } else { "MISS" };
     t.row(
         "full backup",
         "Cairn, `--no-catalog`",
         &bare,
-        &our_full,
+        our_full,
         &format!(
             "the catalog costs {overhead:+.1} % (goal under 5 %: {}); peak RSS with it {:.0} MB (goal under 64 MB: {})",
-            pass(overhead < 5.0),
+            verdict(overhead < 5.0),
             our_full.rss_mb,
-            pass(our_full.rss_mb < 64.0)
+            verdict(our_full.rss_mb < 64.0)
         ),
     );
     let _ = fs::remove_dir_all(&bare_t);
-    // The speed setting: deflate level 5 instead of gpg's default 6.
-    settle();
-    let fast_t = work.join("cairn-target-z5");
-    let mut c = Command::new(&cairn);
-    c.args([
-        "backup",
-        "--full",
-        "--gpg-options=--compress-level=5",
-        "--archive-dir",
-    ])
-    .arg(work.join("cairn-cache-z5"))
-    .arg(&src)
-    .arg(url(&fast_t));
-    quiet(&mut c);
-    let r = measure(&mut c);
+}
+
+/// The speed setting: deflate level 5 instead of gpg's default 6.
+fn compress_level_5(t: &mut Table, b: &Bench, our_full: &Run) {
+    let fast_t = b.work.join("cairn-target-z5");
+    let mut c = b.cairn(
+        &["backup", "--full", "--gpg-options=--compress-level=5"],
+        "cairn-cache-z5",
+    );
+    c.arg(&b.src).arg(url(&fast_t));
+    let r = run_quiet(&mut c);
     t.row(
         "full backup",
         "Cairn, `--compress-level=5`",
         &r,
-        &our_full,
+        our_full,
         &format!("archive {}", mb(du(&fast_t))),
     );
     let _ = fs::remove_dir_all(&fast_t);
-    if which("borg") {
-        settle();
-        let repo = work.join("borg");
-        let st = Command::new("borg")
-            .args(["init", "--encryption=repokey"])
-            .arg(&repo)
-            .env("BORG_PASSPHRASE", pw)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let mut c = Command::new("borg");
-        c.args(["create", "--compression", "lz4"])
-            .arg(format!("{}::full", repo.display()))
-            .arg(&src);
-        quiet(&mut c);
-        let r = measure(&mut c);
-        t.row(
-            "full backup",
-            "borg (lz4)",
-            &r,
-            &our_full,
-            &format!("repository {}", mb(du(&repo))),
-        );
-    }
-    if which("restic") {
-        settle();
-        let repo = work.join("restic");
-        let st = Command::new("restic")
-            .args(["init", "--repo"])
-            .arg(&repo)
-            .env("RESTIC_PASSWORD", pw)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let mut c = Command::new("restic");
-        c.args(["backup", "--repo"]).arg(&repo).arg(&src);
-        quiet(&mut c);
-        let r = measure(&mut c);
-        t.row(
-            "full backup",
-            "restic",
-            &r,
-            &our_full,
-            &format!("repository {}", mb(du(&repo))),
-        );
-    }
+}
+
+fn borg(t: &mut Table, b: &Bench, our_full: &Run) {
+    settle();
+    let repo = b.work.join("borg");
+    let st = Command::new("borg")
+        .args(["init", "--encryption=repokey"])
+        .arg(&repo)
+        .env("BORG_PASSPHRASE", PASSPHRASE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut c = Command::new("borg");
+    c.args(["create", "--compression", "lz4"])
+        .arg(format!("{}::full", repo.display()))
+        .arg(&b.src);
+    quiet(&mut c);
+    let r = measure(&mut c);
+    t.row(
+        "full backup",
+        "borg (lz4)",
+        &r,
+        our_full,
+        &format!("repository {}", mb(du(&repo))),
+    );
+}
+
+fn restic(t: &mut Table, b: &Bench, our_full: &Run) {
+    settle();
+    let repo = b.work.join("restic");
+    let st = Command::new("restic")
+        .args(["init", "--repo"])
+        .arg(&repo)
+        .env("RESTIC_PASSWORD", PASSPHRASE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut c = Command::new("restic");
+    c.args(["backup", "--repo"]).arg(&repo).arg(&b.src);
+    quiet(&mut c);
+    let r = measure(&mut c);
+    t.row(
+        "full backup",
+        "restic",
+        &r,
+        our_full,
+        &format!("repository {}", mb(du(&repo))),
+    );
+}
+
+/// The floor: tar piped into gpg, without compression.
+fn tar_gpg(t: &mut Table, b: &Bench, our_full: &Run) {
     settle();
     let mut c = Command::new("sh");
     c.arg("-c").arg(format!(
-        "tar cf - -C '{}' . | gpg --batch --pinentry-mode loopback --passphrase '{pw}' -c -z0 --homedir '{}' -o '{}'",
-        src.display(),
-        work.join("gnupg").display(),
-        work.join("tar.gpg").display()
+        "tar cf - -C '{}' . | gpg --batch --pinentry-mode loopback --passphrase '{PASSPHRASE}' -c -z0 --homedir '{}' -o '{}'",
+        b.src.display(),
+        b.work.join("gnupg").display(),
+        b.work.join("tar.gpg").display()
     ));
-    fs::create_dir_all(work.join("gnupg")).unwrap();
+    fs::create_dir_all(b.work.join("gnupg")).unwrap();
     quiet(&mut c);
     let r = measure(&mut c);
     t.row(
         "full backup",
         "tar | gpg -c -z0",
         &r,
-        &our_full,
+        our_full,
         &format!(
             "no compression, no increments: {}",
-            mb(du(&work.join("tar.gpg")))
+            mb(du(&b.work.join("tar.gpg")))
         ),
     );
+}
 
-    // ---- Incrementals after a 1% change -------------------------------
-    modify_one_percent(&src);
-    settle();
-    let mut c = Command::new("duplicity");
-    c.args(["incremental", "--archive-dir"])
-        .arg(work.join("dup-cache"))
-        .arg(&src)
-        .arg(url(&dup_t));
-    quiet(&mut c);
-    let dup_inc = measure(&mut c);
-    let dup_inc_bytes = du(&dup_t) - dup_full_size;
-    settle();
-    let mut c = Command::new(&cairn);
-    c.args(["backup", "--archive-dir"])
-        .arg(work.join("cairn-cache"))
-        .arg(&src)
-        .arg(url(&our_t));
-    quiet(&mut c);
-    let our_inc = measure(&mut c);
-    let our_inc_bytes = du(&our_t) - our_full_size;
+// ---- Incrementals after a 1% change -----------------------------------------
+
+fn incrementals(t: &mut Table, b: &Bench, full: &FullSizes) {
+    modify_one_percent(&b.src);
+    let mut c = b.duplicity("incremental");
+    c.arg(&b.src).arg(url(&b.dup_target()));
+    let dup_inc = run_quiet(&mut c);
+    let dup_inc_bytes = du(&b.dup_target()) - full.dup;
+    let mut c = b.cairn(&["backup"], "cairn-cache");
+    c.arg(&b.src).arg(url(&b.our_target()));
+    let our_inc = run_quiet(&mut c);
+    let our_inc_bytes = du(&b.our_target()) - full.ours;
     t.cairn(
         "incremental (1% changed)",
         &our_inc,
@@ -520,33 +465,23 @@ fn main() {
         &our_inc,
         &format!("wrote {}", mb(dup_inc_bytes)),
     );
+}
 
-    // ---- Restores -----------------------------------------------------
-    let rdir = restore_dir(&work);
-    settle();
-    let mut c = Command::new("duplicity");
-    c.args(["restore", "--archive-dir"])
-        .arg(work.join("dup-cache"))
-        .arg(url(&dup_t))
-        .arg(rdir.join("r-dup"));
-    quiet(&mut c);
-    let dup_restore = measure(&mut c);
-    settle();
-    let mut c = Command::new(&cairn);
-    c.args(["restore", "--archive-dir"])
-        .arg(work.join("cairn-cache-2"))
-        .arg(url(&dup_t))
-        .arg(rdir.join("r-cairn-dup"));
-    quiet(&mut c);
-    let our_restore_dup = measure(&mut c);
-    settle();
-    let mut c = Command::new(&cairn);
-    c.args(["restore", "--archive-dir"])
-        .arg(work.join("cairn-cache"))
-        .arg(url(&our_t))
-        .arg(rdir.join("r-cairn"));
-    quiet(&mut c);
-    let our_restore = measure(&mut c);
+// ---- Restores ---------------------------------------------------------------
+
+/// The latest backup restored: duplicity's by duplicity and by Cairn, and
+/// Cairn's by Cairn; the three restores must be the same.
+fn restores(t: &mut Table, b: &Bench) {
+    let rdir = restore_dir(&b.work);
+    let mut c = b.duplicity("restore");
+    c.arg(url(&b.dup_target())).arg(rdir.join("r-dup"));
+    let dup_restore = run_quiet(&mut c);
+    let mut c = b.cairn(&["restore"], "cairn-cache-2");
+    c.arg(url(&b.dup_target())).arg(rdir.join("r-cairn-dup"));
+    let our_restore_dup = run_quiet(&mut c);
+    let mut c = b.cairn(&["restore"], "cairn-cache");
+    c.arg(url(&b.our_target())).arg(rdir.join("r-cairn"));
+    let our_restore = run_quiet(&mut c);
     t.cairn("restore latest (duplicity's archive)", &our_restore_dup, "");
     t.row(
         "restore latest (duplicity's archive)",
@@ -556,95 +491,93 @@ fn main() {
         "",
     );
     t.cairn("restore latest (Cairn's archive)", &our_restore, "");
-    for (a, b) in [("r-dup", "r-cairn-dup"), ("r-dup", "r-cairn")] {
+    for (x, y) in [("r-dup", "r-cairn-dup"), ("r-dup", "r-cairn")] {
         let same = Command::new("diff")
             .arg("-r")
-            .arg(rdir.join(a))
-            .arg(rdir.join(b))
-            .stdout(std::process::Stdio::null())
+            .arg(rdir.join(x))
+            .arg(rdir.join(y))
+            .stdout(Stdio::null())
             .status()
             .unwrap()
             .success();
-        assert!(same, "restores {a} and {b} differ");
+        assert!(same, "restores {x} and {y} differ");
     }
-    if rdir != work {
+    if rdir != b.work {
         let _ = fs::remove_dir_all(&rdir);
     }
-
-    // ---- The delta engine against rdiff ---------------------------------
-    rdiff_rows(&mut t, &work);
-
-    if memory {
-        memory_rows(&mut t, &work, &cairn);
-    }
-
-    let results = base.join("results.md");
-    let mut f = fs::File::create(&results).unwrap();
-    writeln!(
-        f,
-        "{size_mb:.0} MB tree, {cores} cores, load {}\n",
-        load.trim()
-    )
-    .unwrap();
-    for r in &t.rows {
-        writeln!(f, "{r}").unwrap();
-    }
-    println!("\nresults written to {}", results.display());
-    if !keep {
-        let _ = fs::remove_dir_all(&work);
-    }
 }
+
+// ---- The delta engine against rdiff -------------------------------------------
 
 /// Signature, delta and patch of a 200 MB file with a 1% edit: librsync's
 /// `rdiff` (MD4, rollsum, the form duplicity uses) against Cairn's engine.
 fn rdiff_rows(t: &mut Table, work: &Path) {
-    use cairn::delta::{self, Differ, SignatureBuilder};
     let old = work.join("delta-old.bin");
     let new = work.join("delta-new.bin");
+    make_delta_files(&old, &new);
+    let sig = signature_rows(t, work, &old);
+    delta_rows(t, work, &new, sig);
+    patch_rows(t, work, &old, &new);
+}
+
+/// A file of 200 MB of random bytes, and a copy with 200 blocks of 10,000
+/// bytes rewritten.
+fn make_delta_files(old: &Path, new: &Path) {
     let mut rng = Rng(0xde17a);
     let mut data = vec![0u8; 200 << 20];
     rng.fill(&mut data);
-    fs::write(&old, &data).unwrap();
+    fs::write(old, &data).unwrap();
     for i in 0..200 {
         let at = (i * 1_000_003) % (data.len() - 12_000);
         let mut patch = vec![0u8; 10_000];
         rng.fill(&mut patch);
         data[at..at + 10_000].copy_from_slice(&patch);
     }
-    fs::write(&new, &data).unwrap();
-    drop(data);
+    fs::write(new, &data).unwrap();
+}
+
+/// The time `f` takes (no RSS: it runs in this process).
+fn timed(f: impl FnOnce()) -> Run {
+    let s = Instant::now();
+    f();
+    Run {
+        wall: s.elapsed().as_secs_f64(),
+        rss_mb: 0.0,
+    }
+}
+
+/// `rdiff --force args`.
+fn rdiff(args: &[&str]) -> Run {
+    let mut c = Command::new("rdiff");
+    c.arg("--force").args(args);
+    measure(&mut c)
+}
+
+fn work_file(work: &Path, name: &str) -> String {
+    work.join(name).to_str().unwrap().to_string()
+}
+
+/// The signature of `old` by both; returns Cairn's, checked to be
+/// byte-identical to rdiff's.
+fn signature_rows(t: &mut Table, work: &Path, old: &Path) -> Vec<u8> {
+    use cairn::delta::{self, SignatureBuilder};
     let block = delta::block_size(200 << 20);
-    let b = block.to_string();
-    let timed = |f: &mut dyn FnMut()| {
-        let s = Instant::now();
-        f();
-        Run {
-            wall: s.elapsed().as_secs_f64(),
-            rss_mb: 0.0,
-        }
-    };
-    let w = |n: &str| work.join(n).to_str().unwrap().to_string();
-    let rdiff = |args: &[&str]| {
-        let mut c = Command::new("rdiff");
-        c.arg("--force").args(args);
-        measure(&mut c)
-    };
     let r_sig = rdiff(&[
         "-H",
         "md4",
         "-R",
         "rollsum",
         "-b",
-        &b,
+        &block.to_string(),
         "-S",
         "8",
         "signature",
         old.to_str().unwrap(),
-        &w("r.sig"),
+        &work_file(work, "r.sig"),
     ]);
     let mut sig = Vec::new();
-    let o_sig = timed(&mut || {
-        let mut f = fs::File::open(&old).unwrap();
+    let o_sig = timed(|| {
+        let mut f = fs::File::open(old).unwrap();
         let mut sb = SignatureBuilder::new(block);
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -669,43 +602,54 @@ fn rdiff_rows(t: &mut Table, work: &Path) {
         &o_sig,
         "",
     );
-    let r_delta = rdiff(&["delta", &w("r.sig"), new.to_str().unwrap(), &w("r.delta")]);
-    let parsed = delta::parse_signature(sig.clone()).unwrap();
-    let mut out_len = 0u64;
-    let o_delta = timed(&mut || {
+    sig
+}
+
+/// The delta from `sig` to `new` by both.
+fn delta_rows(t: &mut Table, work: &Path, new: &Path, sig: Vec<u8>) {
+    use cairn::delta::{self, Differ};
+    let r_delta = rdiff(&[
+        "delta",
+        &work_file(work, "r.sig"),
+        new.to_str().unwrap(),
+        &work_file(work, "r.delta"),
+    ]);
+    let parsed = delta::parse_signature(sig).unwrap();
+    let o_delta = timed(|| {
         let f = std::io::BufWriter::new(fs::File::create(work.join("o.delta")).unwrap());
-        let (f, stats) = Differ::new(&parsed)
-            .diff(fs::File::open(&new).unwrap(), f, |_| {})
+        let (f, _stats) = Differ::new(&parsed)
+            .diff(fs::File::open(new).unwrap(), f, |_| {})
             .unwrap();
         drop(f);
-        out_len = stats.literal;
     });
+    let delta_size = |name: &str| mb(fs::metadata(work.join(name)).unwrap().len());
     t.line(format!(
         "| rsync delta, 200 MB, 1% changed | **Cairn** | **{:.2} s** | – | 1.0× | delta {} |",
         o_delta.wall,
-        mb(fs::metadata(work.join("o.delta")).unwrap().len())
+        delta_size("o.delta")
     ));
     t.row(
         "rsync delta, 200 MB, 1% changed",
         "rdiff",
         &r_delta,
         &o_delta,
-        &format!(
-            "delta {}",
-            mb(fs::metadata(work.join("r.delta")).unwrap().len())
-        ),
+        &format!("delta {}", delta_size("r.delta")),
     );
-    let _ = out_len;
+}
+
+/// `old` patched by both, rdiff with Cairn's delta and Cairn with rdiff's;
+/// both results must be as long as `new`.
+fn patch_rows(t: &mut Table, work: &Path, old: &Path, new: &Path) {
     let r_patch = rdiff(&[
         "patch",
         old.to_str().unwrap(),
-        &w("o.delta"),
-        &w("r.patched"),
+        &work_file(work, "o.delta"),
+        &work_file(work, "r.patched"),
     ]);
-    let o_patch = timed(&mut || {
+    let o_patch = timed(|| {
         let out = std::io::BufWriter::new(fs::File::create(work.join("o.patched")).unwrap());
-        delta::apply(
-            &fs::File::open(&old).unwrap(),
+        cairn::delta::apply(
+            &fs::File::open(old).unwrap(),
             fs::File::open(work.join("r.delta")).unwrap(),
             out,
             u64::MAX,
@@ -717,68 +661,34 @@ fn rdiff_rows(t: &mut Table, work: &Path) {
     for p in ["o.patched", "r.patched"] {
         assert_eq!(
             fs::metadata(work.join(p)).unwrap().len(),
-            fs::metadata(&new).unwrap().len()
+            fs::metadata(new).unwrap().len()
         );
     }
 }
+
+// ---- Memory -------------------------------------------------------------------
 
 /// Peak RSS for a single 4 GiB file and for a tree of 200,000 files.
 fn memory_rows(t: &mut Table, work: &Path, cairn: &Path) {
     let rdir = restore_dir(work);
     let big = work.join("mem-big");
-    fs::create_dir_all(&big).unwrap();
-    {
-        let mut f = std::io::BufWriter::new(fs::File::create(big.join("four-gib.bin")).unwrap());
-        let mut rng = Rng(0xb16);
-        let mut buf = vec![0u8; 1 << 20];
-        for i in 0..4096 {
-            // Half random, half text-like, so compression has work to do.
-            if i % 2 == 0 {
-                rng.fill(&mut buf);
-            } else {
-                buf = text(&mut rng, 1 << 20);
-            }
-            f.write_all(&buf).unwrap();
-        }
-    }
+    make_big_file(&big);
     let many = work.join("mem-many");
-    for i in 0..200_000 {
-        let dir = many.join(format!("d{:04}", i / 500));
-        if i % 500 == 0 {
-            fs::create_dir_all(&dir).unwrap();
-        }
-        fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).unwrap();
-    }
+    make_many_files(&many);
     for (what, src) in [("4 GiB single file", &big), ("200,000 files", &many)] {
-        for (label, extra) in [
-            ("full backup", None),
-            ("incremental, nothing changed", Some(())),
-        ] {
-            let target = work.join(format!("mem-target-{}", what.len()));
-            let _ = extra;
+        let target = work.join(format!("mem-target-{}", what.len()));
+        // The first run is a full backup, the second finds nothing changed.
+        for label in ["full backup", "incremental, nothing changed"] {
             settle();
-            let mut c = Command::new(cairn);
-            c.args(["backup", "--archive-dir"])
-                .arg(work.join("mem-cache"))
-                .arg(src)
-                .arg(format!("file://{}", target.display()))
-                .env("PASSPHRASE", "memory")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
+            let mut c = memory_cmd(cairn, "backup", work);
+            c.arg(src).arg(url(&target));
             let r = measure(&mut c);
             t.line(format!("| {label}, {what} | **Cairn** | {:.2} s | **{:.0} MB** | – | peak RSS goal: under 64 MB |", r.wall, r.rss_mb));
         }
-        let target = work.join(format!("mem-target-{}", what.len()));
         let dest = rdir.join(format!("mem-restore-{}", what.len()));
         settle();
-        let mut c = Command::new(cairn);
-        c.args(["restore", "--archive-dir"])
-            .arg(work.join("mem-cache"))
-            .arg(format!("file://{}", target.display()))
-            .arg(&dest)
-            .env("PASSPHRASE", "memory")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        let mut c = memory_cmd(cairn, "restore", work);
+        c.arg(url(&target)).arg(&dest);
         let r = measure(&mut c);
         t.line(format!("| restore, {what} | **Cairn** | {:.2} s | **{:.0} MB** | – | peak RSS goal: under 64 MB |", r.wall, r.rss_mb));
         let _ = fs::remove_dir_all(&dest);
@@ -786,5 +696,44 @@ fn memory_rows(t: &mut Table, work: &Path, cairn: &Path) {
     }
     if rdir != work {
         let _ = fs::remove_dir_all(&rdir);
+    }
+}
+
+/// `cairn action --archive-dir <work>/mem-cache`, quiet.
+fn memory_cmd(cairn: &Path, action: &str, work: &Path) -> Command {
+    let mut c = Command::new(cairn);
+    c.args([action, "--archive-dir"])
+        .arg(work.join("mem-cache"))
+        .env("PASSPHRASE", "memory")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+/// `dir/four-gib.bin`: 4 GiB, half random, half text-like, so compression
+/// has work to do.
+fn make_big_file(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    let mut f = std::io::BufWriter::new(fs::File::create(dir.join("four-gib.bin")).unwrap());
+    let mut rng = Rng(0xb16);
+    let mut buf = vec![0u8; 1 << 20];
+    for i in 0..4096 {
+        if i % 2 == 0 {
+            rng.fill(&mut buf);
+        } else {
+            buf = text(&mut rng, 1 << 20);
+        }
+        f.write_all(&buf).unwrap();
+    }
+}
+
+/// 200,000 tiny files in directories of 500.
+fn make_many_files(many: &Path) {
+    for i in 0..200_000 {
+        let dir = many.join(format!("d{:04}", i / 500));
+        if i % 500 == 0 {
+            fs::create_dir_all(&dir).unwrap();
+        }
+        fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).unwrap();
     }
 }

@@ -1,0 +1,181 @@
+//! Helpers shared by the benchmarks (`mod common;` in each): the command
+//! line, a deterministic random-number generator and text to fill files
+//! with, a child process's wall time and peak RSS, and the results table.
+
+// Each benchmark uses only part of this.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The command line, or `None` after printing `usage` when run without
+/// `--bench`: `cargo bench` passes it; `cargo test --all-targets` runs
+/// benches without it, and a debug-build benchmark measures nothing useful.
+pub fn bench_args(usage: &str) -> Option<Vec<String>> {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.iter().any(|a| a == "--bench") {
+        Some(argv)
+    } else {
+        println!("{usage}");
+        None
+    }
+}
+
+/// The number of cores and the contents of /proc/loadavg.
+pub fn machine() -> (usize, String) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    (cores, load)
+}
+
+/// A xorshift generator: fast, deterministic, good enough for test data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for c in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+    }
+}
+
+const TEXT: &[&str] = &[
+    "the ",
+    "backup ",
+    "of ",
+    "a ",
+    "raspberry ",
+    "pi ",
+    "keeps ",
+    "your ",
+    "data ",
+    "safe ",
+    "when ",
+    "disks ",
+    "fail\n",
+    "and ",
+    "tor ",
+    "carries ",
+    "it ",
+    "away ",
+    "encrypted ",
+    "with ",
+    "openpgp ",
+    "rsync ",
+    "deltas\n",
+];
+
+/// `n` bytes of text-like data (words, now and then a number).
+pub fn text(rng: &mut Rng, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 16);
+    while out.len() < n {
+        let r = rng.next();
+        out.extend_from_slice(TEXT[(r % TEXT.len() as u64) as usize].as_bytes());
+        if r.is_multiple_of(97) {
+            out.extend_from_slice(format!("{} ", r % 100_000).as_bytes());
+        }
+    }
+    out.truncate(n);
+    out
+}
+
+/// The file whose presence says the tree at `root` was built completely:
+/// `<root>.complete`, next to it.
+pub fn complete_marker(root: &Path) -> PathBuf {
+    root.parent().unwrap().join(format!(
+        "{}.complete",
+        root.file_name().unwrap().to_str().unwrap()
+    ))
+}
+
+/// `cp -a from to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A child process's wall time (seconds) and peak RSS (MB).
+pub struct Run {
+    pub wall: f64,
+    pub rss_mb: f64,
+}
+
+/// Runs a command, returning wall time and peak RSS (of the child and its
+/// descendants, via wait4).
+pub fn measure(cmd: &mut Command) -> Run {
+    // A child's peak RSS starts at this process's peak (Linux carries the
+    // old address space's high-water mark across fork and exec), so reset
+    // ours first; without this, one tool was charged 80 MB it never used.
+    let _ = fs::write("/proc/self/clear_refs", "5");
+    let start = Instant::now();
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    let wall = start.elapsed().as_secs_f64();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed with status {status}"
+    );
+    std::mem::forget(child);
+    Run {
+        wall,
+        rss_mb: usage.ru_maxrss as f64 / 1024.0,
+    }
+}
+
+/// Flushes dirty pages before a timed run, so no run pays for the
+/// writeback of the one before it.
+pub fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+pub fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}
+
+/// The results: each line printed as it comes, and kept for results.md.
+/// Each benchmark adds its own kinds of row.
+#[derive(Default)]
+pub struct Table {
+    rows: Vec<String>,
+}
+
+impl Table {
+    pub fn line(&mut self, line: String) {
+        println!("{line}");
+        self.rows.push(line);
+    }
+
+    /// Writes `header`, a blank line and the lines so far to `path`.
+    pub fn write(&self, path: &Path, header: &str) {
+        let mut f = fs::File::create(path).unwrap();
+        writeln!(f, "{header}\n").unwrap();
+        for r in &self.rows {
+            writeln!(f, "{r}").unwrap();
+        }
+        println!("\nresults written to {}", path.display());
+    }
+}
