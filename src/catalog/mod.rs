@@ -54,13 +54,21 @@ pub enum CatalogError {
     },
     #[error("the catalog {path} {why}, and a new one could not be started in its place")]
     Unusable { path: PathBuf, why: String },
+    /// (Not a `#[source]`: the message already carries it, and a chain
+    /// printed whole would say it twice.)
     #[error("cannot read the target to update the catalog: {0}")]
-    Target(#[from] crate::Error),
+    Target(crate::Error),
     #[error("{0}")]
     Query(String),
 }
 
 pub type Result<T> = std::result::Result<T, CatalogError>;
+
+impl From<crate::Error> for CatalogError {
+    fn from(e: crate::Error) -> Self {
+        CatalogError::Target(e)
+    }
+}
 
 /// An open catalog.
 pub struct Catalog {

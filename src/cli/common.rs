@@ -176,7 +176,9 @@ pub fn report(r: anyhow::Result<Outcome>) -> i32 {
         Ok(o) => o.code,
         Err(e) => {
             // Cairn's own errors already name their cause in the message.
-            let msg = if e.downcast_ref::<Error>().is_some() {
+            let msg = if e.downcast_ref::<Error>().is_some()
+                || e.downcast_ref::<crate::catalog::CatalogError>().is_some()
+            {
                 format!("{e}")
             } else {
                 format!("{e:#}")
