@@ -17,6 +17,12 @@ pub fn path_for(repo: &Repo, args: &TargetArgs) -> Option<PathBuf> {
         .or_else(|| repo.archive_dir.as_deref().map(Catalog::path_in))
 }
 
+/// [`path_for`], or an error saying how to give one.
+fn required_path(repo: &Repo, args: &TargetArgs) -> anyhow::Result<PathBuf> {
+    path_for(repo, args)
+        .ok_or_else(|| anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE"))
+}
+
 /// A bar of sets indexed, with ETA, on a terminal; nothing otherwise.
 struct SetsBar(Option<ProgressBar>);
 
@@ -32,6 +38,21 @@ impl crate::progress::Progress for SetsBar {
             b.inc(n);
         }
     }
+}
+
+/// Brings `cat` in line with the target (listed in `coll`), with a bar.
+fn sync_with_bar(
+    cat: &mut Catalog,
+    repo: &Repo,
+    url: &str,
+    coll: &crate::archive::collection::Collection,
+) -> anyhow::Result<crate::catalog::SyncReport> {
+    let bar = sets_bar();
+    let r = cat.sync_with(repo, url, coll, &bar);
+    if let Some(b) = &bar.0 {
+        b.finish_and_clear();
+    }
+    Ok(r?)
 }
 
 fn sets_bar() -> SetsBar {
@@ -50,19 +71,22 @@ fn sets_bar() -> SetsBar {
 /// Opens the catalog and brings it in line with the target, saying what
 /// that took.
 pub fn open_synced(repo: &Repo, url: &str, args: &TargetArgs) -> anyhow::Result<Catalog> {
-    let path = path_for(repo, args).ok_or_else(|| {
-        anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE")
-    })?;
+    open_synced_with(repo, url, args, &repo.collection()?)
+}
+
+/// [`open_synced`] with a listing already made.
+fn open_synced_with(
+    repo: &Repo,
+    url: &str,
+    args: &TargetArgs,
+    coll: &crate::archive::collection::Collection,
+) -> anyhow::Result<Catalog> {
+    let path = required_path(repo, args)?;
     let mut cat = Catalog::open(&path)?;
     for n in cat.notes.drain(..) {
         eprintln!("{n}");
     }
-    let bar = sets_bar();
-    let r = cat.sync(repo, url, &bar);
-    if let Some(b) = &bar.0 {
-        b.finish_and_clear();
-    }
-    let r = r?;
+    let r = sync_with_bar(&mut cat, repo, url, coll)?;
     for s in &r.unindexed {
         eprintln!(
             "warning: the {s} is listed without its files: its signatures (or those of a set \
@@ -175,21 +199,25 @@ fn is_local_failure(e: &anyhow::Error) -> bool {
     )
 }
 
-/// `cairn status`'s second part: the catalog's summary of each set.
-pub fn status(url: &str, args: &TargetArgs) -> anyhow::Result<()> {
+/// `cairn status`: duplicity's collection-status, then (with `catalog`)
+/// the catalog's summary of each set, from one listing of the target.
+pub fn status(url: &str, args: &TargetArgs, catalog: bool) -> anyhow::Result<Outcome> {
     let repo = common::open_repo(url, args)?;
+    let coll = repo.collection()?;
+    common::print_status(&repo, &coll);
+    if !catalog {
+        return Ok(Outcome::ok());
+    }
     // The summary is extra: collection-status has been printed, and what
     // stops the catalog (no passphrase, a full disk) must not fail it.
-    let cat = match open_synced(&repo, url, args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("warning: the catalog's summary is left out: {e}");
-            return Ok(());
+    match open_synced_with(&repo, url, args, &coll) {
+        Ok(cat) => {
+            println!();
+            print_sets(&cat.sets(url)?);
         }
-    };
-    println!();
-    print_sets(&cat.sets(url)?);
-    Ok(())
+        Err(e) => eprintln!("warning: the catalog's summary is left out: {e}"),
+    }
+    Ok(Outcome::ok())
 }
 
 /// The catalog's summary of each set, after duplicity's collection-status.
@@ -265,18 +293,11 @@ pub fn history(url: &str, args: &TargetArgs, path: &str) -> anyhow::Result<Outco
 /// the old one only once it is complete.
 pub fn rebuild(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     let repo = common::open_repo(url, args)?;
-    let path = path_for(&repo, args).ok_or_else(|| {
-        anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE")
-    })?;
+    let path = required_path(&repo, args)?;
     let fresh = PathBuf::from(format!("{}.rebuild", path.display()));
     remove_db(&fresh)?;
     let mut cat = Catalog::open(&fresh)?;
-    let bar = sets_bar();
-    let r = cat.sync(&repo, url, &bar);
-    if let Some(b) = &bar.0 {
-        b.finish_and_clear();
-    }
-    let r = r?;
+    let r = sync_with_bar(&mut cat, &repo, url, &repo.collection()?)?;
     // Keep the run log of the old catalog: it is not in the target.
     if path.exists()
         && let Ok(old) = Catalog::open(&path)
@@ -286,7 +307,6 @@ pub fn rebuild(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     drop(cat);
     remove_db(&path)?;
     std::fs::rename(&fresh, &path)?;
-    let sets = Catalog::open(&path)?.sets(url)?;
     println!(
         "Rebuilt {} from the target: {} sets indexed{}.",
         path.display(),
@@ -297,7 +317,6 @@ pub fn rebuild(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
             format!(", {} without signatures", r.unindexed.len())
         }
     );
-    let _ = sets;
     Ok(Outcome::ok())
 }
 
@@ -319,9 +338,7 @@ fn remove_db(path: &std::path::Path) -> anyhow::Result<()> {
 /// (the next use indexes them) but are not a difference.
 pub fn check(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     let repo = common::open_repo(url, args)?;
-    let path = path_for(&repo, args).ok_or_else(|| {
-        anyhow::anyhow!("no archive directory for the catalog; give --catalog FILE")
-    })?;
+    let path = required_path(&repo, args)?;
     let cat = Catalog::open(&path)?;
     for n in &cat.notes {
         println!("{n}");

@@ -330,10 +330,15 @@ fn dest_is_empty(dest: &std::path::Path) -> bool {
 pub fn status(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     let repo = open_repo(url, args)?;
     let coll = repo.collection()?;
-    print!("{}", crate::archive::status::render(&coll, &repo));
-    log_last_full(&coll);
-    log_collection(&coll, &repo, true);
+    print_status(&repo, &coll);
     Ok(Outcome::ok())
+}
+
+/// Prints and logs `collection-status` for a listing already made.
+pub fn print_status(repo: &Repo, coll: &crate::archive::collection::Collection) {
+    print!("{}", crate::archive::status::render(coll, repo));
+    log_last_full(coll);
+    log_collection(coll, repo, true);
 }
 
 /// The collection-status record (INFO 3): the report as its message, the

@@ -542,11 +542,7 @@ fn run(
                 url_or_profile(url.url, profile)?,
                 with_profile(target, profile),
             );
-            let out = common::status(&url, &target)?;
-            if !no_catalog {
-                super::catalog::status(&url, &target)?;
-            }
-            Ok(out)
+            super::catalog::status(&url, &target, !no_catalog)
         }
         Command::Ls {
             args,
