@@ -39,9 +39,10 @@ cross arch="aarch64":
     bin=${CARGO_TARGET_DIR:-target}/$triple/release/cairn
     echo "$bin: $(stat -c %s "$bin") bytes"
 
-# The library's unit tests, built for aarch64 and run under qemu-user.
+# The library's unit tests, built for aarch64 as the image's binary is (release, feature tor, so
+# the image build reuses every dependency) and run under qemu-user.
 test-aarch64:
-    cargo test --lib --target aarch64-unknown-linux-gnu
+    cargo test --release --locked --lib --features tor --target aarch64-unknown-linux-gnu
 
 # The Raspberry Pi SD image: out/cairn-<version>-arm64.img (+ .img.xz). As root.
 image:

@@ -121,6 +121,13 @@ pub enum Error {
     #[error("invalid option: {0}")]
     Usage(String),
 
+    /// A key named for encryption, signing or decryption cannot be used.
+    #[error(transparent)]
+    Keys(#[from] CryptoError),
+
+    #[error(transparent)]
+    GpgOptions(#[from] crate::crypto::gpgopts::GpgOptionsError),
+
     /// Resuming an interrupted set found the source no longer matches what
     /// the stored volume holds; the backup starts the set again instead.
     #[error(

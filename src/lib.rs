@@ -10,6 +10,7 @@
 //! | [`crypto`] | OpenPGP: a [`Keyring`](crypto::Keyring) of passphrase, keys and GnuPG, and the messages duplicity's gpg writes and reads |
 //! | [`delta`] | rsync signatures, deltas and patches (librsync's format) |
 //! | [`backend`] | where archive files live: `file://`, `rsync://` (daemon, ssh, Tor), `sftp://`, `s3://` |
+//! | [`target`] | opening a target the one way every front end does: backend, cache, keys, storage settings, the catalog's record of a new set |
 //! | [`repo`] | one target plus its local archive-dir cache: listing, fetching with hash checks, atomic writes, the lock |
 //! | [`source`] | walking the tree to back up, with duplicity's [`selection`](source::selection) rules |
 //! | [`backup`] | full and incremental sets, split into volumes, resumed after an interruption |
@@ -60,6 +61,7 @@ pub mod repo;
 pub mod restore;
 pub mod serve;
 pub mod source;
+pub mod target;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -1,28 +1,116 @@
-//! The appliance's long-running service: web interface and health endpoint.
+//! The appliance's long-running service: the daemon ([`crate::appliance`])
+//! and its HTTP interface.
 //!
-//! `GET /health` answers `{"status":"ok","version":..,"configured":bool}` and
-//! `GET /` says in a small HTML page whether the appliance has been configured,
-//! i.e. whether its configuration file exists. The service stops gracefully on
-//! SIGTERM (systemd) or SIGINT (Ctrl-C): it stops accepting, lets requests in
-//! flight finish, and returns.
+//! | route | what |
+//! | --- | --- |
+//! | `GET /` | the state in one sentence and per plan, readable without JavaScript |
+//! | `GET /health` | `{"status":"ok","version":..,"configured":bool,"board":..}` |
+//! | `GET /api/status` | health, activity, LEDs, plans (last run, last success, next run), running job with progress, queue, finished jobs, the configuration's error |
+//! | `POST /api/jobs` | `{"kind":"backup","plan":"main"}` queues a job (`backup`, `retention`, `cleanup`, `verify`, `restore`); answers `{"id":N,"merged":bool}` |
+//! | `POST /api/jobs/{id}/cancel` | cancels a waiting or running job |
+//! | `POST /api/config/reload` | reads the configuration again |
+//! | `GET /api/board` | the board's kind and LEDs; `POST /api/board/press` `{"ms":N}` presses the simulated button |
+//! | `POST /api/clock` | `{"now":T}` sets a simulated clock (`--sim-clock`) |
+//! | `GET /metrics` | Prometheus text format |
+//!
+//! Until the dashboard's sessions exist, the routes that change anything
+//! answer only clients on loopback (403 otherwise). The service stops
+//! gracefully on SIGTERM (systemd) or SIGINT: the running backup is stopped
+//! at its next file (resumed at the next start), then the HTTP side.
 
+use crate::appliance::board::{Parts, SimBoard};
+use crate::appliance::clock::Clock;
+use crate::appliance::daemon::{self, Daemon};
+use crate::appliance::jobs::{Kind, Origin};
 use anyhow::Context;
-use axum::extract::State;
-use axum::response::Html;
-use axum::routing::get;
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Where the appliance keeps its configuration (on the writable data partition).
 pub const DEFAULT_CONFIG: &str = "/data/cairn/cairn.toml";
+/// Where it listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// How long a stop waits for the running job (systemd's default stop
+/// timeout is 90 s; the appliance promises 10).
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
 
-/// Serves on `listen` until SIGTERM or SIGINT, reporting on the configuration
-/// file at `config`.
-pub fn run(listen: &str, config: &Path) -> anyhow::Result<()> {
+/// Which board drives the LEDs and button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BoardChoice {
+    /// The Pi's GPIO when this is a Raspberry Pi, else simulated.
+    Auto,
+    Pi,
+    Sim,
+}
+
+/// How `cairn serve` was started.
+pub struct ServeOptions {
+    pub listen: Option<String>,
+    pub config: PathBuf,
+    pub board: BoardChoice,
+    /// Start a simulated clock at this time (tests).
+    pub sim_clock: Option<i64>,
+}
+
+/// The board chosen, as parts for the daemon, the simulated board's handle
+/// if it is one, and why the Pi's could not be used if it was asked for.
+/// A Pi board that cannot be opened is never fatal: the daemon runs on the
+/// simulated board (backups, API and dashboard all work) and says why.
+fn open_board(choice: BoardChoice, config: &Path) -> (Parts, Option<SimBoard>, Option<String>) {
+    let pi = match choice {
+        BoardChoice::Sim => false,
+        BoardChoice::Pi => true,
+        BoardChoice::Auto => crate::appliance::board::pi_present(Path::new("/")),
+    };
+    let error = if pi {
+        match open_pi(config) {
+            Ok(parts) => return (parts, None, None),
+            Err(e) => {
+                let msg = format!("{e:#}; running with the simulated board");
+                daemon::log(
+                    3,
+                    &format!("the Pi's LEDs and button cannot be used: {msg}"),
+                );
+                Some(msg)
+            }
+        }
+    } else {
+        None
+    };
+    let sim = SimBoard::new();
+    (sim.parts(), Some(sim), error)
+}
+
+#[cfg(target_os = "linux")]
+fn open_pi(config: &Path) -> anyhow::Result<Parts> {
+    use crate::appliance::pi::{PiBoard, PinMap};
+    let pins = crate::appliance::config::Config::load(config)
+        .ok()
+        .and_then(|c| c.gpio)
+        .map_or_else(PinMap::default, |g| PinMap {
+            green: g.green,
+            red: g.red,
+            button: g.button,
+        });
+    Ok(PiBoard::open(pins)?.parts())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_pi(_config: &Path) -> anyhow::Result<Parts> {
+    anyhow::bail!("the Pi's GPIO needs Linux; use --board sim")
+}
+
+/// Runs the appliance until SIGTERM or SIGINT.
+pub fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,31 +119,85 @@ pub fn run(listen: &str, config: &Path) -> anyhow::Result<()> {
     rt.block_on(async {
         // Register the handlers before binding, so a signal can never be lost.
         let stop = ShutdownSignal::new()?;
-        let listener = TcpListener::bind(listen)
+        let listen = opts
+            .listen
+            .clone()
+            .or_else(|| {
+                crate::appliance::config::Config::load(&opts.config)
+                    .ok()?
+                    .listen
+            })
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listener = TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        eprintln!(
-            "cairn serve: listening on {} (configuration: {})",
-            listener.local_addr()?,
-            config.display()
+        let (board, sim, board_error) = open_board(opts.board, &opts.config);
+        let clock = opts.sim_clock.map_or(Clock::System, Clock::simulated);
+        let d = Daemon::start(daemon::Options {
+            config: opts.config.clone(),
+            clock,
+            board,
+            sim,
+            board_error,
+            runtime: Some(tokio::runtime::Handle::current()),
+        });
+        daemon::log(
+            5,
+            &format!(
+                "listening on {} (configuration: {}, board: {})",
+                listener.local_addr()?,
+                opts.config.display(),
+                d.board_kind()
+            ),
         );
-        serve(listener, config.to_path_buf(), stop.wait()).await?;
-        eprintln!("cairn serve: stopped");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        tokio::spawn(watchdog(d.clone()));
+        let stopping = d.clone();
+        let shutdown = async move {
+            stop.wait().await;
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+            let _ = tokio::task::spawn_blocking(move || stopping.stop(STOP_GRACE)).await;
+        };
+        serve(listener, d, shutdown).await?;
+        daemon::log(5, "stopped");
         Ok(())
     })
+}
+
+/// Pings systemd's watchdog at half its interval while the daemon's state
+/// can be locked (a deadlock stops the pings, and systemd restarts us).
+async fn watchdog(d: Daemon) {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
+    loop {
+        tick.tick().await;
+        let probe = d.clone();
+        if tokio::task::spawn_blocking(move || probe.health())
+            .await
+            .is_ok()
+        {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+    }
 }
 
 /// Serves the appliance's routes on `listener` until `shutdown` completes, then
 /// waits for the connections in flight to finish.
 pub async fn serve(
     listener: TcpListener,
-    config: PathBuf,
+    daemon: Daemon,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(config))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")
+    axum::serve(
+        listener,
+        router(daemon).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")
 }
 
 /// SIGTERM and SIGINT, registered when created (not when first awaited).
@@ -79,57 +221,263 @@ impl ShutdownSignal {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
         };
-        eprintln!("cairn serve: {which} received, shutting down");
+        daemon::log(5, &format!("{which} received, shutting down"));
     }
 }
 
-#[derive(Clone)]
-struct AppState {
-    config: Arc<PathBuf>,
-}
-
-impl AppState {
-    /// Configured means: the configuration file exists (it is read by the
-    /// backup engine, not here).
-    fn configured(&self) -> bool {
-        self.config.is_file()
-    }
-}
-
-fn router(config: PathBuf) -> Router {
+fn router(d: Daemon) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/health", get(health))
-        .with_state(AppState {
-            config: Arc::new(config),
-        })
+        .route("/api/status", get(status))
+        .route("/api/jobs", post(submit))
+        .route("/api/jobs/{id}/cancel", post(cancel))
+        .route("/api/config/reload", post(reload))
+        .route("/api/board", get(board))
+        .route("/api/board/press", post(press))
+        .route("/api/clock", post(set_clock))
+        .route("/metrics", get(metrics))
+        .with_state(d)
 }
 
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+/// The routes that change state answer loopback only, until the
+/// dashboard's sessions exist.
+fn forbidden_unless_local(peer: &SocketAddr) -> Option<Response> {
+    (!peer.ip().is_loopback()).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            "this route answers only on the appliance itself\n",
+        )
+            .into_response()
+    })
+}
+
+/// Runs a blocking daemon call off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("daemon call panicked")
+}
+
+async fn health(State(d): State<Daemon>) -> Json<serde_json::Value> {
+    let s = blocking(move || d.status()).await;
     Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "configured": state.configured(),
+        "configured": s.configured,
+        "config_ok": s.config_error.is_none(),
+        "board": s.board,
+        "board_error": s.board_error,
     }))
 }
 
-async fn index(State(state): State<AppState>) -> Html<String> {
-    let version = env!("CARGO_PKG_VERSION");
-    let path = html_escape(&state.config.display().to_string());
-    let body = if state.configured() {
-        format!("<p><strong>Configured.</strong> Configuration: <code>{path}</code>.</p>")
+async fn status(State(d): State<Daemon>) -> Json<daemon::Status> {
+    Json(blocking(move || d.status()).await)
+}
+
+#[derive(serde::Deserialize)]
+struct JobRequest {
+    kind: Kind,
+    plan: Option<String>,
+}
+
+async fn submit(
+    State(d): State<Daemon>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<JobRequest>,
+) -> Response {
+    if let Some(r) = forbidden_unless_local(&peer) {
+        return r;
+    }
+    let r = blocking(move || {
+        let plan = req
+            .plan
+            .or_else(|| d.status().plans.first().map(|p| p.id.clone()))
+            .ok_or_else(|| "no plan is configured".to_string())?;
+        d.submit(&plan, req.kind, Origin::Api)
+    })
+    .await;
+    match r {
+        Ok((id, merged)) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"id": id, "merged": merged})),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({"error": e}))).into_response(),
+    }
+}
+
+async fn cancel(
+    State(d): State<Daemon>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    UrlPath(id): UrlPath<u64>,
+) -> Response {
+    if let Some(r) = forbidden_unless_local(&peer) {
+        return r;
+    }
+    if blocking(move || d.cancel(id)).await {
+        StatusCode::NO_CONTENT.into_response()
     } else {
-        format!(
-            "<p><strong>Not configured.</strong> No configuration file at <code>{path}</code>.</p>\n\
+        (StatusCode::NOT_FOUND, "no such job waiting or running\n").into_response()
+    }
+}
+
+async fn reload(State(d): State<Daemon>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    if let Some(r) = forbidden_unless_local(&peer) {
+        return r;
+    }
+    let s = blocking(move || {
+        d.reload();
+        d.status()
+    })
+    .await;
+    Json(serde_json::json!({"config_error": s.config_error})).into_response()
+}
+
+/// The board's LEDs; a simulated board's also with its last changes
+/// (`[ms, green, red]`, oldest first).
+async fn board(State(d): State<Daemon>) -> Json<serde_json::Value> {
+    let sim = d.sim_board().map(|b| (b.leds(), b.history()));
+    let s = blocking(move || d.status()).await;
+    let (green, red) = sim.as_ref().map_or((s.leds.green, s.leds.red), |x| x.0);
+    let history: Vec<_> = sim.map(|x| x.1).unwrap_or_default();
+    let recent = &history[history.len().saturating_sub(256)..];
+    Json(serde_json::json!({"kind": s.board, "green": green, "red": red, "history": recent}))
+}
+
+#[derive(serde::Deserialize)]
+struct Press {
+    ms: u64,
+}
+
+async fn press(
+    State(d): State<Daemon>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(p): Json<Press>,
+) -> Response {
+    if let Some(r) = forbidden_unless_local(&peer) {
+        return r;
+    }
+    match d.sim_board() {
+        Some(b) => {
+            b.press(Duration::from_millis(p.ms));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => (
+            StatusCode::CONFLICT,
+            "the board is not simulated; press the real button\n",
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SetClock {
+    now: i64,
+}
+
+async fn set_clock(
+    State(d): State<Daemon>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(c): Json<SetClock>,
+) -> Response {
+    if let Some(r) = forbidden_unless_local(&peer) {
+        return r;
+    }
+    if blocking(move || d.set_clock(c.now)).await {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::CONFLICT,
+            "the clock is the system's; start with --sim-clock to set it\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(d): State<Daemon>) -> Response {
+    let text = blocking(move || d.metrics()).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// The state in words, for a browser without JavaScript.
+async fn index(State(d): State<Daemon>) -> Html<String> {
+    let s = blocking(move || d.status()).await;
+    Html(page(&s))
+}
+
+/// What the LEDs say, in one sentence.
+fn sentence(health: &str) -> &'static str {
+    match health {
+        "good" => "Your data is safe: the last backup succeeded and is recent.",
+        "failed" => "The last backup failed: see the error below.",
+        "stale" => {
+            "No recent backup: the last success is older than twice the schedule's interval."
+        }
+        "problem" => "A check found a problem: see below.",
+        "config_error" => "The configuration has an error: see below.",
+        _ => "Not configured yet.",
+    }
+}
+
+/// The status page: the same state as the LEDs, per plan.
+fn page(s: &daemon::Status) -> String {
+    let when = |t: Option<i64>| t.map_or("never".to_string(), crate::time::to_pretty);
+    let mut body = format!("<p><strong>{}</strong></p>\n", sentence(s.health));
+    if !s.configured {
+        body += &format!(
+            "<p><strong>Not configured.</strong> No configuration file at <code>{}</code>.</p>\n\
              <p>To configure this appliance, put a <code>cairn.toml</code> (and any secret files it \
              names) onto the SD card's boot partition and restart it; they are moved to the data \
-             partition on boot.</p>"
-        )
-    };
-    Html(format!(
+             partition on boot.</p>\n",
+            html_escape(&s.config_file)
+        );
+    } else if let Some(e) = &s.config_error {
+        body += &format!(
+            "<p>Configuration error: <code>{}</code></p>\n",
+            html_escape(&e.to_string())
+        );
+    } else {
+        body += &format!(
+            "<p>Configured. Configuration: <code>{}</code>.</p>\n",
+            html_escape(&s.config_file)
+        );
+    }
+    for p in &s.plans {
+        body += &format!(
+            "<h2>Plan {}</h2>\n<p>Target <code>{}</code>; schedule <code>{}</code> ({}).<br>\
+             Last success: {}. Next run: {}.{}</p>\n",
+            html_escape(&p.id),
+            html_escape(&p.target),
+            html_escape(&p.schedule),
+            html_escape(&p.describe),
+            when(p.last_success),
+            when(p.next_run),
+            p.last_error.as_ref().map_or(String::new(), |e| format!(
+                "<br>Last error: {}",
+                html_escape(e)
+            ))
+        );
+    }
+    if let Some(r) = &s.running {
+        body += &format!(
+            "<p>Running: {} of plan {}.</p>\n",
+            r.job.kind.name(),
+            html_escape(&r.job.plan)
+        );
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Cairn</title></head>\n\
-         <body><h1>Cairn {version}</h1>\n{body}\n</body></html>\n"
-    ))
+         <body><h1>Cairn {version}</h1>\n{body}</body></html>\n"
+    )
 }
 
 fn html_escape(s: &str) -> String {
@@ -169,7 +517,16 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, config, async {
+        let sim = SimBoard::new();
+        let d = Daemon::start(daemon::Options {
+            config,
+            clock: Clock::System,
+            board: sim.parts(),
+            sim: Some(sim),
+            board_error: None,
+            runtime: None,
+        });
+        let task = tokio::spawn(serve(listener, d, async {
             let _ = rx.await;
         }));
         Server {
@@ -263,10 +620,12 @@ mod tests {
         assert!(body.contains("a&lt;b&gt;.toml"), "path not escaped: {body}");
         assert!(!body.contains("a<b>"), "{body}");
 
+        // An empty file has no plan: configured, but with an error said.
         std::fs::write(&config, "").unwrap();
         let (status, _, body) = get(srv.addr, "/").await;
         assert_eq!(status, 200);
-        assert!(body.contains("Configured."), "{body}");
+        assert!(body.contains("Configuration error"), "{body}");
+        assert!(body.contains("no source"), "{body}");
         assert!(!body.contains("Not configured"), "{body}");
 
         srv.stop().await;
@@ -305,7 +664,13 @@ mod tests {
 
     #[test]
     fn run_reports_a_bad_listen_address() {
-        let err = run("not-an-address", Path::new(DEFAULT_CONFIG)).unwrap_err();
+        let err = run(ServeOptions {
+            listen: Some("not-an-address".into()),
+            config: PathBuf::from(DEFAULT_CONFIG),
+            board: BoardChoice::Sim,
+            sim_clock: None,
+        })
+        .unwrap_err();
         assert!(
             format!("{err:#}").contains("cannot listen on not-an-address"),
             "{err:#}"

@@ -502,7 +502,10 @@ fn virt_boots_configured_from_the_boot_partition() {
 
     // What a user drops onto the FAT partition (with Windows line ends).
     let token = format!("test-{}", std::process::id());
-    let toml = format!("# cairn.toml written by the boot test\nname = \"{token}\"\n");
+    let toml = format!(
+        "# cairn.toml written by the boot test\nname = \"{token}\"\n\
+         source = \"/data/share\"\ntarget = \"file:///data/backup\"\n"
+    );
     let secret = format!("passphrase-{token}\n");
     let key = format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{token} test@host\r\n");
     fs::write(dir.join("cairn.toml"), &toml).unwrap();
@@ -555,6 +558,9 @@ fn virt_boots_configured_from_the_boot_partition() {
         "cairn.toml was not moved into place: {health}\n{}",
         guest.log_tail()
     );
+    assert_eq!(health["config_ok"], true, "{health}");
+    // No Pi under QEMU: `--board auto` runs the simulated board.
+    assert_eq!(health["board"], "sim", "{health}");
     let (status, page) = guest.get("/");
     assert_eq!(status, 200);
     assert!(page.contains("Configured."), "{page}");
@@ -584,6 +590,11 @@ fn virt_boots_configured_from_the_boot_partition() {
         unlocked.is_empty(),
         "accounts that are not locked: {unlocked:?}"
     );
+    // systemd starts the daemon as Type=notify with a watchdog.
+    let unit = debugfs(&root_fs, "cat /etc/systemd/system/cairn.service");
+    for line in ["Type=notify", "WatchdogSec=", "--board auto"] {
+        assert!(unit.contains(line), "cairn.service lacks {line}: {unit}");
+    }
     let ssh = debugfs(&root_fs, "ls /etc/ssh");
     assert!(
         !ssh.contains("ssh_host_"),
@@ -724,6 +735,9 @@ fn raspi3b_boots_unconfigured() {
     println!("boot-to-answer (raspi3b): {secs:.1} s");
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["configured"], false, "{health}");
+    // QEMU's raspi3b looks like a Pi but has no GPIO to open: the daemon
+    // says so and runs on the simulated board.
+    assert_eq!(health["board"], "sim", "{health}");
     let (status, page) = guest.get("/");
     assert_eq!(status, 200);
     assert!(page.contains("Not configured"), "{page}");

@@ -27,6 +27,28 @@ pub trait Board: Send {
     fn now_ms(&self) -> u64;
 }
 
+/// The LED half of a board, driven by the daemon's LED thread.
+pub trait Leds: Send {
+    fn set_leds(&mut self, green: bool, red: bool);
+}
+
+/// The button half of a board, read by the daemon's button thread (which
+/// blocks in [`Button::wait_button`], so the LEDs must not wait for it).
+pub trait Button: Send {
+    /// Waits up to `timeout` for the button to change.
+    fn wait_button(&mut self, timeout: Duration) -> Option<Edge>;
+    /// Milliseconds on the clock edges are timed with.
+    fn now_ms(&self) -> u64;
+}
+
+/// A board split into its halves, each owned by one thread.
+pub struct Parts {
+    /// `pi` or `sim`.
+    pub kind: &'static str,
+    pub leds: Box<dyn Leds>,
+    pub button: Box<dyn Button>,
+}
+
 /// Which board `--board auto` picks: the Pi's when `/dev/gpiochip0` exists
 /// and the device tree names a Raspberry Pi.
 pub fn pi_present(root: &Path) -> bool {
@@ -81,7 +103,7 @@ impl SimBoard {
     /// Presses the button for `hold` (the release is timed `hold` later;
     /// the call does not wait).
     pub fn press(&self, hold: Duration) {
-        let at = self.now_ms();
+        let at = Board::now_ms(self);
         let (m, cv) = &*self.state;
         let mut s = m.lock().unwrap_or_else(|e| e.into_inner());
         s.presses.push_back(Edge {
@@ -96,13 +118,39 @@ impl SimBoard {
     }
 }
 
+impl SimBoard {
+    /// Two handles on the same simulated board.
+    pub fn parts(&self) -> Parts {
+        Parts {
+            kind: "sim",
+            leds: Box::new(self.clone()),
+            button: Box::new(self.clone()),
+        }
+    }
+}
+
+impl Leds for SimBoard {
+    fn set_leds(&mut self, green: bool, red: bool) {
+        Board::set_leds(self, green, red)
+    }
+}
+
+impl Button for SimBoard {
+    fn wait_button(&mut self, timeout: Duration) -> Option<Edge> {
+        Board::wait_button(self, timeout)
+    }
+    fn now_ms(&self) -> u64 {
+        Board::now_ms(self)
+    }
+}
+
 impl Board for SimBoard {
     fn kind(&self) -> &'static str {
         "sim"
     }
 
     fn set_leds(&mut self, green: bool, red: bool) {
-        let now = self.now_ms();
+        let now = Board::now_ms(self);
         let mut s = self.state.0.lock().unwrap_or_else(|e| e.into_inner());
         if (s.green, s.red) != (green, red) || s.history.is_empty() {
             s.green = green;
@@ -161,19 +209,19 @@ mod tests {
     fn the_simulated_board_shows_leds_and_delivers_presses_in_time() {
         let mut b = SimBoard::new();
         let view = b.clone();
-        b.set_leds(true, false);
-        b.set_leds(true, false);
-        b.set_leds(false, true);
+        Board::set_leds(&mut b, true, false);
+        Board::set_leds(&mut b, true, false);
+        Board::set_leds(&mut b, false, true);
         assert_eq!(view.leds(), (false, true));
         assert_eq!(view.history().len(), 2);
-        assert_eq!(b.wait_button(Duration::from_millis(10)), None);
+        assert_eq!(Board::wait_button(&mut b, Duration::from_millis(10)), None);
         view.press(Duration::from_millis(120));
-        let down = b.wait_button(Duration::from_secs(1)).unwrap();
+        let down = Board::wait_button(&mut b, Duration::from_secs(1)).unwrap();
         assert!(down.pressed);
-        let up = b.wait_button(Duration::from_secs(1)).unwrap();
+        let up = Board::wait_button(&mut b, Duration::from_secs(1)).unwrap();
         assert!(!up.pressed);
         assert_eq!(up.at_ms - down.at_ms, 120);
-        assert!(b.now_ms() >= up.at_ms);
+        assert!(Board::now_ms(&b) >= up.at_ms);
     }
 
     #[test]

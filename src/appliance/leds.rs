@@ -85,6 +85,32 @@ pub struct Pattern {
     pub red: Blink,
 }
 
+impl Health {
+    /// The name the API uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Unconfigured => "unconfigured",
+            Health::ConfigError => "config_error",
+            Health::Stale => "stale",
+            Health::VerifyProblem => "problem",
+            Health::Failed => "failed",
+            Health::Good => "good",
+        }
+    }
+}
+
+impl Activity {
+    /// The name the API uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activity::Idle => "idle",
+            Activity::Job => "job",
+            Activity::Restore => "restore",
+            Activity::AwaitingPress => "awaiting_press",
+        }
+    }
+}
+
 /// The pattern for a state (the table in the module documentation).
 pub fn pattern(health: Health, activity: Activity) -> Pattern {
     let red = match health {

@@ -11,5 +11,14 @@
 
 pub mod board;
 pub mod button;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod jobs;
 pub mod leds;
+pub mod metrics;
+pub mod notify;
+#[cfg(target_os = "linux")]
+pub mod pi;
+pub mod runner;
 pub mod schedule;

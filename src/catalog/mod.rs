@@ -304,6 +304,53 @@ impl Catalog {
         Ok(())
     }
 
+    /// Starts a run of an appliance plan at `at` (its clock);
+    /// [`Catalog::end_run`] ends it. A run never ended is found
+    /// `interrupted` by the next open once its process is gone.
+    pub fn begin_run(
+        &self,
+        url: &str,
+        kind: &str,
+        plan: &str,
+        at: crate::time::Seconds,
+    ) -> Result<i64> {
+        let target = self.target_id(url)?;
+        self.conn
+            .execute(
+                "INSERT INTO run (target, kind, started, outcome, pid, plan)
+                 VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                params![target, kind, at, std::process::id(), plan],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Ends a run begun with [`Catalog::begin_run`]: `outcome` is `ok`,
+    /// `failed` or `cancelled`.
+    pub fn end_run(
+        &self,
+        run: i64,
+        at: crate::time::Seconds,
+        outcome: &str,
+        r: &RunEnd,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE run SET ended = ?2, outcome = ?3, bytes = ?4, set_time = ?5, error = ?6
+                 WHERE id = ?1",
+                params![
+                    run,
+                    at,
+                    outcome,
+                    r.bytes.map(|b| b as i64),
+                    r.set_time,
+                    r.error
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Records an event (`level`: info, warning, error).
     pub fn event(&self, run: Option<i64>, level: &str, kind: &str, message: &str) -> Result<()> {
         self.conn
@@ -339,6 +386,14 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// What a run ended with.
+#[derive(Debug, Default, Clone)]
+pub struct RunEnd {
+    pub bytes: Option<u64>,
+    pub set_time: Option<crate::time::Seconds>,
+    pub error: Option<String>,
 }
 
 /// Why a catalog file could not be opened.

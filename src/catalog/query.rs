@@ -497,6 +497,45 @@ impl Catalog {
         .map_err(|e| self.q(e))
     }
 
+    /// The newest run of an appliance plan's `kind`, and the start of its
+    /// newest successful one.
+    pub fn last_plan_run(
+        &self,
+        plan: &str,
+        kind: &str,
+    ) -> Result<(Option<RunRow>, Option<Seconds>)> {
+        let last = self
+            .conn
+            .query_row(
+                "SELECT id, kind, started, ended, outcome, bytes, set_time, error FROM run
+                 WHERE plan = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
+                params![plan, kind],
+                |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        started: r.get(2)?,
+                        ended: r.get(3)?,
+                        outcome: r.get(4)?,
+                        bytes: r.get::<_, Option<i64>>(5)?.map(|b| b as u64),
+                        set_time: r.get(6)?,
+                        error: r.get(7)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.q(e))?;
+        let success = self
+            .conn
+            .query_row(
+                "SELECT max(started) FROM run WHERE plan = ?1 AND kind = ?2 AND outcome = 'ok'",
+                params![plan, kind],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.q(e))?;
+        Ok((last, success))
+    }
+
     /// A digest of what `set` records, order-independent and blind to sizes
     /// (which a rebuild knows only to a block): for comparing catalogs.
     pub fn set_digest(&self, set: &SetRow) -> Result<[u8; 20]> {

@@ -130,12 +130,16 @@ CREATE TABLE event (
 CREATE INDEX event_by_time ON event (time);
 ";
 
+/// Version 2: runs remember the appliance plan they belong to.
+const V2: &str = "ALTER TABLE run ADD COLUMN plan TEXT;
+CREATE INDEX run_by_plan ON run (plan, kind);";
+
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 /// The newest schema version this build knows.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 #[cfg(test)]
 mod tests {

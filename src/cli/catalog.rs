@@ -3,7 +3,7 @@
 
 use super::common::{self, Outcome, TargetArgs};
 use crate::archive::index::Index;
-use crate::catalog::{Catalog, CatalogError, Recorder, SetFacts, SetRow};
+use crate::catalog::{Catalog, CatalogError, Recorder, SetRow};
 use crate::repo::Repo;
 use crate::time;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,9 +12,7 @@ use std::path::PathBuf;
 
 /// Where the target's catalog is: `--catalog`, else its archive dir.
 pub fn path_for(repo: &Repo, args: &TargetArgs) -> Option<PathBuf> {
-    args.catalog
-        .clone()
-        .or_else(|| repo.archive_dir.as_deref().map(Catalog::path_in))
+    crate::target::catalog_path(repo, args)
 }
 
 /// [`path_for`], or an error saying how to give one.
@@ -386,13 +384,11 @@ pub fn record_backup(
         return;
     };
     let r = (|| -> Result<(), CatalogError> {
-        let mut cat = Catalog::open(&path)?;
-        for n in cat.notes.drain(..) {
+        let (cat, notes) =
+            crate::target::index_backup(&path, repo, url, report, encoding, recorder)?;
+        for n in notes {
             eprintln!("{n}");
         }
-        let facts = SetFacts::after_backup(repo, report, encoding)?;
-        let mut rec = recorder.lock().unwrap_or_else(|e| e.into_inner());
-        cat.record(repo, url, &facts, &mut rec)?;
         cat.record_run(
             url,
             "backup",

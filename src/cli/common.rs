@@ -4,92 +4,18 @@
 
 use super::machine_log as mlog;
 use crate::archive::index::Index;
-use crate::archive::names::Naming;
-use crate::crypto::Keyring;
 use crate::error::Error;
-use crate::repo::{self, Repo};
+use crate::repo::Repo;
 use crate::restore::{self, RestoreOptions};
 use crate::time;
 use anyhow::Context;
 use std::path::PathBuf;
 
-/// Options that say how to reach and read a target.
-#[derive(clap::Args, Debug, Default, Clone)]
-pub struct TargetArgs {
-    /// Local cache of signatures and manifests (duplicity's --archive-dir).
-    /// Default: ~/.cache/duplicity, shared with duplicity.
-    #[arg(long, value_name = "DIR")]
-    pub archive_dir: Option<PathBuf>,
-    /// Name of this backup inside the archive directory. Default: the MD5 of
-    /// the target URL, as duplicity names it.
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Read the passphrase from this file instead of the PASSPHRASE
-    /// environment variable.
-    #[arg(long, value_name = "FILE")]
-    pub passphrase_file: Option<PathBuf>,
-    /// Where to put downloads and work files. Default: $TMPDIR or /tmp.
-    #[arg(long, value_name = "DIR")]
-    pub tempdir: Option<PathBuf>,
-    /// OpenPGP secret key file(s) for archives encrypted to a public key
-    /// (otherwise the GnuPG keyring is asked for the recipients' keys).
-    #[arg(long = "secret-key", value_name = "FILE")]
-    pub secret_keys: Vec<PathBuf>,
-    /// GnuPG home to take keys from (default: GNUPGHOME or ~/.gnupg).
-    #[arg(long, value_name = "DIR")]
-    pub gnupg_home: Option<PathBuf>,
-    #[command(flatten)]
-    pub remote: crate::profile::Remote,
-    /// Name prefixes (duplicity's `--file-prefix*`), on write and on read.
-    #[arg(skip)]
-    pub prefixes: crate::archive::names::Prefixes,
-    /// The catalog file (default: cairn-catalog.sqlite in the archive
-    /// directory). It is a cache of the target, rebuilt when missing.
-    #[arg(long, value_name = "FILE")]
-    pub catalog: Option<PathBuf>,
-}
+pub use crate::target::{EncryptionRequest, TargetArgs};
 
-/// The passphrase from a file (trailing newline dropped) or `PASSPHRASE`.
-pub fn passphrase(file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
-    if let Some(f) = file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading passphrase file {}", f.display()))?;
-        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
-    }
-    Ok(std::env::var("PASSPHRASE").ok())
-}
-
+/// The target at `url` with its cache and keys ([`crate::target::open`]).
 pub fn open_repo(url: &str, args: &TargetArgs) -> anyhow::Result<Repo> {
-    let options = args
-        .remote
-        .backend_options(args.tempdir.clone())
-        .map_err(crate::error::Error::Usage)?;
-    let mut repo = Repo::open_with(url, &options)?;
-    repo.naming = Naming::new(args.prefixes.clone());
-    let root = args
-        .archive_dir
-        .clone()
-        .unwrap_or_else(repo::default_archive_root);
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| repo::default_backup_name(url));
-    repo.archive_dir = Some(root.join(name));
-    if let Some(t) = &args.tempdir {
-        repo.tempdir = t.clone();
-    }
-    let mut keys = Keyring::default();
-    if let Some(p) = passphrase(args.passphrase_file.as_ref())? {
-        keys.passphrase = Some(p.into());
-    }
-    for f in &args.secret_keys {
-        keys.add_key_file(f)?;
-    }
-    keys.gnupg = Some(crate::crypto::gnupg::GnupgHome {
-        homedir: args.gnupg_home.clone(),
-    });
-    repo.keys = keys;
-    Ok(repo)
+    Ok(crate::target::open(url, args)?)
 }
 
 /// How a command ended, beyond success.
@@ -133,7 +59,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         Error::SourceMismatch { host: true, .. } => 3,
         Error::SourceMismatch { host: false, .. } => 42,
         Error::PathNotInBackup { .. } | Error::BadRestorePath { .. } => 19,
-        Error::Crypto { .. } | Error::Encrypt { .. } | Error::Undecryptable(_) => 31,
+        Error::Crypto { .. } | Error::Encrypt { .. } | Error::Undecryptable(_) | Error::Keys(_) => {
+            31
+        }
         Error::Manifest { .. } | Error::NoManifest { .. } => 6,
         Error::Backend(b) => backend_exit_code(b),
         Error::Usage(_) => 2,
@@ -412,73 +340,18 @@ fn log_file_entry(e: &crate::archive::sigtar::SigEntry) {
     mlog::always(mlog::INFO, mlog::info::FILE_LIST, Some(&extra), &text);
 }
 
-/// How stored files are to be encrypted and compressed.
-#[derive(Debug, Clone, Default)]
-pub struct EncryptionRequest {
-    pub encrypt: bool,
-    pub compress: bool,
-    /// `--gpg-options`, space-joined.
-    pub gpg_options: String,
-    /// Key IDs, fingerprints or key files to encrypt to.
-    pub encrypt_keys: Vec<String>,
-    pub hidden_keys: Vec<String>,
-    pub sign_key: Option<String>,
-}
-
-/// Builds the storage settings: keys looked up, gpg options applied.
+/// Builds the storage settings ([`crate::target::storage`]), saying which
+/// recipients are weak.
 pub fn storage(
     req: &EncryptionRequest,
     repo: &Repo,
     gnupg_home: Option<&PathBuf>,
 ) -> anyhow::Result<crate::backup::Storage> {
-    use crate::backup::Storage;
-    use crate::crypto::{EncryptConfig, gnupg::GnupgHome, gpgopts};
-    let gpg = gpgopts::parse(&req.gpg_options)?;
-    if !req.encrypt {
-        if !req.encrypt_keys.is_empty() || req.sign_key.is_some() {
-            anyhow::bail!("--no-encryption cannot be combined with --encrypt-key or --sign-key");
-        }
-        return Ok(if req.compress {
-            Storage::Gzip
-        } else {
-            Storage::Plain
-        });
+    let storage = crate::target::storage(req, repo, gnupg_home)?;
+    if let crate::backup::Storage::Encrypted(cfg) = &storage {
+        warn_weak_keys(cfg.recipients.iter().chain(&cfg.hidden_recipients));
     }
-    let home = GnupgHome {
-        homedir: gpg.homedir.clone().or_else(|| gnupg_home.cloned()),
-    };
-    let mut cfg = EncryptConfig::symmetric("");
-    cfg.passphrase = repo.keys.passphrase.clone();
-    for k in &req.encrypt_keys {
-        cfg.recipients.extend(home.public(k)?);
-    }
-    for k in &req.hidden_keys {
-        cfg.hidden_recipients.extend(home.public(k)?);
-    }
-    warn_weak_keys(cfg.recipients.iter().chain(&cfg.hidden_recipients));
-    let public_key_mode = !cfg.recipients.is_empty() || !cfg.hidden_recipients.is_empty();
-    if !public_key_mode && cfg.passphrase.is_none() {
-        return Err(crate::crypto::CryptoError::NoPassphraseToEncrypt.into());
-    }
-    if let Some(k) = &req.sign_key {
-        let sign_pass = std::env::var("SIGN_PASSPHRASE")
-            .ok()
-            .or_else(|| std::env::var("PASSPHRASE").ok());
-        let certs = home.secret(k, sign_pass.as_deref())?;
-        cfg.sign_key = certs.into_iter().next();
-        cfg.sign_passphrase = sign_pass.map(Into::into);
-    }
-    if let Some(c) = gpg.cipher {
-        cfg.cipher = c;
-    }
-    if let Some(c) = gpg.compression {
-        cfg.compression = c;
-    }
-    if !req.compress {
-        cfg.compression = sequoia_openpgp::types::CompressionAlgorithm::Uncompressed;
-    }
-    cfg.compress_level = gpg.compress_level;
-    Ok(Storage::Encrypted(Box::new(cfg)))
+    Ok(storage)
 }
 
 /// Says which recipients are used only because their SHA-1 self-signatures

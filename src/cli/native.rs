@@ -268,11 +268,21 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Serve the appliance's web interface and health endpoint.
+    /// Run the appliance: scheduled backups, jobs, LEDs and button, and its
+    /// HTTP API (the configuration is --config, default /data/cairn/cairn.toml).
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        listen: String,
+        /// Address to listen on (default: the configuration's `listen`, else
+        /// 0.0.0.0:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// The LEDs and button: the Pi's GPIO, a simulated board (driven
+        /// through the API), or auto (the Pi's on a Raspberry Pi).
+        #[arg(long, value_enum, default_value = "auto")]
+        board: crate::serve::BoardChoice,
+        /// Run on a simulated clock starting at TIME, set through
+        /// `POST /api/clock` (for tests and demonstrations).
+        #[arg(long, value_name = "TIME")]
+        sim_clock: Option<String>,
     },
     /// Connect to HOST PORT over Tor and relay stdin/stdout (rsync's
     /// RSYNC_CONNECT_PROG, ssh's ProxyCommand).
@@ -407,12 +417,22 @@ fn run(
     config: Option<&std::path::Path>,
 ) -> anyhow::Result<common::Outcome> {
     match command {
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            board,
+            sim_clock,
+        } => {
             let config = config.map_or_else(
                 || PathBuf::from(crate::serve::DEFAULT_CONFIG),
                 std::path::Path::to_path_buf,
             );
-            crate::serve::run(&listen, &config)?;
+            let sim_clock = sim_clock.as_deref().map(common::parse_time).transpose()?;
+            crate::serve::run(crate::serve::ServeOptions {
+                listen,
+                config,
+                board,
+                sim_clock,
+            })?;
             Ok(common::Outcome::ok())
         }
         Command::Duplicity { args } => Ok(common::Outcome {

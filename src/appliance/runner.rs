@@ -1,0 +1,270 @@
+//! Runs one job of one plan on the engine, through the same library calls
+//! the command line makes ([`crate::target`]): open the target with its
+//! keys, back up with the catalog recording, apply retention, restore,
+//! verify, clean up. Knows nothing of threads, HTTP or LEDs.
+
+use super::config::{Config, Plan};
+use super::jobs::Kind;
+use crate::backup::{self, BackupOptions};
+use crate::catalog::{Catalog, Recorder};
+use crate::maintenance::{self, Removal};
+use crate::progress::{Cancel, Progress};
+use crate::repo::Repo;
+use crate::target::{self, EncryptionRequest, TargetArgs};
+use crate::time::{self, Seconds};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// What a job runs with.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    /// The time now (the daemon's clock).
+    pub now: Seconds,
+    /// Stamp sets with `now` (a simulated clock) instead of the system's.
+    pub fixed_time: bool,
+    pub progress: Arc<dyn Progress>,
+    pub cancel: Cancel,
+}
+
+/// What a job did.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// One line for people: what happened.
+    pub message: String,
+    pub bytes: Option<u64>,
+    pub volumes: Option<u64>,
+    pub set_time: Option<Seconds>,
+    /// Something the owner should look at although the job ran (a verify
+    /// that found damage, a catalog that could not be updated).
+    pub problem: Option<String>,
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Engine(#[from] crate::Error),
+    #[error(transparent)]
+    Selection(#[from] crate::source::selection::SelectionError),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// The target arguments of a plan; the appliance keeps its cache and its
+/// catalog beside the configuration unless the plan says otherwise.
+pub fn target_args(config: &Config, plan: &Plan) -> TargetArgs {
+    let p = &plan.profile;
+    let home = config.file.parent().map(PathBuf::from).unwrap_or_default();
+    TargetArgs {
+        archive_dir: p.archive_dir.clone().or_else(|| Some(home.join("cache"))),
+        name: p.name.clone(),
+        passphrase_file: p.encryption.passphrase_file.clone(),
+        // Volumes are staged on the data partition, never in a RAM /tmp.
+        tempdir: p.tempdir.clone().or_else(|| Some(home.join("tmp"))),
+        remote: p.remote.clone(),
+        catalog: p
+            .catalog
+            .clone()
+            .or_else(|| Some(home.join("catalog.sqlite"))),
+        ..TargetArgs::default()
+    }
+}
+
+/// Runs `kind` for `plan`.
+pub fn run(plan: &Plan, kind: Kind, cx: &Context) -> Result<Report, RunError> {
+    let args = target_args(cx.config, plan);
+    if let Some(t) = &args.tempdir {
+        std::fs::create_dir_all(t).map_err(|e| crate::Error::local("create", t, e))?;
+    }
+    let repo = target::open(plan.target(), &args)?;
+    match kind {
+        Kind::Backup => {
+            let mut r = backup_set(plan, &args, &repo, cx)?;
+            let removed = retention(plan, &repo, cx.now)?;
+            if removed > 0 {
+                r.message += &format!("; retention removed {removed} file(s)");
+            }
+            sync_catalog(plan, &args, &repo, &mut r);
+            Ok(r)
+        }
+        Kind::Retention => {
+            let removed = retention(plan, &repo, cx.now)?;
+            let mut r = Report {
+                message: format!("retention removed {removed} file(s)"),
+                ..Report::default()
+            };
+            sync_catalog(plan, &args, &repo, &mut r);
+            Ok(r)
+        }
+        Kind::Cleanup => cleanup(&repo),
+        Kind::Verify => verify(plan, &repo),
+        Kind::Restore => restore(plan, &repo, cx),
+    }
+}
+
+/// A backup of the plan's source, recorded in the catalog as it is written.
+fn backup_set(
+    plan: &Plan,
+    args: &TargetArgs,
+    repo: &Repo,
+    cx: &Context,
+) -> Result<Report, RunError> {
+    let p = &plan.profile;
+    let storage = target::storage(&EncryptionRequest::from_profile(&p.encryption), repo, None)?;
+    let mut opts = BackupOptions::new(plan.source().to_path_buf(), storage);
+    opts.selection = target::selection(&p.selection, plan.source())?;
+    opts.volsize = p.volsize.unwrap_or(200).max(1) << 20;
+    if let Some(age) = &p.full_if_older_than {
+        let t = time::parse_user_time(age, cx.now)
+            .map_err(|e| RunError::Plan(format!("full_if_older_than: {e}")))?;
+        opts.full_if_older_than = Some(t);
+    }
+    opts.time = cx.fixed_time.then_some(cx.now);
+    opts.progress = cx.progress.clone();
+    opts.cancel = cx.cancel.clone();
+    let recorder = Arc::new(Mutex::new(Recorder::new(&repo.tempdir)));
+    opts.observer = Some(recorder.clone());
+    let r = backup::backup(repo, &opts)?;
+    let mut report = Report {
+        message: format!(
+            "{} set of {} stored: {} volume(s), {} bytes",
+            if r.kind == Some(crate::archive::collection::SetKind::Full) {
+                "full"
+            } else {
+                "incremental"
+            },
+            time::to_string(r.time),
+            r.volumes,
+            r.stored_bytes
+        ),
+        bytes: Some(r.stored_bytes),
+        volumes: Some(r.volumes),
+        set_time: Some(r.time),
+        problem: None,
+    };
+    if let Some(path) = target::catalog_path(repo, args) {
+        let enc = opts.storage.encoding();
+        if let Err(e) = target::index_backup(&path, repo, plan.target(), &r, enc, &recorder) {
+            report.problem = Some(format!("the catalog could not be updated: {e}"));
+        }
+    }
+    Ok(report)
+}
+
+/// The plan's retention rule at `now`, applied; the number of files removed.
+fn retention(plan: &Plan, repo: &Repo, now: Seconds) -> Result<usize, RunError> {
+    let r = &plan.profile.retention;
+    let how = match (r.keep_full, r.keep_incrementals_of, &r.older_than) {
+        (Some(n), _, _) => Removal::AllButNFull(n.max(1)),
+        (_, Some(n), _) => Removal::IncrementalsOfAllButNFull(n.max(1)),
+        (_, _, Some(t)) => Removal::OlderThan(
+            time::parse_user_time(t, now)
+                .map_err(|e| RunError::Plan(format!("retention.older_than: {e}")))?,
+        ),
+        _ => return Ok(0),
+    };
+    let coll = repo.collection()?;
+    let removal = maintenance::plan_removal(repo, &coll, how);
+    maintenance::apply(repo, &removal)?;
+    Ok(removal.remote.len())
+}
+
+/// Brings the catalog up to date with the target after files were removed.
+fn sync_catalog(plan: &Plan, args: &TargetArgs, repo: &Repo, report: &mut Report) {
+    let Some(path) = target::catalog_path(repo, args) else {
+        return;
+    };
+    let r = Catalog::open(&path)
+        .and_then(|mut c| c.sync(repo, plan.target(), &crate::progress::Silent));
+    if let Err(e) = r {
+        report.problem = Some(format!("the catalog could not be updated: {e}"));
+    }
+}
+
+/// duplicity's `cleanup --force`.
+fn cleanup(repo: &Repo) -> Result<Report, RunError> {
+    let coll = repo.collection()?;
+    let plan = maintenance::plan_cleanup(repo, &coll);
+    maintenance::apply(repo, &plan)?;
+    Ok(Report {
+        message: format!(
+            "cleanup removed {} file(s)",
+            plan.remote.len() + plan.local.len()
+        ),
+        ..Report::default()
+    })
+}
+
+/// Every volume of the newest chain read, decrypted and checked, and
+/// compared with the source.
+fn verify(plan: &Plan, repo: &Repo) -> Result<Report, RunError> {
+    let sel = target::selection(&plan.profile.selection, plan.source())?;
+    let v = crate::restore::verify::verify(repo, plan.source(), None, None, true, &sel)?;
+    let damaged = &v.restore.damaged_volumes;
+    let problem = (!damaged.is_empty() || !v.restore.problems.is_empty()).then(|| {
+        format!(
+            "verify found damage at the target: {}",
+            damaged
+                .iter()
+                .chain(&v.restore.problems)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    });
+    Ok(Report {
+        message: format!(
+            "verified {} file(s); {} differ from the source now",
+            v.compared,
+            v.differences.len()
+        ),
+        problem,
+        ..Report::default()
+    })
+}
+
+/// The newest set, into a new directory under the restore directory (never
+/// over the live source).
+fn restore(plan: &Plan, repo: &Repo, cx: &Context) -> Result<Report, RunError> {
+    let dest = cx
+        .config
+        .restore_dir
+        .join(format!("{}-{}", plan.id, time::to_string(cx.now)));
+    if dest.exists() {
+        return Err(RunError::Plan(format!(
+            "{} exists already; a restore never writes into an existing directory",
+            dest.display()
+        )));
+    }
+    std::fs::create_dir_all(&cx.config.restore_dir)
+        .map_err(|e| crate::Error::local("create", &cx.config.restore_dir, e))?;
+    let opts = crate::restore::RestoreOptions::new(&dest);
+    let r = crate::restore::restore(repo, &opts)?;
+    let problem = (!r.complete()).then(|| {
+        format!(
+            "the restore into {} is incomplete: {}",
+            dest.display(),
+            r.damaged_volumes
+                .iter()
+                .chain(&r.unrestored)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    });
+    Ok(Report {
+        message: format!(
+            "restored the set of {} into {} ({} files, {} bytes)",
+            time::to_string(r.backup_time),
+            dest.display(),
+            r.files,
+            r.bytes
+        ),
+        bytes: Some(r.bytes),
+        set_time: Some(r.backup_time),
+        problem,
+        ..Report::default()
+    })
+}
