@@ -4,7 +4,7 @@
 //!
 //! | module | concept |
 //! | --- | --- |
-//! | [`appliance`] | the appliance's decisions: schedules, the LED language, button gestures, the board |
+//! | [`appliance`] | the daemon: configuration with plans, scheduler, job queue, the runner that drives the engine through [`target`], LEDs and button (simulated or the Pi's), notifications, metrics |
 //! | [`time`] | duplicity's time strings (`20261125T073022Z`, short forms, `2W3D` intervals) |
 //! | [`archive`] | the format: file [`names`](archive::names), [`manifest`](archive::manifest)s, the [`collection`](archive::collection) of sets and chains, volume tars ([`difftar`](archive::difftar), [`tarfmt`](archive::tarfmt)), signature tars ([`sigtar`](archive::sigtar)), and the [`codec`](archive::codec) that gzips or encrypts a volume |
 //! | [`crypto`] | OpenPGP: a [`Keyring`](crypto::Keyring) of passphrase, keys and GnuPG, and the messages duplicity's gpg writes and reads |
@@ -20,7 +20,7 @@
 //! | [`profile`] | the TOML profile the native CLI and the appliance read |
 //! | [`progress`] | progress events, for the terminal or the dashboard |
 //! | [`cli`] | the native `cairn` command line and the duplicity-compatible one |
-//! | [`serve`] | the appliance's HTTP service |
+//! | [`serve`] | `cairn serve`: starts the [`appliance`] daemon and its HTTP API, stops it on SIGTERM |
 //! | [`error`] | the library's error type, with what to do about each |
 //! | [`fault`] | deterministic kill points at every step boundary, for the crash tests |
 //!
@@ -37,6 +37,17 @@
 //! [`catalog`] indexes it in one transaction. Every later use of the catalog
 //! compares it with the target's listing and indexes what it lacks from the
 //! signature files alone ([`catalog::Catalog::sync`]).
+//!
+//! The appliance ([`serve`] → [`appliance::daemon`]): the scheduler queues a
+//! plan's backup when its cron slot comes ([`appliance::schedule`]); the
+//! worker takes jobs one at a time, begins a run in the [`catalog`], and
+//! [`appliance::runner`] opens the target with [`target`] (the same calls
+//! the CLI makes) and runs [`backup`] then [`maintenance`] (retention),
+//! [`restore`] or verify; the run is ended in the catalog, the plan's state
+//! updated, notifications sent ([`appliance::notify`]). The LED thread draws
+//! that state ([`appliance::leds`]); the button thread turns edges into
+//! gestures ([`appliance::button`]) and gestures into jobs. The HTTP API
+//! reads the same state and queues jobs.
 //!
 //! Restore runs the other way: [`repo`] lists the target into an
 //! [`archive::collection`], picks the chain for the requested time, fetches

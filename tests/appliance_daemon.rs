@@ -478,5 +478,69 @@ fn the_seed_policy_over_three_simulated_years() {
         })
         .count();
     assert_eq!(dup_sets, sets.len(), "{text}");
+    // The rotating check has read every stored volume within 8 weeks.
+    let metrics = a.http("GET", "/metrics", "").1;
+    let coverage = metrics
+        .lines()
+        .find(|l| l.starts_with("cairn_verify_coverage_ratio"))
+        .unwrap();
+    assert!(coverage.ends_with(" 1"), "{coverage}");
     assert_eq!(text.matches("Full ").count(), 12, "{text}");
+}
+
+/// A volume rotted at the target: the rotating check after the next
+/// backup names it, and the LEDs ask for attention.
+#[test]
+fn the_rotating_check_finds_a_rotted_volume() {
+    let work = tmpdir();
+    let src = source(work.path(), 3);
+    let disk = work.path().join("usb-disk");
+    let mut a = Appliance::new(&config(&src, &file_url(&disk), "verify_within = \"1D\""));
+    a.start();
+    a.post("/api/jobs", r#"{"kind":"backup"}"#);
+    let job = a.wait_finished(1, Duration::from_secs(60));
+    // The first check reads every volume (1 day is less than a week).
+    let msg = job["message"].as_str().unwrap();
+    let counts = msg
+        .split("checked ")
+        .nth(1)
+        .unwrap()
+        .split(" volume")
+        .next()
+        .unwrap();
+    let (n, of) = counts.split_once(" of ").unwrap();
+    assert_eq!(n, of, "{msg}");
+    a.wait_for("good", Duration::from_secs(5), |s| s["health"] == "good");
+    let metrics = a.http("GET", "/metrics", "").1;
+    assert!(
+        metrics.contains("cairn_verify_coverage_ratio{plan=\"main\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cairn_verify_coverage_ratio") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+
+    let vol2 = fs::read_dir(&disk)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(".vol2.difftar"))
+        .unwrap();
+    let mut bytes = fs::read(&vol2).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&vol2, bytes).unwrap();
+
+    fs::write(src.join("docs/note.txt"), b"and the eggs\n").unwrap();
+    a.post("/api/jobs", r#"{"kind":"backup"}"#);
+    let job = a.wait_finished(2, Duration::from_secs(60));
+    assert_eq!(job["outcome"], "ok", "{job:#}");
+    let s = a.wait_for("problem", Duration::from_secs(5), |s| {
+        s["health"] == "problem"
+    });
+    let problem = s["plans"][0]["problem"].as_str().unwrap();
+    assert!(problem.contains(".vol2.difftar"), "{problem}");
+    assert_eq!(a.leds(), (false, true));
 }

@@ -44,6 +44,8 @@ pub const DEFAULT_FULL_IF_OLDER_THAN: &str = "2M";
 pub const DEFAULT_KEEP_FULL: usize = 12;
 /// The id of the plan the top level of the file describes.
 pub const MAIN_PLAN: &str = "main";
+/// Every volume is read back within this period by the rotating check.
+pub const DEFAULT_VERIFY_WITHIN: &str = "8W";
 
 /// Keys the appliance reads at the top level, besides the profile's.
 const APPLIANCE_KEYS: [&str; 6] = [
@@ -83,6 +85,8 @@ pub struct Plan {
     pub id: String,
     pub profile: Profile,
     pub schedule: Schedule,
+    /// The rotating check reads every volume within this many seconds.
+    pub verify_within: crate::time::Seconds,
 }
 
 impl Plan {
@@ -195,6 +199,23 @@ fn plan(
     schedule: Option<&str>,
     at: &dyn Fn(String, Option<&str>) -> ConfigError,
 ) -> Result<Plan, ConfigError> {
+    let mut table = table;
+    let within = match table.remove("verify_within") {
+        Some(toml::Value::String(s)) => s,
+        None => DEFAULT_VERIFY_WITHIN.to_string(),
+        Some(_) => {
+            return Err(at(
+                format!("plan {id}: `verify_within` must be a string such as \"8W\""),
+                Some("verify_within"),
+            ));
+        }
+    };
+    let verify_within = crate::time::interval_to_seconds(&within).map_err(|e| {
+        at(
+            format!("plan {id}: verify_within: {e}; write e.g. \"8W\" (eight weeks)"),
+            Some("verify_within"),
+        )
+    })?;
     let mut profile: Profile = table
         .try_into()
         .map_err(|e| at(format!("plan {id}: {}", de_message(&e)), field_of(&e)))?;
@@ -218,6 +239,7 @@ fn plan(
         id: id.to_string(),
         profile,
         schedule,
+        verify_within,
     })
 }
 
@@ -332,6 +354,7 @@ mod tests {
         assert_eq!(p.profile.full_if_older_than.as_deref(), Some("2M"));
         assert_eq!(p.profile.retention.keep_full, Some(12));
         assert_eq!(c.restore_dir, PathBuf::from("/data/restore"));
+        assert_eq!(p.verify_within, 8 * 7 * 86400);
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct PlanState {
     pub last_bytes: Option<u64>,
     pub last_volumes: Option<u64>,
     pub last_duration: Option<i64>,
+    /// The share of volumes the rotating check read within its period.
+    pub verify_coverage: Option<f64>,
     #[serde(skip)]
     queued_slot: Option<Seconds>,
     /// When the last "no backup for N days" notice went out.
@@ -605,6 +607,7 @@ fn update_plan(
     match (job.kind, result) {
         (Kind::Backup, Ok(r)) => {
             ps.last_bytes = r.bytes;
+            ps.verify_coverage = r.verify_coverage.or(ps.verify_coverage);
             ps.last_volumes = r.volumes;
             ps.last_run = Some(started);
             ps.last_ok = Some(true);
@@ -868,7 +871,7 @@ impl Daemon {
                 last_bytes: p.last_bytes,
                 last_duration_seconds: p.last_duration.map(|d| d as f64),
                 last_volumes: p.last_volumes,
-                verify_coverage: None,
+                verify_coverage: p.verify_coverage,
                 next_run: p.next_run,
             })
             .collect();

@@ -8,8 +8,8 @@
 //! | needs attention: not configured, configuration error, stale, verify found a problem | off | on (amber with green: never both steady) |
 //! | the last run failed | off | fast blink |
 //! | waiting for the button to confirm (claim, restore) | alternate with red (2 Hz) | alternate |
-//! | a press was taken | both flash once (150 ms) | |
-//! | daemon stopped or crashed | off | off (the pins are reset when the process ends) |
+//! | daemon stopped | off | off (turned off when the board is dropped) |
+//! | daemon crashed | as last drawn, until systemd restarts it (2 s) | as last drawn |
 //!
 //! One LED carries several alerts, so they are ordered: a failure outranks a
 //! stale backup, which outranks "good"; activity (a job) shows on green

@@ -37,6 +37,9 @@ pub struct Report {
     /// Something the owner should look at although the job ran (a verify
     /// that found damage, a catalog that could not be updated).
     pub problem: Option<String>,
+    /// The share of the target's volumes read back within the plan's
+    /// `verify_within`, after the rotating check.
+    pub verify_coverage: Option<f64>,
 }
 
 /// Why a job failed.
@@ -87,6 +90,7 @@ pub fn run(plan: &Plan, kind: Kind, cx: &Context) -> Result<Report, RunError> {
                 r.message += &format!("; retention removed {removed} file(s)");
             }
             sync_catalog(plan, &args, &repo, &mut r);
+            check_slice(plan, &args, &repo, cx.now, &mut r)?;
             Ok(r)
         }
         Kind::Retention => {
@@ -143,6 +147,7 @@ fn backup_set(
         volumes: Some(r.volumes),
         set_time: Some(r.time),
         problem: None,
+        verify_coverage: None,
     };
     if let Some(path) = target::catalog_path(repo, args) {
         let enc = opts.storage.encoding();
@@ -267,4 +272,57 @@ fn restore(plan: &Plan, repo: &Repo, cx: &Context) -> Result<Report, RunError> {
         problem,
         ..Report::default()
     })
+}
+
+/// The rotating check: the volumes read back longest ago (never first),
+/// as many as it takes to read every one within `verify_within` at this
+/// schedule's pace.
+fn check_slice(
+    plan: &Plan,
+    args: &TargetArgs,
+    repo: &Repo,
+    now: Seconds,
+    r: &mut Report,
+) -> Result<(), RunError> {
+    use crate::restore::check;
+    let Some(path) = target::catalog_path(repo, args) else {
+        return Ok(());
+    };
+    let cat = Catalog::open(&path)?;
+    let mut jobs = check::volumes(repo)?;
+    let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+    let last = cat.volume_checks(plan.target())?;
+    let interval = plan
+        .schedule
+        .interval_around(now)
+        .unwrap_or(7 * 86400)
+        .max(1);
+    let runs = (plan.verify_within / interval).max(1) as usize;
+    let slice = jobs.len().div_ceil(runs);
+    jobs.sort_by_key(|j| last.get(&j.name).copied().unwrap_or(i64::MIN));
+    let results: Vec<(String, Option<String>)> = jobs
+        .iter()
+        .take(slice)
+        .map(|j| (j.name.clone(), check::check(repo, j)))
+        .collect();
+    cat.record_checks(plan.target(), now, &results, &names)?;
+    let problems: Vec<&str> = results.iter().filter_map(|(_, p)| p.as_deref()).collect();
+    r.message += &format!("; checked {} of {} volume(s)", results.len(), names.len());
+    if !problems.is_empty() {
+        r.problem = Some(format!(
+            "the check of stored volumes found damage: {}",
+            problems.join("; ")
+        ));
+    }
+    let recent = cat.volume_checks(plan.target())?;
+    let fresh = names
+        .iter()
+        .filter(|n| recent.get(*n).is_some_and(|t| now - t < plan.verify_within))
+        .count();
+    r.verify_coverage = Some(if names.is_empty() {
+        1.0
+    } else {
+        fresh as f64 / names.len() as f64
+    });
+    Ok(())
 }

@@ -287,21 +287,13 @@ impl Catalog {
         set_time: Option<i64>,
         error: Option<&str>,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE run SET ended = ?2, outcome = ?3, bytes = ?4, set_time = ?5, error = ?6
-                 WHERE id = ?1",
-                params![
-                    run,
-                    crate::time::now(),
-                    if error.is_some() { "failed" } else { "ok" },
-                    bytes.map(|b| b as i64),
-                    set_time,
-                    error
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        let end = RunEnd {
+            bytes,
+            set_time,
+            error: error.map(str::to_string),
+        };
+        let outcome = if error.is_some() { "failed" } else { "ok" };
+        self.end_run(run, crate::time::now(), outcome, &end)
     }
 
     /// Starts a run of an appliance plan at `at` (its clock);
@@ -349,6 +341,55 @@ impl Catalog {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// When each volume of the target was last checked, by name.
+    pub fn volume_checks(&self, url: &str) -> Result<std::collections::HashMap<String, i64>> {
+        let target = self.target_id(url)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT name, checked FROM volume_check WHERE target = ?1")
+            .map_err(|e| self.err(e))?;
+        st.query_map([target], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that volume `name` was checked at `at`, and what was found;
+    /// forgets volumes no longer at the target (`current`).
+    pub fn record_checks(
+        &self,
+        url: &str,
+        at: i64,
+        checked: &[(String, Option<String>)],
+        current: &[String],
+    ) -> Result<()> {
+        let target = self.target_id(url)?;
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        for (name, problem) in checked {
+            tx.execute(
+                "INSERT OR REPLACE INTO volume_check (target, name, checked, problem) VALUES (?1, ?2, ?3, ?4)",
+                params![target, name, at, problem],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        let keep: std::collections::HashSet<&str> = current.iter().map(String::as_str).collect();
+        let known: Vec<String> = {
+            let mut st = tx
+                .prepare("SELECT name FROM volume_check WHERE target = ?1")
+                .map_err(|e| self.err(e))?;
+            st.query_map([target], |r| r.get(0))
+                .and_then(Iterator::collect)
+                .map_err(|e| self.err(e))?
+        };
+        for name in known.iter().filter(|n| !keep.contains(n.as_str())) {
+            tx.execute(
+                "DELETE FROM volume_check WHERE target = ?1 AND name = ?2",
+                params![target, name],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// Records an event (`level`: info, warning, error).

@@ -178,6 +178,20 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// A run from `SELECT id, kind, started, ended, outcome, bytes, set_time, error`.
+fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        started: r.get(2)?,
+        ended: r.get(3)?,
+        outcome: r.get(4)?,
+        bytes: r.get::<_, Option<i64>>(5)?.map(|b| b as u64),
+        set_time: r.get(6)?,
+        error: r.get(7)?,
+    })
+}
+
 /// Full paths of path ids, with the ancestors looked up kept (bounded).
 #[derive(Default)]
 struct Paths {
@@ -481,20 +495,9 @@ impl Catalog {
                  ORDER BY id DESC LIMIT ?1",
             )
             .map_err(|e| self.q(e))?;
-        st.query_map([limit as i64], |r| {
-            Ok(RunRow {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                started: r.get(2)?,
-                ended: r.get(3)?,
-                outcome: r.get(4)?,
-                bytes: r.get::<_, Option<i64>>(5)?.map(|b| b as u64),
-                set_time: r.get(6)?,
-                error: r.get(7)?,
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(|e| self.q(e))
+        st.query_map([limit as i64], run_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.q(e))
     }
 
     /// The newest run of an appliance plan's `kind`, and the start of its
@@ -510,18 +513,7 @@ impl Catalog {
                 "SELECT id, kind, started, ended, outcome, bytes, set_time, error FROM run
                  WHERE plan = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
                 params![plan, kind],
-                |r| {
-                    Ok(RunRow {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        started: r.get(2)?,
-                        ended: r.get(3)?,
-                        outcome: r.get(4)?,
-                        bytes: r.get::<_, Option<i64>>(5)?.map(|b| b as u64),
-                        set_time: r.get(6)?,
-                        error: r.get(7)?,
-                    })
-                },
+                run_row,
             )
             .optional()
             .map_err(|e| self.q(e))?;

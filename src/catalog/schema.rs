@@ -130,9 +130,17 @@ CREATE TABLE event (
 CREATE INDEX event_by_time ON event (time);
 ";
 
-/// Version 2: runs remember the appliance plan they belong to.
+/// Version 2: runs remember the appliance plan they belong to; the
+/// rotating check remembers when it last read each volume.
 const V2: &str = "ALTER TABLE run ADD COLUMN plan TEXT;
-CREATE INDEX run_by_plan ON run (plan, kind);";
+CREATE INDEX run_by_plan ON run (plan, kind);
+CREATE TABLE volume_check (
+    target INTEGER NOT NULL REFERENCES target(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    checked INTEGER NOT NULL,
+    problem TEXT,
+    PRIMARY KEY (target, name)
+) WITHOUT ROWID;";
 
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![M::up(V1), M::up(V2)])

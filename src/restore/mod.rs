@@ -8,6 +8,7 @@
 //! named, every path it could affect is reported and left out, and every other
 //! path is restored.
 
+pub mod check;
 mod dest;
 pub mod stream;
 pub mod verify;
@@ -186,7 +187,11 @@ pub fn passed_over(coll: &Collection, t: Seconds, restored: Seconds) -> Vec<Stri
 }
 
 /// The volumes of a set that may hold `restrict` (all of them for `None`).
-fn volume_jobs(repo: &Repo, set: &BackupSet, restrict: Option<&Index>) -> Result<Vec<VolumeJob>> {
+pub(crate) fn volume_jobs(
+    repo: &Repo,
+    set: &BackupSet,
+    restrict: Option<&Index>,
+) -> Result<Vec<VolumeJob>> {
     let manifest = repo.manifest(set)?;
     let default_enc = if set.encrypted {
         Encoding::Gpg
