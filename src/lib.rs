@@ -17,6 +17,7 @@
 //! | [`restore`] | a point in time back into a directory, and `verify` |
 //! | [`catalog`] | a SQLite index of every set and every path in it, filled as a backup writes and rebuilt from the target's signatures alone |
 //! | [`maintenance`] | retention and `cleanup`: what to delete, shown before it is deleted |
+//! | [`replicate`] | copying a target's archive files to another target (duplicity's `replicate`), manifests last |
 //! | [`profile`] | the TOML profile the native CLI and the appliance read |
 //! | [`progress`] | progress events, for the terminal or the dashboard |
 //! | [`cli`] | the native `cairn` command line and the duplicity-compatible one |
@@ -68,6 +69,7 @@ pub mod fault;
 pub mod maintenance;
 pub mod profile;
 pub mod progress;
+pub mod replicate;
 pub mod repo;
 pub mod restore;
 pub mod serve;

@@ -544,3 +544,50 @@ fn the_rotating_check_finds_a_rotted_volume() {
     assert!(problem.contains(".vol2.difftar"), "{problem}");
     assert_eq!(a.leds(), (false, true));
 }
+
+/// A plan with a further target: the set is encoded once, copied to the
+/// USB disk, and stock duplicity restores it from each.
+#[test]
+fn two_targets_both_receive_the_set_and_duplicity_restores_from_each() {
+    let rsyncd = Rsyncd::start();
+    let work = tmpdir();
+    let src = source(work.path(), 4);
+    let url = rsyncd.url("pi");
+    let usb = file_url(&work.path().join("usb-disk"));
+    let mut a = Appliance::new(&config(&src, &url, &format!("replicas = [\"{usb}\"]")));
+    a.start();
+    for n in 1..=2 {
+        fs::write(src.join("docs/note.txt"), format!("version {n}\n")).unwrap();
+        a.post("/api/jobs", r#"{"kind":"backup"}"#);
+        assert_eq!(
+            a.wait_finished(n, Duration::from_secs(120))["outcome"],
+            "ok"
+        );
+    }
+    let s = a.status();
+    let replica = &s["plans"][0]["replicas"][0];
+    assert_eq!(replica["last_ok"], true, "{s:#}");
+    assert_eq!(s["health"], "good", "{s:#}");
+    for (name, target) in [("primary", &url), ("replica", &usb)] {
+        let dest = work.path().join(format!("restored-{name}"));
+        ok(
+            &dup3(),
+            &args(&["restore", target, dest.to_str().unwrap()]),
+            &[PASS, ("FTP_PASSWORD", RSYNC_PASSWORD)],
+        );
+        assert_same_tree(&capture(&src), &capture(&dest), name);
+    }
+    // The copy holds exactly the target's files.
+    let listed = |dir: &Path| {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed(&rsyncd.module_dir.join("pi")),
+        listed(&work.path().join("usb-disk"))
+    );
+}

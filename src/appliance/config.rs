@@ -87,6 +87,10 @@ pub struct Plan {
     pub schedule: Schedule,
     /// The rotating check reads every volume within this many seconds.
     pub verify_within: crate::time::Seconds,
+    /// Further targets: each set is copied to them after the backup
+    /// (`replicas = ["file:///mnt/usb/cairn"]`), each with its own
+    /// retention and status.
+    pub replicas: Vec<String>,
 }
 
 impl Plan {
@@ -216,6 +220,19 @@ fn plan(
             Some("verify_within"),
         )
     })?;
+    let replicas = match table.remove("replicas") {
+        None => Vec::new(),
+        Some(toml::Value::Array(a)) if a.iter().all(toml::Value::is_str) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(_) => {
+            let msg = format!(
+                "plan {id}: `replicas` must be a list of target URLs, e.g. [\"file:///mnt/usb/cairn\"]"
+            );
+            return Err(at(msg, Some("replicas")));
+        }
+    };
     let mut profile: Profile = table
         .try_into()
         .map_err(|e| at(format!("plan {id}: {}", de_message(&e)), field_of(&e)))?;
@@ -240,6 +257,7 @@ fn plan(
         profile,
         schedule,
         verify_within,
+        replicas,
     })
 }
 
@@ -268,6 +286,16 @@ fn check_plans(
                 p.id
             );
             return Err(at(msg, None));
+        }
+        if p.replicas
+            .iter()
+            .any(|r| Some(r) == p.profile.target.as_ref())
+        {
+            let msg = format!(
+                "plan {}: a replica is the target itself; list only further targets",
+                p.id
+            );
+            return Err(at(msg, Some("replicas")));
         }
         if let Some(t) = &p.profile.full_if_older_than {
             crate::time::interval_to_seconds(t).map_err(|e| {

@@ -54,6 +54,8 @@ pub struct PlanState {
     pub last_duration: Option<i64>,
     /// The share of volumes the rotating check read within its period.
     pub verify_coverage: Option<f64>,
+    /// The further targets the plan's sets are copied to.
+    pub replicas: Vec<ReplicaState>,
     #[serde(skip)]
     queued_slot: Option<Seconds>,
     /// When the last "no backup for N days" notice went out.
@@ -63,6 +65,16 @@ pub struct PlanState {
     /// at its first slot after this.
     #[serde(skip)]
     since: Seconds,
+}
+
+/// A further target of a plan: how the last copy to it went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplicaState {
+    pub target: String,
+    pub last_ok: Option<bool>,
+    pub last_success: Option<Seconds>,
+    pub last_error: Option<String>,
+    pub last_message: Option<String>,
 }
 
 /// The shared state.
@@ -340,6 +352,14 @@ fn load_plan(c: &Config, p: &super::config::Plan) -> (PlanState, bool) {
         target: crate::catalog::public_url(p.target()),
         schedule: p.schedule.expr().to_string(),
         describe: p.schedule.describe(),
+        replicas: p
+            .replicas
+            .iter()
+            .map(|u| ReplicaState {
+                target: crate::catalog::public_url(u),
+                ..ReplicaState::default()
+            })
+            .collect(),
         ..PlanState::default()
     };
     let args = runner::target_args(c, p);
@@ -608,6 +628,7 @@ fn update_plan(
         (Kind::Backup, Ok(r)) => {
             ps.last_bytes = r.bytes;
             ps.verify_coverage = r.verify_coverage.or(ps.verify_coverage);
+            update_replicas(&mut ps.replicas, &r.replicas, started);
             ps.last_volumes = r.volumes;
             ps.last_run = Some(started);
             ps.last_ok = Some(true);
@@ -624,6 +645,28 @@ fn update_plan(
         (Kind::Verify, Err(e)) => ps.problem = Some(format!("verify failed: {e}")),
         (_, Ok(r)) if r.problem.is_some() => ps.problem = r.problem.clone(),
         _ => {}
+    }
+}
+
+/// Each further target's state after a backup copied to it.
+fn update_replicas(
+    states: &mut [ReplicaState],
+    done: &[(String, Result<String, String>)],
+    at: Seconds,
+) {
+    for (target, result) in done {
+        let Some(st) = states.iter_mut().find(|s| &s.target == target) else {
+            continue;
+        };
+        st.last_ok = Some(result.is_ok());
+        match result {
+            Ok(m) => {
+                st.last_success = Some(at);
+                st.last_error = None;
+                st.last_message = Some(m.clone());
+            }
+            Err(e) => st.last_error = Some(e.clone()),
+        }
     }
 }
 
@@ -648,7 +691,11 @@ fn health_of(s: &State, now: Seconds) -> Health {
         .iter()
         .filter_map(|p| Some((p, s.plans.get(&p.id)?)))
         .collect();
-    if plans.iter().any(|(_, ps)| ps.last_ok == Some(false)) {
+    let replica_failed = |ps: &PlanState| ps.replicas.iter().any(|r| r.last_ok == Some(false));
+    if plans
+        .iter()
+        .any(|(_, ps)| ps.last_ok == Some(false) || replica_failed(ps))
+    {
         return Health::Failed;
     }
     if plans.iter().any(|(_, ps)| ps.problem.is_some()) {

@@ -40,6 +40,8 @@ pub struct Report {
     /// The share of the target's volumes read back within the plan's
     /// `verify_within`, after the rotating check.
     pub verify_coverage: Option<f64>,
+    /// Each further target (public URL) and how copying the set to it went.
+    pub replicas: Vec<(String, Result<String, String>)>,
 }
 
 /// Why a job failed.
@@ -91,6 +93,16 @@ pub fn run(plan: &Plan, kind: Kind, cx: &Context) -> Result<Report, RunError> {
             }
             sync_catalog(plan, &args, &repo, &mut r);
             check_slice(plan, &args, &repo, cx.now, &mut r)?;
+            r.replicas = plan
+                .replicas
+                .iter()
+                .map(|url| {
+                    (
+                        crate::catalog::public_url(url),
+                        replicate_to(plan, cx, &repo, url),
+                    )
+                })
+                .collect();
             Ok(r)
         }
         Kind::Retention => {
@@ -148,6 +160,7 @@ fn backup_set(
         set_time: Some(r.time),
         problem: None,
         verify_coverage: None,
+        replicas: Vec::new(),
     };
     if let Some(path) = target::catalog_path(repo, args) {
         let enc = opts.storage.encoding();
@@ -325,4 +338,26 @@ fn check_slice(
         fresh as f64 / names.len() as f64
     });
     Ok(())
+}
+
+/// Copies what the plan's target holds and `url` lacks, then applies the
+/// plan's retention there too; the catalog learns the copy's sets.
+fn replicate_to(plan: &Plan, cx: &Context, primary: &Repo, url: &str) -> Result<String, String> {
+    let mut args = target_args(cx.config, plan);
+    // Each target has its own cache directory (named after its URL).
+    args.name = None;
+    let replica = target::open(url, &args).map_err(|e| e.to_string())?;
+    let c = crate::replicate::replicate(primary, &replica).map_err(|e| e.to_string())?;
+    let removed = retention(plan, &replica, cx.now).map_err(|e| e.to_string())?;
+    if let Some(path) = target::catalog_path(&replica, &args) {
+        let synced = Catalog::open(&path)
+            .and_then(|mut cat| cat.sync(&replica, url, &crate::progress::Silent));
+        if let Err(e) = synced {
+            return Err(format!("copied, but the catalog could not be updated: {e}"));
+        }
+    }
+    Ok(format!(
+        "copied {} file(s), {} bytes; retention removed {removed}",
+        c.files, c.bytes
+    ))
 }
