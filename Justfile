@@ -75,6 +75,11 @@ bench-targets:
 bench-catalog *args:
     cargo bench --bench catalog -- {{args}}
 
+# The appliance daemon's footprint: idle RSS and CPU, a full backup of the 618 MB tree through its
+# API (time, peak RSS), RSS once idle again, against the Pi Zero 2 W goals. `--quick`: a tenth.
+bench-appliance *args:
+    cargo bench --bench appliance -- {{args}}
+
 # cargo fuzz (nightly, `cargo install cargo-fuzz`) over fuzz/seeds/, two targets at a time;
 # crashes land in fuzz/artifacts/<target>/; `just fuzz 60 manifest names` runs only those.
 # Fuzz every parser of target or user bytes for SECONDS each (default 600); prints executions.

@@ -9,71 +9,14 @@
 mod common;
 
 use common::{
-    Rng, Run, Table, bench_args, complete_marker, copy_tree, machine, measure, settle, text,
-    verdict,
+    FULL, QUICK, Rng, Run, Table, bench_args, bench_tree, copy_tree, machine, measure, settle,
+    text, verdict,
 };
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-
-#[derive(Clone, Copy)]
-struct Scale {
-    random_files: usize,
-    random_size: usize,
-    text_files: usize,
-    text_size: usize,
-    small_files: usize,
-}
-
-const FULL: Scale = Scale {
-    random_files: 20,
-    random_size: 10 << 20,
-    text_files: 30,
-    text_size: 10 << 20,
-    small_files: 20_000,
-};
-
-const QUICK: Scale = Scale {
-    random_files: 2,
-    random_size: 10 << 20,
-    text_files: 3,
-    text_size: 10 << 20,
-    small_files: 2_000,
-};
-
-/// Builds the benchmark tree (deterministic; reused when present).
-fn make_tree(root: &Path, s: Scale) {
-    if complete_marker(root).exists() {
-        return;
-    }
-    let _ = fs::remove_dir_all(root);
-    let mut rng = Rng(0x5eed);
-    let mut buf = vec![0u8; s.random_size];
-    fs::create_dir_all(root.join("random")).unwrap();
-    for i in 0..s.random_files {
-        rng.fill(&mut buf);
-        fs::write(root.join(format!("random/r{i:03}.bin")), &buf).unwrap();
-    }
-    fs::create_dir_all(root.join("text")).unwrap();
-    for i in 0..s.text_files {
-        fs::write(
-            root.join(format!("text/t{i:03}.txt")),
-            text(&mut rng, s.text_size),
-        )
-        .unwrap();
-    }
-    for i in 0..s.small_files {
-        let dir = root.join(format!("small/d{:03}", i / 200));
-        if i % 200 == 0 {
-            fs::create_dir_all(&dir).unwrap();
-        }
-        let n = 500 + (rng.next() % 11_000) as usize;
-        fs::write(dir.join(format!("f{i:05}.txt")), text(&mut rng, n)).unwrap();
-    }
-    fs::write(complete_marker(root), b"").unwrap();
-}
 
 /// Changes about 1% of the tree's bytes, deterministically, in place.
 fn modify_one_percent(root: &Path) {
@@ -236,7 +179,7 @@ fn main() {
     let keep = argv.iter().any(|a| a == "--keep");
     let scale = if quick { QUICK } else { FULL };
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench");
-    let b = prepare(&base, quick, scale);
+    let b = prepare(&base, quick);
     let size_mb = tree_bytes(&b.src) as f64 / 1e6;
     let (cores, load) = machine();
     println!(
@@ -270,14 +213,9 @@ fn main() {
 
 /// Builds the benchmark tree if needed, and copies it into a fresh work
 /// directory, so the 1% change never touches the pristine tree.
-fn prepare(base: &Path, quick: bool, scale: Scale) -> Bench {
+fn prepare(base: &Path, quick: bool) -> Bench {
     let cairn = PathBuf::from(env!("CARGO_BIN_EXE_cairn"));
-    let data = base.join(if quick { "tree-quick" } else { "tree" });
-    fs::create_dir_all(base).unwrap();
-    if !complete_marker(&data).exists() {
-        eprintln!("building the benchmark tree in {} …", data.display());
-        make_tree(&data, scale);
-    }
+    let data = bench_tree(base, quick);
     let work = base.join("work");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).unwrap();

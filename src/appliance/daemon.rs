@@ -454,6 +454,7 @@ impl Daemon {
             let started = self.now();
             let result = self.run_job(&job, &config, &running, started);
             self.finish_job(job, started, result, &running);
+            give_back_memory();
         }
     }
 
@@ -610,6 +611,18 @@ impl Daemon {
         });
         drop(s);
         self.changed();
+    }
+}
+
+/// Returns the memory a job used to the system, so the idle daemon stays
+/// small: the encoder's recycled buffers, then what glibc keeps in its
+/// arenas (44 MB after a backup of the 618 MB tree without this).
+fn give_back_memory() {
+    crate::archive::codec::release_buffers();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; no pointer is touched.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -172,6 +172,16 @@ impl Buffers {
     }
 }
 
+/// Frees the recycled segment buffers (up to `KEEP_BUFFERS` MiB), for a
+/// long-running process between jobs; the next encoder allocates anew.
+pub fn release_buffers() {
+    buffers()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+}
+
 /// Data this random compresses by less than a few percent: stored as is.
 fn looks_random(data: &[u8]) -> bool {
     if data.len() < 4096 {
