@@ -31,6 +31,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// A clock before this (2020-01-01) is one no network time has set yet (a
+/// Pi has no real-time clock): backups wait, so that no set is stamped
+/// 1970 and then followed by a second full when the clock jumps.
+pub const PLAUSIBLE_SINCE: Seconds = 1_577_836_800;
+
 /// What the daemon knows of one plan, kept in memory and loaded from the
 /// catalog at start.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -281,6 +286,13 @@ impl Daemon {
         if !s.plans.contains_key(plan) {
             return Err(format!("no plan called `{plan}`"));
         }
+        if kind == Kind::Backup && now < PLAUSIBLE_SINCE {
+            return Err(format!(
+                "the clock says {}: network time has not set it yet; a backup now would be \
+                 stamped with that date, so it waits for the clock",
+                crate::time::to_pretty(now)
+            ));
+        }
         let r = s.queue.push(plan, kind, origin, None, now);
         drop(s);
         self.changed();
@@ -419,6 +431,9 @@ fn queue_due(s: &mut State, now: Seconds) -> Seconds {
     let Ok(config) = &s.config else {
         return Seconds::MAX;
     };
+    if now < PLAUSIBLE_SINCE {
+        return Seconds::MAX;
+    }
     let mut next = Seconds::MAX;
     let mut due = Vec::new();
     for p in &config.plans {
@@ -699,6 +714,9 @@ fn health_of(s: &State, now: Seconds) -> Health {
             _ => Health::ConfigError,
         };
     };
+    if now < PLAUSIBLE_SINCE {
+        return Health::Stale;
+    }
     let plans: Vec<_> = config
         .plans
         .iter()
@@ -843,6 +861,9 @@ pub struct Status {
     pub board: &'static str,
     pub board_error: Option<String>,
     pub now: Seconds,
+    /// False while the clock is before 2020 (not set by network time yet):
+    /// backups wait.
+    pub clock_ok: bool,
     pub config_file: String,
     /// Whether the configuration file exists (it may still be invalid).
     pub configured: bool,
@@ -895,6 +916,7 @@ impl Daemon {
             board: self.shared.board_kind,
             board_error: self.shared.board_error.clone(),
             now,
+            clock_ok: now >= PLAUSIBLE_SINCE,
             config_file: self.shared.config_file.display().to_string(),
             configured: self.configured(),
             config_error: s.config.as_ref().err().cloned(),

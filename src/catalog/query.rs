@@ -500,6 +500,21 @@ impl Catalog {
             .map_err(|e| self.q(e))
     }
 
+    /// The newest events, newest first: (time, level, kind, message).
+    pub fn events(&self, limit: usize) -> Result<Vec<(Seconds, String, String, String)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT time, level, kind, message FROM event ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.q(e))?;
+        st.query_map([limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.q(e))
+    }
+
     /// The newest run of an appliance plan's `kind`, and the start of its
     /// newest successful one.
     pub fn last_plan_run(
