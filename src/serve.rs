@@ -6,7 +6,7 @@
 //! | `GET /` | the state in one sentence and per plan, readable without JavaScript |
 //! | `GET /health` | `{"status":"ok","version":..,"configured":bool,"board":..}` |
 //! | `GET /api/status` | health, activity, LEDs, plans (last run, last success, next run), running job with progress, queue, finished jobs, the configuration's error |
-//! | `POST /api/jobs` | `{"kind":"backup","plan":"main"}` queues a job (`backup`, `retention`, `cleanup`, `verify`, `restore`); answers `{"id":N,"merged":bool}` |
+//! | `POST /api/jobs` | `{"kind":"backup","plan":"main"}` queues a job (`backup`, `retention`, `cleanup`, `verify`, `restore`, `rebuild`); answers `{"id":N,"merged":bool}` |
 //! | `POST /api/jobs/{id}/cancel` | cancels a waiting or running job |
 //! | `POST /api/config/reload` | reads the configuration again |
 //! | `GET /api/board` | the board's kind and LEDs; `POST /api/board/press` `{"ms":N}` presses the simulated button |

@@ -230,9 +230,7 @@ impl Daemon {
         for (id, ps) in plans.iter_mut() {
             ps.since = now;
             if let Some(old) = s.plans.get(id) {
-                ps.queued_slot = old.queued_slot;
-                ps.since = old.since;
-                ps.stale_notified = old.stale_notified;
+                *ps = carry_over(std::mem::take(ps), old);
             }
         }
         *self
@@ -353,6 +351,31 @@ impl Daemon {
 
     pub fn board_kind(&self) -> &'static str {
         self.shared.board_kind
+    }
+}
+
+/// A plan's state after a reload: what the configuration says from
+/// `fresh`, what the daemon learnt while running from `old` (a further
+/// target's status is kept while it is still configured).
+fn carry_over(fresh: PlanState, old: &PlanState) -> PlanState {
+    let replicas = fresh
+        .replicas
+        .into_iter()
+        .map(|r| {
+            old.replicas
+                .iter()
+                .find(|o| o.target == r.target)
+                .cloned()
+                .unwrap_or(r)
+        })
+        .collect();
+    PlanState {
+        id: fresh.id,
+        target: fresh.target,
+        schedule: fresh.schedule,
+        describe: fresh.describe,
+        replicas,
+        ..old.clone()
     }
 }
 
@@ -1044,5 +1067,119 @@ impl Daemon {
         for n in notices {
             self.notify(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2024-01-01 00:00 UTC, a Monday; the seed's slot is Tuesday 03:05.
+    const MONDAY: Seconds = 1_704_067_200;
+
+    fn state(text: &str) -> State {
+        let config = Config::parse(text, std::path::Path::new("cairn.toml")).unwrap();
+        let plans = config
+            .plans
+            .iter()
+            .map(|p| {
+                let ps = PlanState {
+                    id: p.id.clone(),
+                    since: MONDAY,
+                    ..PlanState::default()
+                };
+                (p.id.clone(), ps)
+            })
+            .collect();
+        State {
+            config: Ok(config),
+            plans,
+            queue: Queue::default(),
+            armed: false,
+            stopping: false,
+        }
+    }
+
+    const PLAN: &str = "source = \"/a\"\ntarget = \"file:///b\"\n";
+    const MAIN: &str = crate::appliance::config::MAIN_PLAN;
+
+    #[test]
+    fn a_slot_is_queued_once_and_not_before_the_clock_is_set() {
+        let mut s = state(PLAN);
+        let tuesday = MONDAY + 86400 + 3 * 3600 + 5 * 60;
+        assert_eq!(queue_due(&mut s, MONDAY), tuesday);
+        assert!(s.queue.waiting.is_empty());
+        queue_due(&mut s, tuesday + 60);
+        queue_due(&mut s, tuesday + 120);
+        assert_eq!(s.queue.waiting.len(), 1);
+        assert_eq!(s.queue.waiting[0].slot, Some(tuesday));
+        // Days later, with the job still waiting: still one.
+        queue_due(&mut s, tuesday + 3 * 86400);
+        assert_eq!(s.queue.waiting.len(), 1);
+        let mut s = state(PLAN);
+        assert_eq!(queue_due(&mut s, 86_400 * 365), Seconds::MAX);
+        assert!(s.queue.waiting.is_empty());
+    }
+
+    #[test]
+    fn health_follows_runs_checks_and_freshness() {
+        let mut s = state(PLAN);
+        let now = MONDAY + 86400;
+        assert_eq!(health_of(&s, now), Health::Stale);
+        let ps = s.plans.get_mut(MAIN).unwrap();
+        ps.last_success = Some(now - 3600);
+        ps.last_ok = Some(true);
+        assert_eq!(health_of(&s, now), Health::Good);
+        // Older than twice the weekly interval: stale.
+        assert_eq!(health_of(&s, now + 15 * 86400), Health::Stale);
+        s.plans.get_mut(MAIN).unwrap().problem = Some("vol3 damaged".into());
+        assert_eq!(health_of(&s, now), Health::VerifyProblem);
+        s.plans.get_mut(MAIN).unwrap().last_ok = Some(false);
+        assert_eq!(health_of(&s, now), Health::Failed);
+        // A clock not set yet: attention, whatever the runs say.
+        assert_eq!(health_of(&s, 1000), Health::Stale);
+    }
+
+    #[test]
+    fn a_reload_keeps_what_the_daemon_learnt() {
+        let old = PlanState {
+            id: "main".into(),
+            target: "file:///old".into(),
+            last_success: Some(5),
+            problem: Some("x".into()),
+            replicas: vec![ReplicaState {
+                target: "file:///usb".into(),
+                last_ok: Some(false),
+                ..ReplicaState::default()
+            }],
+            ..PlanState::default()
+        };
+        let fresh = PlanState {
+            id: "main".into(),
+            target: "file:///new".into(),
+            schedule: "@daily".into(),
+            replicas: vec![
+                ReplicaState {
+                    target: "file:///usb".into(),
+                    ..ReplicaState::default()
+                },
+                ReplicaState {
+                    target: "file:///nas".into(),
+                    ..ReplicaState::default()
+                },
+            ],
+            ..PlanState::default()
+        };
+        let got = carry_over(fresh, &old);
+        assert_eq!(
+            (got.target.as_str(), got.schedule.as_str()),
+            ("file:///new", "@daily")
+        );
+        assert_eq!(
+            (got.last_success, got.problem.as_deref()),
+            (Some(5), Some("x"))
+        );
+        assert_eq!(got.replicas[0].last_ok, Some(false));
+        assert_eq!(got.replicas[1].last_ok, None);
     }
 }

@@ -24,6 +24,9 @@ pub enum Kind {
     Verify,
     /// The newest set, restored into a new directory under `restore_dir`.
     Restore,
+    /// The catalog built anew from the target's signatures (a new card
+    /// for an old target, or a catalog that disagrees with it).
+    Rebuild,
 }
 
 impl Kind {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Cleanup => "cleanup",
             Kind::Verify => "verify",
             Kind::Restore => "restore",
+            Kind::Rebuild => "rebuild",
         }
     }
 }

@@ -117,6 +117,7 @@ pub fn run(plan: &Plan, kind: Kind, cx: &Context) -> Result<Report, RunError> {
         Kind::Cleanup => cleanup(&repo),
         Kind::Verify => verify(plan, &repo),
         Kind::Restore => restore(plan, &repo, cx),
+        Kind::Rebuild => rebuild(plan, &args, &repo, cx),
     }
 }
 
@@ -360,4 +361,24 @@ fn replicate_to(plan: &Plan, cx: &Context, primary: &Repo, url: &str) -> Result<
         "copied {} file(s), {} bytes; retention removed {removed}",
         c.files, c.bytes
     ))
+}
+
+/// The catalog rebuilt from the target, its sets counted on the progress.
+fn rebuild(plan: &Plan, args: &TargetArgs, repo: &Repo, cx: &Context) -> Result<Report, RunError> {
+    let path = target::catalog_path(repo, args)
+        .ok_or_else(|| RunError::Plan("the plan has no catalog file".into()))?;
+    let coll = repo.collection()?;
+    let r = Catalog::rebuild(&path, repo, plan.target(), &coll, cx.progress.as_ref())?;
+    Ok(Report {
+        message: format!(
+            "catalog rebuilt from the target: {} set(s) indexed{}",
+            r.added,
+            if r.unindexed.is_empty() {
+                String::new()
+            } else {
+                format!(", {} without signatures", r.unindexed.len())
+            }
+        ),
+        ..Report::default()
+    })
 }

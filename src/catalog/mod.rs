@@ -392,6 +392,34 @@ impl Catalog {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// A new catalog at `path` built from the target alone; the old one is
+    /// replaced only once the new one is complete (`<path>.rebuild` until
+    /// then), keeping its run log, events and volume checks, which the
+    /// target cannot give back. The replacement is SQLite's backup into the
+    /// old file, one transaction under SQLite's locks, so a connection that
+    /// another process (or thread) holds open sees the new catalog, never a
+    /// deleted file or a half-copied one.
+    pub fn rebuild(
+        path: &Path,
+        repo: &crate::repo::Repo,
+        url: &str,
+        coll: &crate::archive::collection::Collection,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<SyncReport> {
+        let fresh = PathBuf::from(format!("{}.rebuild", path.display()));
+        remove_db(&fresh)?;
+        let mut cat = Catalog::open(&fresh)?;
+        let r = cat.sync_with(repo, url, coll, progress)?;
+        if path.exists()
+            && let Ok(old) = Catalog::open(path)
+        {
+            cat.copy_runs_from(&old)?;
+        }
+        drop(cat);
+        replace_db(path, &fresh)?;
+        Ok(r)
+    }
+
     /// Records an event (`level`: info, warning, error).
     pub fn event(&self, run: Option<i64>, level: &str, kind: &str, message: &str) -> Result<()> {
         self.conn
@@ -427,6 +455,40 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// Copies the database `fresh` over the one at `path` (SQLite's backup API:
+/// atomic, safe with other connections open), then removes `fresh`. A file
+/// at `path` that SQLite cannot open is replaced by renaming.
+fn replace_db(path: &Path, fresh: &Path) -> Result<()> {
+    let copied = Connection::open(path).and_then(|mut dst| {
+        dst.restore(
+            rusqlite::MAIN_DB,
+            fresh,
+            None::<fn(rusqlite::backup::Progress)>,
+        )
+    });
+    if copied.is_ok() {
+        return remove_db(fresh);
+    }
+    remove_db(path)?;
+    std::fs::rename(fresh, path).map_err(|cause| CatalogError::Dir {
+        path: path.to_path_buf(),
+        cause,
+    })
+}
+
+/// Removes a database and its WAL files, if there.
+fn remove_db(path: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm", ""] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(cause) => return Err(CatalogError::Dir { path: p, cause }),
+        }
+    }
+    Ok(())
 }
 
 /// What a run ended with.

@@ -681,15 +681,20 @@ pub fn compare(a: &Catalog, b: &Catalog, url: &str) -> Result<Vec<Difference>> {
 
 impl Catalog {
     /// Copies the run log of `old` (another catalog file) into this one.
+    /// (With the appliance's plans, and when each volume was last checked:
+    /// none of it can be learnt from the target again.)
     pub fn copy_runs_from(&self, old: &Catalog) -> Result<()> {
         let sql = "
             INSERT OR IGNORE INTO target (url) SELECT url FROM old.target;
-            INSERT INTO run (id, target, kind, started, ended, outcome, bytes, set_time, error, pid)
+            INSERT INTO run (id, target, kind, started, ended, outcome, bytes, set_time, error, pid, plan)
                 SELECT r.id, (SELECT t.id FROM main.target t WHERE t.url = ot.url), r.kind,
-                       r.started, r.ended, r.outcome, r.bytes, r.set_time, r.error, r.pid
+                       r.started, r.ended, r.outcome, r.bytes, r.set_time, r.error, r.pid, r.plan
                 FROM old.run r LEFT JOIN old.target ot ON ot.id = r.target;
             INSERT INTO event (id, time, run, level, kind, message)
-                SELECT id, time, run, level, kind, message FROM old.event;";
+                SELECT id, time, run, level, kind, message FROM old.event;
+            INSERT OR REPLACE INTO volume_check (target, name, checked, problem)
+                SELECT (SELECT t.id FROM main.target t WHERE t.url = ot.url), c.name, c.checked, c.problem
+                FROM old.volume_check c JOIN old.target ot ON ot.id = c.target;";
         self.conn
             .execute("ATTACH DATABASE ?1 AS old", [old.path.to_string_lossy()])
             .map_err(|e| self.q(e))?;

@@ -292,19 +292,12 @@ pub fn history(url: &str, args: &TargetArgs, path: &str) -> anyhow::Result<Outco
 pub fn rebuild(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
     let repo = common::open_repo(url, args)?;
     let path = required_path(&repo, args)?;
-    let fresh = PathBuf::from(format!("{}.rebuild", path.display()));
-    remove_db(&fresh)?;
-    let mut cat = Catalog::open(&fresh)?;
-    let r = sync_with_bar(&mut cat, &repo, url, &repo.collection()?)?;
-    // Keep the run log of the old catalog: it is not in the target.
-    if path.exists()
-        && let Ok(old) = Catalog::open(&path)
-    {
-        cat.copy_runs_from(&old)?;
+    let bar = sets_bar();
+    let r = Catalog::rebuild(&path, &repo, url, &repo.collection()?, &bar);
+    if let Some(b) = &bar.0 {
+        b.finish_and_clear();
     }
-    drop(cat);
-    remove_db(&path)?;
-    std::fs::rename(&fresh, &path)?;
+    let r = r?;
     println!(
         "Rebuilt {} from the target: {} sets indexed{}.",
         path.display(),
@@ -316,19 +309,6 @@ pub fn rebuild(url: &str, args: &TargetArgs) -> anyhow::Result<Outcome> {
         }
     );
     Ok(Outcome::ok())
-}
-
-/// Removes a database and its WAL files, if there.
-fn remove_db(path: &std::path::Path) -> anyhow::Result<()> {
-    for suffix in ["-wal", "-shm", ""] {
-        let p = PathBuf::from(format!("{}{suffix}", path.display()));
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow::anyhow!("cannot remove {}: {e}", p.display())),
-        }
-    }
-    Ok(())
 }
 
 /// `cairn catalog check`: the catalog against a rebuild from the target,
