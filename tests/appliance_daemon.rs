@@ -592,12 +592,27 @@ fn two_targets_both_receive_the_set_and_duplicity_restores_from_each() {
     a.post("/api/jobs", r#"{"kind":"rebuild"}"#);
     let job = a.wait_finished(3, Duration::from_secs(60));
     assert_eq!(job["outcome"], "ok", "{job:#}");
-    assert!(job["message"].as_str().unwrap().contains("2 set(s) indexed"), "{job:#}");
+    assert!(
+        job["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 set(s) indexed"),
+        "{job:#}"
+    );
     let cat = cairn::catalog::Catalog::open(&a.path("catalog.sqlite")).unwrap();
     assert_eq!(cat.sets(&url).unwrap().len(), 2);
     let (last, success) = cat.last_plan_run("main", "backup").unwrap();
     assert_eq!(last.unwrap().outcome, "ok");
     assert!(success.is_some());
+    // The further target's state survives a restart.
+    a.kill9();
+    a.start();
+    let s = a.status();
+    assert_eq!(s["plans"][0]["replicas"][0]["last_ok"], true, "{s:#}");
+    assert!(
+        s["plans"][0]["replicas"][0]["last_success"].is_i64(),
+        "{s:#}"
+    );
     // The copy holds exactly the target's files.
     let listed = |dir: &Path| {
         let mut v: Vec<_> = fs::read_dir(dir)

@@ -402,6 +402,15 @@ fn load_plan(c: &Config, p: &super::config::Plan) -> (PlanState, bool) {
         return (ps, false);
     };
     let found = Catalog::open(&path).and_then(|cat| cat.last_plan_run(&p.id, Kind::Backup.name()));
+    if let Ok(cat) = Catalog::open(&path) {
+        for r in &mut ps.replicas {
+            if let Ok((last, success)) = cat.last_plan_run_to(&p.id, "replicate", &r.target) {
+                r.last_success = success;
+                r.last_ok = last.as_ref().map(|l| l.outcome == "ok");
+                r.last_error = last.and_then(|l| l.error);
+            }
+        }
+    }
     match found {
         Ok((last, success)) => {
             ps.last_success = success;
@@ -622,6 +631,9 @@ impl Daemon {
             // A cancelled run stays `interrupted` for the next start to resume.
             let outcome = if cancelled { "interrupted" } else { outcome };
             let _ = cat.end_run(*id, ended, outcome, &end);
+            if let Ok(r) = &result {
+                record_replicas(cat, &job.plan, started, ended, &r.replicas);
+            }
             let _ = cat.event(
                 Some(*id),
                 if outcome == "failed" { "error" } else { "info" },
@@ -696,6 +708,28 @@ fn update_plan(
         (Kind::Verify, Err(e)) => ps.problem = Some(format!("verify failed: {e}")),
         (_, Ok(r)) if r.problem.is_some() => ps.problem = r.problem.clone(),
         _ => {}
+    }
+}
+
+/// Each copy to a further target is a `replicate` run of the plan at that
+/// target, so its state survives a restart.
+fn record_replicas(
+    cat: &Catalog,
+    plan: &str,
+    started: Seconds,
+    ended: Seconds,
+    done: &[(String, Result<String, String>)],
+) {
+    for (target, result) in done {
+        let Ok(id) = cat.begin_run(target, "replicate", plan, started) else {
+            continue;
+        };
+        let end = RunEnd {
+            error: result.as_ref().err().cloned(),
+            ..RunEnd::default()
+        };
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        let _ = cat.end_run(id, ended, outcome, &end);
     }
 }
 

@@ -522,12 +522,34 @@ impl Catalog {
         plan: &str,
         kind: &str,
     ) -> Result<(Option<RunRow>, Option<Seconds>)> {
+        self.last_run_where(plan, kind, None)
+    }
+
+    /// [`Catalog::last_plan_run`] of the runs to one target (a plan's
+    /// further targets each have their own `replicate` runs).
+    pub fn last_plan_run_to(
+        &self,
+        plan: &str,
+        kind: &str,
+        url: &str,
+    ) -> Result<(Option<RunRow>, Option<Seconds>)> {
+        let target = self.target_id(url)?;
+        self.last_run_where(plan, kind, Some(target))
+    }
+
+    fn last_run_where(
+        &self,
+        plan: &str,
+        kind: &str,
+        target: Option<i64>,
+    ) -> Result<(Option<RunRow>, Option<Seconds>)> {
         let last = self
             .conn
             .query_row(
                 "SELECT id, kind, started, ended, outcome, bytes, set_time, error FROM run
-                 WHERE plan = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
-                params![plan, kind],
+                 WHERE plan = ?1 AND kind = ?2 AND (?3 IS NULL OR target = ?3)
+                 ORDER BY id DESC LIMIT 1",
+                params![plan, kind, target],
                 run_row,
             )
             .optional()
@@ -535,8 +557,9 @@ impl Catalog {
         let success = self
             .conn
             .query_row(
-                "SELECT max(started) FROM run WHERE plan = ?1 AND kind = ?2 AND outcome = 'ok'",
-                params![plan, kind],
+                "SELECT max(started) FROM run
+                 WHERE plan = ?1 AND kind = ?2 AND (?3 IS NULL OR target = ?3) AND outcome = 'ok'",
+                params![plan, kind, target],
                 |r| r.get(0),
             )
             .map_err(|e| self.q(e))?;
