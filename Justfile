@@ -39,10 +39,11 @@ cross arch="aarch64":
     bin=${CARGO_TARGET_DIR:-target}/$triple/release/cairn
     echo "$bin: $(stat -c %s "$bin") bytes"
 
-# The library's unit tests, built for aarch64 as the image's binary is (release, feature tor, so
-# the image build reuses every dependency) and run under qemu-user.
+# The library's unit tests, built for aarch64 as the image's binary is (release, feature tor, and
+# image/build's SOURCE_DATE_EPOCH, which the C dependencies' build scripts track), so the image
+# build reuses every dependency; run under qemu-user.
 test-aarch64:
-    cargo test --release --locked --lib --features tor --target aarch64-unknown-linux-gnu
+    SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) cargo test --release --locked --lib --features tor --target aarch64-unknown-linux-gnu
 
 # The Raspberry Pi SD image: out/cairn-<version>-arm64.img (+ .img.xz). As root.
 image:

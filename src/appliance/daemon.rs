@@ -103,6 +103,9 @@ struct Shared {
     started: Instant,
     runtime: Option<tokio::runtime::Handle>,
     notifier: Mutex<Option<Arc<Notifier>>>,
+    /// Whether plans were loaded before (the first load closes the runs
+    /// a kill left running).
+    loaded_once: std::sync::atomic::AtomicBool,
     /// The configuration file as last loaded (mtime, size), to notice edits.
     loaded: Mutex<Option<(std::time::SystemTime, u64)>>,
 }
@@ -167,6 +170,7 @@ impl Daemon {
             sim: opts.sim,
             started: Instant::now(),
             loaded: Mutex::new(None),
+            loaded_once: std::sync::atomic::AtomicBool::new(false),
         });
         let d = Daemon {
             shared,
@@ -207,6 +211,10 @@ impl Daemon {
     /// new ones loaded from the catalog. Queues the resumption of a backup
     /// a kill or power cut interrupted.
     pub fn reload(&self) {
+        let at_start = !self
+            .shared
+            .loaded_once
+            .swap(true, std::sync::atomic::Ordering::SeqCst);
         *self.shared.loaded.lock().unwrap_or_else(|e| e.into_inner()) = self.file_stamp();
         let config = Config::load(&self.shared.config_file);
         match &config {
@@ -218,7 +226,7 @@ impl Daemon {
         let mut resume = Vec::new();
         if let Ok(c) = &config {
             for p in &c.plans {
-                let (ps, interrupted) = load_plan(c, p);
+                let (ps, interrupted) = load_plan(c, p, at_start);
                 if interrupted {
                     resume.push(p.id.clone());
                 }
@@ -380,8 +388,10 @@ fn carry_over(fresh: PlanState, old: &PlanState) -> PlanState {
 }
 
 /// A plan's state from the catalog; true if its last backup was
-/// interrupted.
-fn load_plan(c: &Config, p: &super::config::Plan) -> (PlanState, bool) {
+/// interrupted. At the daemon's start, every run of the plan still marked
+/// running is one a kill or power cut ended (the pid it names may be a
+/// new process's after a reboot).
+fn load_plan(c: &Config, p: &super::config::Plan, at_start: bool) -> (PlanState, bool) {
     let mut ps = PlanState {
         id: p.id.clone(),
         target: crate::catalog::public_url(p.target()),
@@ -401,16 +411,13 @@ fn load_plan(c: &Config, p: &super::config::Plan) -> (PlanState, bool) {
     let Some(path) = args.catalog.clone() else {
         return (ps, false);
     };
-    let found = Catalog::open(&path).and_then(|cat| cat.last_plan_run(&p.id, Kind::Backup.name()));
-    if let Ok(cat) = Catalog::open(&path) {
-        for r in &mut ps.replicas {
-            if let Ok((last, success)) = cat.last_plan_run_to(&p.id, "replicate", &r.target) {
-                r.last_success = success;
-                r.last_ok = last.as_ref().map(|l| l.outcome == "ok");
-                r.last_error = last.and_then(|l| l.error);
-            }
+    let found = Catalog::open(&path).and_then(|cat| {
+        if at_start {
+            cat.interrupt_plan_runs(&p.id)?;
         }
-    }
+        load_replicas(&cat, &p.id, &mut ps.replicas);
+        cat.last_plan_run(&p.id, Kind::Backup.name())
+    });
     match found {
         Ok((last, success)) => {
             ps.last_success = success;
@@ -426,6 +433,17 @@ fn load_plan(c: &Config, p: &super::config::Plan) -> (PlanState, bool) {
         Err(e) => {
             ps.problem = Some(format!("the catalog cannot be read: {e}"));
             (ps, false)
+        }
+    }
+}
+
+/// The further targets' last copies, from their `replicate` runs.
+fn load_replicas(cat: &Catalog, plan: &str, replicas: &mut [ReplicaState]) {
+    for r in replicas {
+        if let Ok((last, success)) = cat.last_plan_run_to(plan, "replicate", &r.target) {
+            r.last_success = success;
+            r.last_ok = last.as_ref().map(|l| l.outcome == "ok");
+            r.last_error = last.and_then(|l| l.error);
         }
     }
 }
@@ -600,6 +618,11 @@ impl Daemon {
         _live: &Arc<Live>,
     ) {
         let ended = self.now();
+        // A simulated clock stands still between the test's moves; a second
+        // passes with each job, so two sets are never stamped alike.
+        if self.shared.clock.is_simulated() {
+            self.shared.clock.set(ended + 1);
+        }
         let cancelled = matches!(
             &result,
             Err(runner::RunError::Engine(crate::Error::Cancelled))

@@ -431,6 +431,19 @@ impl Catalog {
         Ok(())
     }
 
+    /// Marks the runs of appliance plan `plan` still `running` as
+    /// `interrupted`: called by the daemon as it starts, when none can be
+    /// its own, whatever pid they name.
+    pub fn interrupt_plan_runs(&self, plan: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE run SET outcome = 'interrupted' WHERE outcome = 'running' AND plan = ?1",
+                [plan],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Runs whose process is gone without ending them were interrupted.
     fn close_interrupted_runs(&mut self) -> Result<()> {
         let running: Vec<(i64, i64)> = {
@@ -570,6 +583,22 @@ pub fn public_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plan_run_left_running_is_interrupted_at_the_daemon_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        // This process is alive: only the daemon's start can tell it is stale.
+        cat.begin_run("file:///t", "backup", "main", 100).unwrap();
+        let cli = cat.start_run("file:///t", "backup").unwrap();
+        cat.interrupt_plan_runs("main").unwrap();
+        let (last, success) = cat.last_plan_run("main", "backup").unwrap();
+        assert_eq!(last.unwrap().outcome, "interrupted");
+        assert_eq!(success, None);
+        let runs = cat.runs(10).unwrap();
+        let other = runs.iter().find(|r| r.id == cli).unwrap();
+        assert_eq!(other.outcome, "running", "a CLI run is not the daemon's");
+    }
 
     #[test]
     fn urls_lose_their_passwords() {
