@@ -88,6 +88,25 @@ pub struct Retention {
     pub older_than: Option<String>,
 }
 
+impl Retention {
+    /// The removal the rule asks for, times relative to `now`; `None` when
+    /// no rule is set. Of the three, the first one set counts.
+    pub fn removal(
+        &self,
+        now: crate::time::Seconds,
+    ) -> Result<Option<crate::maintenance::Removal>, crate::time::TimeError> {
+        use crate::maintenance::Removal;
+        Ok(
+            match (self.keep_full, self.keep_incrementals_of, &self.older_than) {
+                (Some(n), _, _) => Some(Removal::AllButNFull(n)),
+                (_, Some(n), _) => Some(Removal::IncrementalsOfAllButNFull(n)),
+                (_, _, Some(t)) => Some(Removal::OlderThan(crate::time::parse_user_time(t, now)?)),
+                _ => None,
+            },
+        )
+    }
+}
+
 /// How to reach the target: the same settings on the command line (where
 /// they override) and in the profile's `[remote]` table. Unset fields keep
 /// duplicity's defaults (see [`BackendOptions`]).

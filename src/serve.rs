@@ -292,7 +292,7 @@ async fn submit(
     let r = blocking(move || {
         let plan = req
             .plan
-            .or_else(|| d.status().plans.first().map(|p| p.id.clone()))
+            .or_else(|| d.first_plan())
             .ok_or_else(|| "no plan is configured".to_string())?;
         d.submit(&plan, req.kind, Origin::Api)
     })

@@ -312,8 +312,9 @@ impl Daemon {
         r
     }
 
-    /// The first plan (what the button acts on).
-    fn first_plan(&self) -> Option<String> {
+    /// The first plan (what the button and a job request without a plan
+    /// act on).
+    pub fn first_plan(&self) -> Option<String> {
         self.lock().plans.keys().next().cloned()
     }
 

@@ -174,15 +174,13 @@ fn backup_set(
 
 /// The plan's retention rule at `now`, applied; the number of files removed.
 fn retention(plan: &Plan, repo: &Repo, now: Seconds) -> Result<usize, RunError> {
-    let r = &plan.profile.retention;
-    let how = match (r.keep_full, r.keep_incrementals_of, &r.older_than) {
-        (Some(n), _, _) => Removal::AllButNFull(n.max(1)),
-        (_, Some(n), _) => Removal::IncrementalsOfAllButNFull(n.max(1)),
-        (_, _, Some(t)) => Removal::OlderThan(
-            time::parse_user_time(t, now)
-                .map_err(|e| RunError::Plan(format!("retention.older_than: {e}")))?,
-        ),
-        _ => return Ok(0),
+    let rule = plan.profile.retention.removal(now);
+    let how = match rule.map_err(|e| RunError::Plan(format!("retention.older_than: {e}")))? {
+        None => return Ok(0),
+        // A count of 0 is taken as 1: the newest chain always stays.
+        Some(Removal::AllButNFull(n)) => Removal::AllButNFull(n.max(1)),
+        Some(Removal::IncrementalsOfAllButNFull(n)) => Removal::IncrementalsOfAllButNFull(n.max(1)),
+        Some(how) => how,
     };
     let coll = repo.collection()?;
     let removal = maintenance::plan_removal(repo, &coll, how);
@@ -328,10 +326,15 @@ fn check_slice(
             problems.join("; ")
         ));
     }
-    let recent = cat.volume_checks(plan.target())?;
+    // Read within the period: before this run, or by it.
+    let checked_now: std::collections::HashSet<&str> =
+        results.iter().map(|(n, _)| n.as_str()).collect();
     let fresh = names
         .iter()
-        .filter(|n| recent.get(*n).is_some_and(|t| now - t < plan.verify_within))
+        .filter(|n| {
+            checked_now.contains(n.as_str())
+                || last.get(*n).is_some_and(|t| now - t < plan.verify_within)
+        })
         .count();
     r.verify_coverage = Some(if names.is_empty() {
         1.0

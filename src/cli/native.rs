@@ -623,19 +623,19 @@ fn run(
             target,
         } => {
             use crate::maintenance::Removal;
-            let r = &profile.retention;
-            let how = match (keep_full, keep_incrementals_of, older_than) {
-                (Some(n), _, _) => Removal::AllButNFull(n),
-                (_, Some(n), _) => Removal::IncrementalsOfAllButNFull(n),
-                (_, _, Some(t)) => Removal::OlderThan(common::parse_time(&t)?),
-                _ => match (r.keep_full, r.keep_incrementals_of, &r.older_than) {
-                    (Some(n), _, _) => Removal::AllButNFull(n),
-                    (_, Some(n), _) => Removal::IncrementalsOfAllButNFull(n),
-                    (_, _, Some(t)) => Removal::OlderThan(common::parse_time(t)?),
-                    _ => anyhow::bail!(
+            let flags = crate::profile::Retention {
+                keep_full,
+                keep_incrementals_of,
+                older_than,
+            };
+            let now = crate::time::now();
+            let how = match flags.removal(now)? {
+                Some(how) => how,
+                None => profile.retention.removal(now)?.ok_or_else(|| {
+                    anyhow::anyhow!(
                         "no retention rule: give --keep-full, --keep-incrementals-of or --older-than, or a profile with [retention]"
-                    ),
-                },
+                    )
+                })?,
             };
             if matches!(
                 how,
