@@ -93,6 +93,8 @@ fn main() {
 struct Daemon {
     child: Child,
     addr: String,
+    /// The dashboard session (claimed with a boot-partition token).
+    token: String,
 }
 
 impl Daemon {
@@ -108,6 +110,7 @@ impl Daemon {
             pass.display()
         );
         fs::write(&conf, toml).unwrap();
+        fs::write(work.join("claim-token"), "bench-claim").unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -121,12 +124,24 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let d = Daemon { child, addr };
+        let mut d = Daemon {
+            child,
+            addr,
+            token: String::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(&d.addr).is_err() {
             assert!(Instant::now() < deadline, "cairn serve did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
+        let text = d.http(
+            "POST",
+            "/setup/claim",
+            r#"{"password":"bench password","token":"bench-claim"}"#,
+        );
+        let body = text.split_once("\r\n\r\n").unwrap().1;
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        d.token = v["token"].as_str().expect("claimed").to_string();
         std::thread::sleep(Duration::from_secs(2));
         d
     }
@@ -160,7 +175,8 @@ impl Daemon {
         write!(
             s,
             "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+             Authorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.token,
             body.len()
         )
         .unwrap();

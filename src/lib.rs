@@ -21,7 +21,8 @@
 //! | [`profile`] | the TOML profile the native CLI and the appliance read |
 //! | [`progress`] | progress events, for the terminal or the dashboard |
 //! | [`cli`] | the native `cairn` command line and the duplicity-compatible one |
-//! | [`serve`] | `cairn serve`: starts the [`appliance`] daemon and its HTTP API, stops it on SIGTERM |
+//! | [`serve`] | `cairn serve`: starts the [`appliance`] daemon and the [`web`] dashboard, stops both on SIGTERM |
+//! | [`web`] | the dashboard: claim and setup, sessions and CSRF, overview, sets, browse and download, jobs with live progress, settings, the JSON API |
 //! | [`error`] | the library's error type, with what to do about each |
 //! | [`fault`] | deterministic kill points at every step boundary, for the crash tests |
 //!
@@ -47,8 +48,9 @@
 //! [`restore`] or verify; the run is ended in the catalog, the plan's state
 //! updated, notifications sent ([`appliance::notify`]). The LED thread draws
 //! that state ([`appliance::leds`]); the button thread turns edges into
-//! gestures ([`appliance::button`]) and gestures into jobs. The HTTP API
-//! reads the same state and queues jobs.
+//! gestures ([`appliance::button`]) and gestures into jobs. The dashboard
+//! ([`web`]) reads the same state and the [`catalog`], queues jobs, and
+//! streams downloads from [`restore::tar`] (a restore written as a tar).
 //!
 //! Restore runs the other way: [`repo`] lists the target into an
 //! [`archive::collection`], picks the chain for the requested time, fetches
@@ -76,5 +78,6 @@ pub mod serve;
 pub mod source;
 pub mod target;
 pub mod time;
+pub mod web;
 
 pub use error::{Error, Result};

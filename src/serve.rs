@@ -1,33 +1,15 @@
 //! The appliance's long-running service: the daemon ([`crate::appliance`])
 //! and its HTTP interface.
 //!
-//! | route | what |
-//! | --- | --- |
-//! | `GET /` | the state in one sentence and per plan, readable without JavaScript |
-//! | `GET /health` | `{"status":"ok","version":..,"configured":bool,"board":..}` |
-//! | `GET /api/status` | health, activity, LEDs, plans (last run, last success, next run), running job with progress, queue, finished jobs, the configuration's error |
-//! | `POST /api/jobs` | `{"kind":"backup","plan":"main"}` queues a job (`backup`, `retention`, `cleanup`, `verify`, `restore`, `rebuild`); answers `{"id":N,"merged":bool}` |
-//! | `POST /api/jobs/{id}/cancel` | cancels a waiting or running job |
-//! | `POST /api/config/reload` | reads the configuration again |
-//! | `GET /api/board` | the board's kind and LEDs; `POST /api/board/press` `{"ms":N}` presses the simulated button |
-//! | `POST /api/clock` | `{"now":T}` sets a simulated clock (`--sim-clock`) |
-//! | `GET /metrics` | Prometheus text format |
-//!
-//! Until the dashboard's sessions exist, the routes that change anything
-//! answer only clients on loopback (403 otherwise). The service stops
-//! gracefully on SIGTERM (systemd) or SIGINT: the running backup is stopped
-//! at its next file (resumed at the next start), then the HTTP side.
+//! The routes, their access and the pages are the dashboard's
+//! ([`crate::web`]). The service stops gracefully on SIGTERM (systemd) or
+//! SIGINT: the running backup is stopped at its next file (resumed at the
+//! next start), then the HTTP side (live event streams end with the daemon).
 
 use crate::appliance::board::{Parts, SimBoard};
 use crate::appliance::clock::Clock;
 use crate::appliance::daemon::{self, Daemon};
-use crate::appliance::jobs::{Kind, Origin};
 use anyhow::Context;
-use axum::extract::{ConnectInfo, Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -193,7 +175,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     axum::serve(
         listener,
-        router(daemon).into_make_service_with_connect_info::<SocketAddr>(),
+        crate::web::router(crate::web::App::new(daemon))
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
@@ -223,276 +206,6 @@ impl ShutdownSignal {
         };
         daemon::log(5, &format!("{which} received, shutting down"));
     }
-}
-
-fn router(d: Daemon) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/health", get(health))
-        .route("/api/status", get(status))
-        .route("/api/jobs", post(submit))
-        .route("/api/jobs/{id}/cancel", post(cancel))
-        .route("/api/config/reload", post(reload))
-        .route("/api/board", get(board))
-        .route("/api/board/press", post(press))
-        .route("/api/clock", post(set_clock))
-        .route("/metrics", get(metrics))
-        .with_state(d)
-}
-
-/// The routes that change state answer loopback only, until the
-/// dashboard's sessions exist.
-fn forbidden_unless_local(peer: &SocketAddr) -> Option<Response> {
-    (!peer.ip().is_loopback()).then(|| {
-        (
-            StatusCode::FORBIDDEN,
-            "this route answers only on the appliance itself\n",
-        )
-            .into_response()
-    })
-}
-
-/// Runs a blocking daemon call off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("daemon call panicked")
-}
-
-async fn health(State(d): State<Daemon>) -> Json<serde_json::Value> {
-    let s = blocking(move || d.status()).await;
-    Json(serde_json::json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "configured": s.configured,
-        "config_ok": s.config_error.is_none(),
-        "board": s.board,
-        "board_error": s.board_error,
-    }))
-}
-
-async fn status(State(d): State<Daemon>) -> Json<daemon::Status> {
-    Json(blocking(move || d.status()).await)
-}
-
-#[derive(serde::Deserialize)]
-struct JobRequest {
-    kind: Kind,
-    plan: Option<String>,
-}
-
-async fn submit(
-    State(d): State<Daemon>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Json(req): Json<JobRequest>,
-) -> Response {
-    if let Some(r) = forbidden_unless_local(&peer) {
-        return r;
-    }
-    let r = blocking(move || {
-        let plan = req
-            .plan
-            .or_else(|| d.first_plan())
-            .ok_or_else(|| "no plan is configured".to_string())?;
-        d.submit(&plan, req.kind, Origin::Api)
-    })
-    .await;
-    match r {
-        Ok((id, merged)) => (
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({"id": id, "merged": merged})),
-        )
-            .into_response(),
-        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({"error": e}))).into_response(),
-    }
-}
-
-async fn cancel(
-    State(d): State<Daemon>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    UrlPath(id): UrlPath<u64>,
-) -> Response {
-    if let Some(r) = forbidden_unless_local(&peer) {
-        return r;
-    }
-    if blocking(move || d.cancel(id)).await {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        (StatusCode::NOT_FOUND, "no such job waiting or running\n").into_response()
-    }
-}
-
-async fn reload(State(d): State<Daemon>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
-    if let Some(r) = forbidden_unless_local(&peer) {
-        return r;
-    }
-    let s = blocking(move || {
-        d.reload();
-        d.status()
-    })
-    .await;
-    Json(serde_json::json!({"config_error": s.config_error})).into_response()
-}
-
-/// The board's LEDs; a simulated board's also with its last changes
-/// (`[ms, green, red]`, oldest first).
-async fn board(State(d): State<Daemon>) -> Json<serde_json::Value> {
-    let sim = d.sim_board().map(|b| (b.leds(), b.history()));
-    let s = blocking(move || d.status()).await;
-    let (green, red) = sim.as_ref().map_or((s.leds.green, s.leds.red), |x| x.0);
-    let history: Vec<_> = sim.map(|x| x.1).unwrap_or_default();
-    let recent = &history[history.len().saturating_sub(256)..];
-    Json(serde_json::json!({"kind": s.board, "green": green, "red": red, "history": recent}))
-}
-
-#[derive(serde::Deserialize)]
-struct Press {
-    ms: u64,
-}
-
-async fn press(
-    State(d): State<Daemon>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Json(p): Json<Press>,
-) -> Response {
-    if let Some(r) = forbidden_unless_local(&peer) {
-        return r;
-    }
-    match d.sim_board() {
-        Some(b) => {
-            b.press(Duration::from_millis(p.ms));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => (
-            StatusCode::CONFLICT,
-            "the board is not simulated; press the real button\n",
-        )
-            .into_response(),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct SetClock {
-    now: i64,
-}
-
-async fn set_clock(
-    State(d): State<Daemon>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Json(c): Json<SetClock>,
-) -> Response {
-    if let Some(r) = forbidden_unless_local(&peer) {
-        return r;
-    }
-    if blocking(move || d.set_clock(c.now)).await {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        (
-            StatusCode::CONFLICT,
-            "the clock is the system's; start with --sim-clock to set it\n",
-        )
-            .into_response()
-    }
-}
-
-async fn metrics(State(d): State<Daemon>) -> Response {
-    let text = blocking(move || d.metrics()).await;
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    )
-        .into_response()
-}
-
-/// The state in words, for a browser without JavaScript.
-async fn index(State(d): State<Daemon>) -> Html<String> {
-    let s = blocking(move || d.status()).await;
-    Html(page(&s))
-}
-
-/// What the LEDs say, in one sentence.
-fn sentence(health: &str) -> &'static str {
-    match health {
-        "good" => "Your data is safe: the last backup succeeded and is recent.",
-        "failed" => "The last backup failed: see the error below.",
-        "stale" => {
-            "No recent backup: the last success is older than twice the schedule's interval."
-        }
-        "problem" => "A check found a problem: see below.",
-        "config_error" => "The configuration has an error: see below.",
-        _ => "Not configured yet.",
-    }
-}
-
-/// The status page: the same state as the LEDs, per plan.
-fn page(s: &daemon::Status) -> String {
-    let when = |t: Option<i64>| t.map_or("never".to_string(), crate::time::to_pretty);
-    let mut body = format!("<p><strong>{}</strong></p>\n", sentence(s.health));
-    if !s.configured {
-        body += &format!(
-            "<p><strong>Not configured.</strong> No configuration file at <code>{}</code>.</p>\n\
-             <p>To configure this appliance, put a <code>cairn.toml</code> (and any secret files it \
-             names) onto the SD card's boot partition and restart it; they are moved to the data \
-             partition on boot.</p>\n",
-            html_escape(&s.config_file)
-        );
-    } else if let Some(e) = &s.config_error {
-        body += &format!(
-            "<p>Configuration error: <code>{}</code></p>\n",
-            html_escape(&e.to_string())
-        );
-    } else {
-        body += &format!(
-            "<p>Configured. Configuration: <code>{}</code>.</p>\n",
-            html_escape(&s.config_file)
-        );
-    }
-    for p in &s.plans {
-        body += &format!(
-            "<h2>Plan {}</h2>\n<p>Target <code>{}</code>; schedule <code>{}</code> ({}).<br>\
-             Last success: {}. Next run: {}.{}</p>\n",
-            html_escape(&p.id),
-            html_escape(&p.target),
-            html_escape(&p.schedule),
-            html_escape(&p.describe),
-            when(p.last_success),
-            when(p.next_run),
-            p.last_error.as_ref().map_or(String::new(), |e| format!(
-                "<br>Last error: {}",
-                html_escape(e)
-            ))
-        );
-    }
-    if let Some(r) = &s.running {
-        body += &format!(
-            "<p>Running: {} of plan {}.</p>\n",
-            r.job.kind.name(),
-            html_escape(&r.job.plan)
-        );
-    }
-    let version = env!("CARGO_PKG_VERSION");
-    format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Cairn</title></head>\n\
-         <body><h1>Cairn {version}</h1>\n{body}</body></html>\n"
-    )
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -604,34 +317,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn index_says_whether_configured() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("a<b>.toml");
-        let srv = start(config.clone()).await;
-
-        let (status, head, body) = get(srv.addr, "/").await;
-        assert_eq!(status, 200);
-        assert!(
-            head.to_ascii_lowercase()
-                .contains("content-type: text/html"),
-            "{head}"
-        );
-        assert!(body.contains("Not configured"), "{body}");
-        assert!(body.contains("a&lt;b&gt;.toml"), "path not escaped: {body}");
-        assert!(!body.contains("a<b>"), "{body}");
-
-        // An empty file has no plan: configured, but with an error said.
-        std::fs::write(&config, "").unwrap();
-        let (status, _, body) = get(srv.addr, "/").await;
-        assert_eq!(status, 200);
-        assert!(body.contains("Configuration error"), "{body}");
-        assert!(body.contains("no source"), "{body}");
-        assert!(!body.contains("Not configured"), "{body}");
-
-        srv.stop().await;
-    }
-
-    #[tokio::test]
     async fn unknown_paths_are_404() {
         let dir = tempfile::tempdir().unwrap();
         let srv = start(dir.path().join("cairn.toml")).await;
@@ -674,14 +359,6 @@ mod tests {
         assert!(
             format!("{err:#}").contains("cannot listen on not-an-address"),
             "{err:#}"
-        );
-    }
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(
-            html_escape(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
     }
 }

@@ -23,7 +23,12 @@ struct Appliance {
     addr: String,
     sim_clock: Option<i64>,
     proc: Option<Proc>,
+    /// The dashboard session the API calls carry (a bearer token).
+    token: String,
 }
+
+/// The dashboard's owner password in these tests.
+const OWNER: &str = "owner password 1";
 
 impl Appliance {
     /// An appliance whose configuration is `config` (`{DIR}` stands for
@@ -38,7 +43,10 @@ impl Appliance {
             dir,
             sim_clock: None,
             proc: None,
+            token: String::new(),
         };
+        // The owner's claim token, as if put on the boot partition.
+        fs::write(a.path("claim-token"), "test-claim\n").unwrap();
         a.write_config(config);
         a
     }
@@ -73,6 +81,25 @@ impl Appliance {
             "{}",
             self.log()
         );
+        self.log_in();
+    }
+
+    /// Claims the dashboard with the token the first time, logs in after
+    /// (sessions live in memory: a restart ends them).
+    fn log_in(&mut self) {
+        self.token.clear();
+        let (path, body) = if self.path("admin").exists() {
+            ("/login", format!("{{\"password\":\"{OWNER}\"}}"))
+        } else {
+            (
+                "/setup/claim",
+                format!("{{\"password\":\"{OWNER}\",\"token\":\"test-claim\"}}"),
+            )
+        };
+        let (code, body) = self.post(path, &body);
+        assert_eq!(code, 200, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        self.token = v["token"].as_str().unwrap().to_string();
     }
 
     fn log(&self) -> String {
@@ -86,7 +113,8 @@ impl Appliance {
         write!(
             s,
             "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+             Authorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.token,
             body.len()
         )
         .unwrap();

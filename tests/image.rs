@@ -322,11 +322,28 @@ fn free_port() -> u16 {
 
 /// One HTTP/1.0 GET on loopback; `None` until the guest answers.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "GET", path, "", "")
+}
+
+/// One HTTP/1.0 exchange (a JSON body, a bearer token if not empty).
+fn http(port: u16, method: &str, path: &str, body: &str, token: &str) -> Option<(u16, String)> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: cairn\r\n\r\n").as_bytes())
-        .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let auth = if token.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: Bearer {token}\r\n")
+    };
+    s.write_all(
+        format!(
+            "{method} {path} HTTP/1.0\r\nHost: cairn\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -511,6 +528,9 @@ fn virt_boots_configured_from_the_boot_partition() {
     fs::write(dir.join("cairn.toml"), &toml).unwrap();
     fs::write(dir.join("passphrase"), &secret).unwrap();
     fs::write(dir.join("authorized_keys"), &key).unwrap();
+    let claim = format!("claim-{token}");
+    fs::write(dir.join("cairn-claim.txt"), format!("{claim}\r\n")).unwrap();
+    fat_put(&spec, &dir.join("cairn-claim.txt"), "cairn-claim.txt");
     fat_put(&spec, &dir.join("cairn.toml"), "cairn.toml");
     fat_put(&spec, &dir.join("authorized_keys"), "authorized_keys");
     run(mtools("mmd").args(["-i", &spec, "::/cairn-secrets"]));
@@ -561,9 +581,21 @@ fn virt_boots_configured_from_the_boot_partition() {
     assert_eq!(health["config_ok"], true, "{health}");
     // No Pi under QEMU: `--board auto` runs the simulated board.
     assert_eq!(health["board"], "sim", "{health}");
-    let (status, page) = guest.get("/");
-    assert_eq!(status, 200);
-    assert!(page.contains("Configured."), "{page}");
+    // The dashboard is claimed with the code from the boot partition (CR LF
+    // and all), then answers the owner's session.
+    let body = format!(r#"{{"password":"owner password 1","token":"{claim}"}}"#);
+    let (status, answer) = http(guest.port, "POST", "/setup/claim", &body, "").expect("claim");
+    assert_eq!(status, 200, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let session = v["token"].as_str().unwrap();
+    assert_eq!(
+        http(guest.port, "GET", "/api/status", "", "").unwrap().0,
+        401
+    );
+    let (status, st) = http(guest.port, "GET", "/api/status", "", session).unwrap();
+    assert_eq!(status, 200, "{st}");
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_eq!(st["plans"][0]["id"], "main", "{st}");
     // cairn answers only after cairn-firstboot and cairn-grow-data ran (units
     // order it so) and both flush what they write; now cut the power.
     guest.power_cut();
@@ -604,7 +636,12 @@ fn virt_boots_configured_from_the_boot_partition() {
 
     // The FAT partition no longer holds the configuration.
     let names = fat_names(&spec);
-    for gone in ["cairn.toml", "authorized_keys", "cairn-secrets"] {
+    for gone in [
+        "cairn.toml",
+        "authorized_keys",
+        "cairn-secrets",
+        "cairn-claim.txt",
+    ] {
         assert!(
             !names.iter().any(|n| n == gone),
             "{gone} still on FAT: {names:?}"
@@ -675,6 +712,10 @@ fn virt_boots_configured_from_the_boot_partition() {
     );
     let ls = debugfs(&data_fs, "ls -l /cairn");
     assert!(ls.contains("40700"), "/data/cairn is not 0700: {ls}");
+    // The claim used the token (gone) and left the owner's password hash.
+    assert!(!ls.contains("claim-token"), "{ls}");
+    let admin = debugfs(&data_fs, "cat /cairn/admin");
+    assert!(admin.contains("$argon2id$"), "{admin}");
     // SSH was turned on by the key: its host key was made on /data.
     let ls = debugfs(&data_fs, "ls -l /cairn/ssh");
     assert!(ls.contains("ssh_host_ed25519_key"), "no SSH host key: {ls}");
@@ -738,9 +779,9 @@ fn raspi3b_boots_unconfigured() {
     // QEMU's raspi3b looks like a Pi but has no GPIO to open: the daemon
     // says so and runs on the simulated board.
     assert_eq!(health["board"], "sim", "{health}");
-    let (status, page) = guest.get("/");
+    let (status, page) = guest.get("/setup");
     assert_eq!(status, 200);
-    assert!(page.contains("Not configured"), "{page}");
+    assert!(page.contains("Claim this appliance"), "{page}");
     guest.power_cut();
     assert_eq!(
         digest(&card, root),

@@ -89,7 +89,23 @@ pub struct State {
     pub queue: Queue,
     /// A long press armed a restore; the next press confirms it.
     pub armed: bool,
+    /// The dashboard waits for a press to prove presence (its claim).
+    pub claim: Option<ClaimWait>,
     pub stopping: bool,
+}
+
+/// A claim of the dashboard waiting for the button.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimWait {
+    pub until: Instant,
+    pub pressed: bool,
+}
+
+impl ClaimWait {
+    /// Waiting for its press now (not pressed, not expired).
+    fn waiting(&self) -> bool {
+        !self.pressed && Instant::now() < self.until
+    }
 }
 
 struct Shared {
@@ -158,6 +174,7 @@ impl Daemon {
                 plans: BTreeMap::new(),
                 queue: Queue::default(),
                 armed: false,
+                claim: None,
                 stopping: false,
             }),
             changed: Condvar::new(),
@@ -282,16 +299,22 @@ impl Daemon {
         self.shared.config_file.is_file()
     }
 
-    /// Queues a job; returns its id and whether it merged with one waiting.
-    pub fn submit(&self, plan: &str, kind: Kind, origin: Origin) -> Result<(u64, bool), String> {
-        let now = self.now();
-        let mut s = self.lock();
+    /// The state, locked, if it takes a job for `plan`.
+    fn accepting(&self, plan: &str) -> Result<MutexGuard<'_, State>, String> {
+        let s = self.lock();
         if s.stopping {
             return Err("the daemon is stopping".into());
         }
         if !s.plans.contains_key(plan) {
             return Err(format!("no plan called `{plan}`"));
         }
+        Ok(s)
+    }
+
+    /// Queues a job; returns its id and whether it merged with one waiting.
+    pub fn submit(&self, plan: &str, kind: Kind, origin: Origin) -> Result<(u64, bool), String> {
+        let now = self.now();
+        let mut s = self.accepting(plan)?;
         if kind == Kind::Backup && now < PLAUSIBLE_SINCE {
             return Err(format!(
                 "the clock says {}: network time has not set it yet; a backup now would be \
@@ -303,6 +326,57 @@ impl Daemon {
         drop(s);
         self.changed();
         Ok(r)
+    }
+
+    /// Queues a restore of `spec` (checked first); returns its id.
+    pub fn submit_restore(
+        &self,
+        plan: &str,
+        spec: super::jobs::RestoreSpec,
+        origin: Origin,
+    ) -> Result<u64, String> {
+        spec.validate()?;
+        let now = self.now();
+        let mut s = self.accepting(plan)?;
+        let id = s.queue.push_restore(plan, spec, origin, now);
+        drop(s);
+        self.changed();
+        Ok(id)
+    }
+
+    /// The configuration as last loaded, or why it is not used.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        self.refresh();
+        self.lock().config.clone()
+    }
+
+    /// The configuration file's path.
+    pub fn config_file(&self) -> &std::path::Path {
+        &self.shared.config_file
+    }
+
+    /// Waits up to `ttl` for a button press that claims the dashboard; the
+    /// LEDs alternate meanwhile, and that press backs nothing up.
+    pub fn arm_claim(&self, ttl: Duration) {
+        self.lock().claim = Some(ClaimWait {
+            until: Instant::now() + ttl,
+            pressed: false,
+        });
+        self.changed();
+    }
+
+    /// Whether the armed claim's press came (None: none armed, or expired
+    /// without a press).
+    pub fn claim_pressed(&self) -> Option<bool> {
+        let s = self.lock();
+        let c = s.claim?;
+        (c.pressed || c.waiting()).then_some(c.pressed)
+    }
+
+    /// Ends a claim's wait.
+    pub fn disarm_claim(&self) {
+        self.lock().claim = None;
+        self.changed();
     }
 
     /// Cancels a waiting or running job.
@@ -344,6 +418,11 @@ impl Daemon {
                 let _ = h.join();
             }
         }
+    }
+
+    /// Whether a stop was asked for (long-lived answers end then).
+    pub fn is_stopping(&self) -> bool {
+        self.lock().stopping
     }
 
     /// Sets a simulated clock; false with the system clock.
@@ -603,6 +682,7 @@ impl Daemon {
             fixed_time: self.shared.clock.is_simulated(),
             progress: live.clone(),
             cancel,
+            restore: job.restore.clone(),
         };
         (runner::run(plan, job.kind, &cx), run)
     }
@@ -829,6 +909,7 @@ fn activity_of(s: &State) -> Activity {
         Some(r) if r.job.kind == Kind::Restore => Activity::Restore,
         Some(_) => Activity::Job,
         None if s.armed => Activity::AwaitingPress,
+        None if s.claim.is_some_and(|c| c.waiting()) => Activity::AwaitingPress,
         None => Activity::Idle,
     }
 }
@@ -884,6 +965,12 @@ impl Daemon {
 
     fn on_gesture(&self, gesture: Gesture, armed: bool) {
         let plan = self.first_plan();
+        if gesture == Gesture::Short && self.take_claim_press() {
+            let what = "short press: the dashboard's claim confirmed";
+            log(5, &format!("button: {what}"));
+            self.button_event(plan.as_deref(), what);
+            return;
+        }
         let (what, job) = match gesture {
             Gesture::Short => ("short press: back up now", Some(Kind::Backup)),
             Gesture::Armed => (
@@ -904,6 +991,20 @@ impl Daemon {
             let _ = self.submit(plan, kind, Origin::Button);
         }
         self.button_event(plan.as_deref(), what);
+    }
+
+    /// A short press while a claim waits is the claim's.
+    fn take_claim_press(&self) -> bool {
+        let mut s = self.lock();
+        match &mut s.claim {
+            Some(c) if c.waiting() => {
+                c.pressed = true;
+                drop(s);
+                self.changed();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Every press is an event in the catalog of the first plan.
@@ -1154,6 +1255,7 @@ mod tests {
             plans,
             queue: Queue::default(),
             armed: false,
+            claim: None,
             stopping: false,
         }
     }

@@ -63,6 +63,51 @@ pub struct Job {
     /// The schedule slot a scheduled job stands for.
     pub slot: Option<i64>,
     pub requested: i64,
+    /// What a restore restores, and where (None: the newest set, whole,
+    /// into a new directory named after the plan and the time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
+}
+
+/// A restore's point in time, path and destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreSpec {
+    /// The backup time (None: the newest set).
+    pub time: Option<i64>,
+    /// A path inside the backup, as the catalog shows it (None: everything).
+    pub path: Option<String>,
+    /// The new directory's name under `restore_dir` (None: `<plan>-<time>`).
+    pub into: Option<String>,
+}
+
+impl RestoreSpec {
+    /// Checks what a client sent: `into` is one new name, `path` a relative
+    /// path inside the backup; neither can reach outside.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(into) = &self.into
+            && (into.is_empty()
+                || into == "."
+                || into == ".."
+                || into.contains('/')
+                || into.contains('\0')
+                || into.len() > 200)
+        {
+            return Err(format!(
+                "`into` must be one new directory name (no `/`, not `.` or `..`), not {into:?}"
+            ));
+        }
+        if let Some(path) = &self.path
+            && (path.starts_with('/')
+                || path.contains('\0')
+                || path.split('/').any(|c| c == ".." || c == "."))
+        {
+            return Err(format!(
+                "`path` must be a path inside the backup such as \"docs/2024\", not {path:?}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Live progress, shared between the engine (which advances it) and
@@ -157,10 +202,28 @@ impl Queue {
         if let Some(j) = self
             .waiting
             .iter()
-            .find(|j| j.plan == plan && j.kind == kind)
+            .find(|j| j.plan == plan && j.kind == kind && j.restore.is_none())
         {
             return (j.id, true);
         }
+        self.add(plan, kind, origin, slot, now, None)
+    }
+
+    /// Adds a restore of `spec`: never merged (each asks for its own).
+    pub fn push_restore(&mut self, plan: &str, spec: RestoreSpec, origin: Origin, now: i64) -> u64 {
+        self.add(plan, Kind::Restore, origin, None, now, Some(spec))
+            .0
+    }
+
+    fn add(
+        &mut self,
+        plan: &str,
+        kind: Kind,
+        origin: Origin,
+        slot: Option<i64>,
+        now: i64,
+        restore: Option<RestoreSpec>,
+    ) -> (u64, bool) {
         self.next_id += 1;
         self.waiting.push_back(Job {
             id: self.next_id,
@@ -169,6 +232,7 @@ impl Queue {
             origin,
             slot,
             requested: now,
+            restore,
         });
         (self.next_id, false)
     }
@@ -228,6 +292,39 @@ mod tests {
         assert!(cancel.is_cancelled());
         // Once running, a new request queues behind it.
         assert!(!q.push("main", Kind::Backup, Origin::Api, None, 5).1);
+    }
+
+    #[test]
+    fn restores_are_never_merged_and_their_names_stay_inside() {
+        let mut q = Queue::default();
+        let spec = RestoreSpec {
+            into: Some("a".into()),
+            ..RestoreSpec::default()
+        };
+        let a = q.push_restore("main", spec.clone(), Origin::Api, 1);
+        let b = q.push_restore("main", spec, Origin::Api, 2);
+        assert_ne!(a, b);
+        assert!(!q.push("main", Kind::Restore, Origin::Button, None, 3).1);
+        for bad in ["..", ".", "a/b", ""] {
+            let s = RestoreSpec {
+                into: Some(bad.into()),
+                ..RestoreSpec::default()
+            };
+            assert!(s.validate().is_err(), "{bad}");
+        }
+        for bad in ["/etc", "a/../../b", "./a"] {
+            let s = RestoreSpec {
+                path: Some(bad.into()),
+                ..RestoreSpec::default()
+            };
+            assert!(s.validate().is_err(), "{bad}");
+        }
+        let ok = RestoreSpec {
+            time: Some(5),
+            path: Some("docs/2024".into()),
+            into: Some("docs-back".into()),
+        };
+        assert!(ok.validate().is_ok());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! verify, clean up. Knows nothing of threads, HTTP or LEDs.
 
 use super::config::{Config, Plan};
-use super::jobs::Kind;
+use super::jobs::{Kind, RestoreSpec};
 use crate::backup::{self, BackupOptions};
 use crate::catalog::{Catalog, Recorder};
 use crate::maintenance::{self, Removal};
@@ -24,6 +24,8 @@ pub struct Context<'a> {
     pub fixed_time: bool,
     pub progress: Arc<dyn Progress>,
     pub cancel: Cancel,
+    /// A restore's time, path and destination name.
+    pub restore: Option<RestoreSpec>,
 }
 
 /// What a job did.
@@ -242,14 +244,18 @@ fn verify(plan: &Plan, repo: &Repo) -> Result<Report, RunError> {
     })
 }
 
-/// The newest set, into a new directory under the restore directory (never
-/// over the live source).
+/// A point in time (the newest set unless the job says), whole or one
+/// path, into a new directory under the restore directory (never over the
+/// live source, never into an existing directory).
 fn restore(plan: &Plan, repo: &Repo, cx: &Context) -> Result<Report, RunError> {
-    let dest = cx
-        .config
-        .restore_dir
-        .join(format!("{}-{}", plan.id, time::to_string(cx.now)));
-    if dest.exists() {
+    let spec = cx.restore.clone().unwrap_or_default();
+    spec.validate().map_err(RunError::Plan)?;
+    let name = spec
+        .into
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", plan.id, time::to_string(cx.now)));
+    let dest = cx.config.restore_dir.join(name);
+    if dest.symlink_metadata().is_ok() {
         return Err(RunError::Plan(format!(
             "{} exists already; a restore never writes into an existing directory",
             dest.display()
@@ -257,7 +263,15 @@ fn restore(plan: &Plan, repo: &Repo, cx: &Context) -> Result<Report, RunError> {
     }
     std::fs::create_dir_all(&cx.config.restore_dir)
         .map_err(|e| crate::Error::local("create", &cx.config.restore_dir, e))?;
-    let opts = crate::restore::RestoreOptions::new(&dest);
+    let mut opts = crate::restore::RestoreOptions::new(&dest);
+    opts.time = spec.time;
+    opts.path = match &spec.path {
+        Some(p) if !p.is_empty() => Some(
+            crate::archive::index::Index::parse(p.as_bytes())
+                .map_err(|e| RunError::Plan(format!("path {p:?}: {e}")))?,
+        ),
+        _ => None,
+    };
     let r = crate::restore::restore(repo, &opts)?;
     let problem = (!r.complete()).then(|| {
         format!(

@@ -11,6 +11,7 @@
 pub mod check;
 mod dest;
 pub mod stream;
+pub mod tar;
 pub mod verify;
 
 pub use dest::DestTree;

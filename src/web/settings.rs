@@ -1,0 +1,281 @@
+//! Settings: a plan's schedule (previewed as its next five runs in words),
+//! its retention (previewed as what it would delete at the target now) and
+//! the owner's password. A change is validated as a whole
+//! configuration before it is written, atomically, with the owner's
+//! comments and layout kept (toml_edit); the daemon then reloads it.
+
+use super::auth::SessionInfo;
+use super::setup::too_many;
+use super::{App, blocking, error};
+use crate::appliance::config::{Config, MAIN_PLAN};
+use crate::appliance::schedule::Schedule;
+use axum::Json;
+use axum::extract::{ConnectInfo, Extension, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+#[derive(Deserialize)]
+pub struct PreviewQuery {
+    expr: String,
+}
+
+/// A schedule in words and its next five runs, or what is wrong with it.
+pub fn describe(expr: &str, now: i64) -> Result<serde_json::Value, String> {
+    let s = Schedule::parse(expr.trim()).map_err(|e| e.to_string())?;
+    let next: Vec<String> = s
+        .next_n(now, 5)
+        .into_iter()
+        .map(crate::time::to_pretty)
+        .collect();
+    Ok(serde_json::json!({"expr": s.expr(), "describe": s.describe(), "next": next}))
+}
+
+/// `GET /api/schedule/preview?expr=`.
+pub async fn preview(State(app): State<App>, Query(q): Query<PreviewQuery>) -> Response {
+    match describe(&q.expr, app.daemon.now()) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    plan: String,
+    schedule: String,
+}
+
+/// `text` with `plan`'s schedule set to `expr`, comments and layout kept.
+pub fn with_schedule(text: &str, plan: &str, expr: &str) -> Result<String, String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+    plan_table(&mut doc, plan)?.insert("schedule", toml_edit::value(expr));
+    Ok(doc.to_string())
+}
+
+/// The table of `plan` in `doc`: the top level for the main plan, else its
+/// `[[plan]]` entry.
+fn plan_table<'d>(
+    doc: &'d mut toml_edit::DocumentMut,
+    plan: &str,
+) -> Result<&'d mut toml_edit::Table, String> {
+    let top_plan = doc.contains_key("source") || doc.contains_key("target");
+    if plan == MAIN_PLAN && top_plan {
+        return Ok(doc.as_table_mut());
+    }
+    doc.get_mut("plan")
+        .and_then(|p| p.as_array_of_tables_mut())
+        .and_then(|tables| {
+            tables
+                .iter_mut()
+                .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(plan))
+        })
+        .ok_or_else(|| format!("no plan called `{plan}`"))
+}
+
+/// `text` with `plan` keeping its `keep_full` newest chains (the only
+/// retention rule then: the others are removed), comments kept.
+pub fn with_keep_full(text: &str, plan: &str, keep_full: usize) -> Result<String, String> {
+    if keep_full == 0 {
+        return Err("keep at least one chain".into());
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+    let t = plan_table(&mut doc, plan)?;
+    let r = t
+        .entry("retention")
+        .or_insert(toml_edit::table())
+        .as_table_like_mut()
+        .ok_or("`retention` is not a table")?;
+    r.remove("keep_incrementals_of");
+    r.remove("older_than");
+    r.insert("keep_full", toml_edit::value(keep_full as i64));
+    Ok(doc.to_string())
+}
+
+#[derive(Deserialize)]
+pub struct RetentionQuery {
+    plan: Option<String>,
+    /// A rule to try instead of the plan's.
+    keep_full: Option<usize>,
+}
+
+/// What the plan's retention (or `keep_full`) would delete at the target
+/// now: the engine's own plan of the removal, nothing deleted.
+fn retention_preview_of(app: &App, q: &RetentionQuery) -> Result<serde_json::Value, String> {
+    use crate::maintenance::{Removal, plan_removal};
+    let c = app.daemon.config().map_err(|e| e.to_string())?;
+    let plan = match &q.plan {
+        Some(id) => c.plan(id).ok_or(format!("no plan called `{id}`"))?,
+        None => c.plans.first().ok_or("no plan is configured")?,
+    };
+    let now = app.daemon.now();
+    let rule = match q.keep_full {
+        Some(0) => return Err("keep at least one chain".into()),
+        Some(n) => Removal::AllButNFull(n),
+        None => plan
+            .profile
+            .retention
+            .removal(now)
+            .map_err(|e| e.to_string())?
+            .ok_or("the plan has no retention rule")?,
+    };
+    let args = crate::appliance::runner::target_args(&c, plan);
+    let repo = crate::target::open(plan.target(), &args).map_err(|e| e.to_string())?;
+    let coll = repo.collection().map_err(|e| e.to_string())?;
+    let p = plan_removal(&repo, &coll, rule);
+    let removed: Vec<String> = p
+        .chains
+        .iter()
+        .map(|t| crate::time::to_pretty(*t))
+        .collect();
+    Ok(serde_json::json!({
+        "plan": plan.id,
+        "rule": format!("{rule:?}"),
+        "chains": coll.chains.len(),
+        "removed_chains": removed,
+        "incrementals_only": p.keep_full,
+        "files": p.remote.len(),
+    }))
+}
+
+/// `GET /api/retention/preview?plan=&keep_full=`.
+pub async fn retention_preview(
+    State(app): State<App>,
+    Query(q): Query<RetentionQuery>,
+) -> Response {
+    match blocking(move || retention_preview_of(&app, &q)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRequest {
+    plan: String,
+    keep_full: usize,
+}
+
+/// `POST /api/settings/retention`.
+pub async fn retention(State(app): State<App>, Json(req): Json<RetentionRequest>) -> Response {
+    let r = blocking(move || {
+        edit_config(&app, |text| with_keep_full(text, &req.plan, req.keep_full))?;
+        Ok::<_, String>(serde_json::json!({"plan": req.plan, "keep_full": req.keep_full}))
+    })
+    .await;
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Changes the configuration file: the new text is validated as a whole,
+/// written atomically, and the daemon reloads it.
+fn edit_config(
+    app: &App,
+    change: impl FnOnce(&str) -> Result<String, String>,
+) -> Result<(), String> {
+    let file = app.daemon.config_file().to_path_buf();
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let new = change(&text)?;
+    Config::parse(&new, &file).map_err(|e| e.to_string())?;
+    crate::repo::write_atomic(&file, new.as_bytes()).map_err(|e| e.to_string())?;
+    app.daemon.reload();
+    Ok(())
+}
+
+/// `POST /api/settings/schedule`.
+pub async fn schedule(State(app): State<App>, Json(req): Json<ScheduleRequest>) -> Response {
+    let r = blocking(move || {
+        let expr = Schedule::parse(req.schedule.trim())
+            .map_err(|e| e.to_string())?
+            .expr()
+            .to_string();
+        edit_config(&app, |text| with_schedule(text, &req.plan, &expr))?;
+        describe(&expr, app.daemon.now())
+    })
+    .await;
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// `POST /api/password`: every other session ends.
+pub async fn password(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(s): Extension<SessionInfo>,
+    Json(p): Json<PasswordChange>,
+) -> Response {
+    if let Some(wait) = app.auth.wait_for(peer.ip()) {
+        return too_many(wait);
+    }
+    let auth = app.auth.clone();
+    let current = p.current;
+    if !blocking(move || auth.check_password(&current)).await {
+        app.auth.failed(peer.ip());
+        return error(StatusCode::FORBIDDEN, "the current password is wrong");
+    }
+    let auth = app.auth.clone();
+    let new = p.new;
+    match blocking(move || auth.set_password(&new)).await {
+        Ok(()) => {
+            app.auth.end_other_sessions(&s.token);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_edit_keeps_comments_and_finds_the_plan() {
+        let text = "# mine\nsource = \"/a\" # the share\ntarget = \"file:///b\"\n\n\
+                    [encryption]\nenabled = false\n\n[[plan]]\nid = \"photos\"\nsource = \"/c\"\n\
+                    target = \"file:///d\"\n";
+        let main = with_schedule(text, "main", "0 4 * * *").unwrap();
+        assert!(
+            main.contains("# mine") && main.contains("# the share"),
+            "{main}"
+        );
+        let c = Config::parse(&main, std::path::Path::new("x.toml")).unwrap();
+        assert_eq!(c.plan("main").unwrap().schedule.expr(), "0 4 * * *");
+        let photos = with_schedule(&main, "photos", "30 2 * * 0").unwrap();
+        let c = Config::parse(&photos, std::path::Path::new("x.toml")).unwrap();
+        assert_eq!(c.plan("photos").unwrap().schedule.expr(), "30 2 * * 0");
+        assert_eq!(c.plan("main").unwrap().schedule.expr(), "0 4 * * *");
+        assert!(with_schedule(text, "nope", "0 4 * * *").is_err());
+        let kept = with_keep_full(&photos, "photos", 3).unwrap();
+        let kept = with_keep_full(&kept, "main", 5).unwrap();
+        assert!(kept.contains("# the share"), "{kept}");
+        let c = Config::parse(&kept, std::path::Path::new("x.toml")).unwrap();
+        assert_eq!(
+            c.plan("photos").unwrap().profile.retention.keep_full,
+            Some(3)
+        );
+        assert_eq!(c.plan("main").unwrap().profile.retention.keep_full, Some(5));
+        assert_eq!(c.plan("main").unwrap().schedule.expr(), "0 4 * * *");
+        assert!(with_keep_full(text, "main", 0).is_err());
+        assert!(describe("61 * * * *", 0).is_err());
+        assert_eq!(
+            describe("0 4 * * *", 0).unwrap()["next"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+    }
+}

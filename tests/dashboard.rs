@@ -1,0 +1,692 @@
+//! The dashboard through its HTTP API, against a real `cairn serve` and a
+//! real rsync daemon on loopback: setup from a fresh card, the recovery
+//! kit's commands run with stock duplicity, secrets on every route, paths as
+//! data, downloads and restores compared byte for byte, a new card for an
+//! old target. (The same flow in a real browser: `dashboard_browser.rs`.)
+
+mod common;
+
+use common::servers::{Proc, RSYNC_PASSWORD, Rsyncd, free_port, wait_port};
+use common::*;
+use serde_json::Value;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const OWNER: &str = "owner password 1";
+
+/// A `cairn serve` on a fresh "card" (an empty configuration directory).
+struct Card {
+    dir: tempfile::TempDir,
+    addr: String,
+    proc: Option<Proc>,
+    token: String,
+}
+
+impl Card {
+    fn new() -> Card {
+        let dir = tmpdir();
+        fs::create_dir_all(dir.path().join("cairn")).unwrap();
+        fs::write(dir.path().join("cairn/claim-token"), "card-token\n").unwrap();
+        let mut c = Card {
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir,
+            proc: None,
+            token: String::new(),
+        };
+        c.start();
+        c
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("cairn")
+    }
+
+    fn start(&mut self) {
+        let mut cmd = Command::new(cairn());
+        cmd.arg("--config")
+            .arg(self.conf().join("cairn.toml"))
+            .args(["serve", "--board", "sim", "--listen", &self.addr])
+            .env("TMPDIR", self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.dir.path().join("daemon.log")).unwrap());
+        self.proc = Some(Proc::spawn("cairn serve", cmd));
+        assert!(wait_port(&self.addr, Duration::from_secs(20)));
+    }
+
+    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Authorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            self.token,
+            body.len()
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let i = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..i]).into_owned();
+        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut body = raw[i + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A download's bytes.
+    fn bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.addr, self.token
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let i = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase();
+        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = &raw[i + 4..];
+        let body = if head.contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        };
+        (code, body)
+    }
+
+    fn json(&self, method: &str, path: &str, body: &str) -> Value {
+        let (code, text) = self.http(method, path, body);
+        assert!(code < 300, "{method} {path}: {code} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn claim(&mut self) {
+        let body = format!(r#"{{"password":"{OWNER}","token":"card-token"}}"#);
+        let v = self.json("POST", "/setup/claim", &body);
+        self.token = v["token"].as_str().unwrap().to_string();
+    }
+
+    /// Waits until `n` jobs have finished; returns the newest.
+    fn wait_finished(&self, n: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let s = self.json("GET", "/api/status", "");
+            let f = s["finished"].as_array().unwrap();
+            if f.len() >= n && s["running"].is_null() {
+                return f[0].clone();
+            }
+            assert!(Instant::now() < deadline, "no job finished: {s}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let i = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 4 + n..];
+    }
+}
+
+/// A small tree to back up.
+fn source(root: &Path) -> PathBuf {
+    let src = root.join("share");
+    fs::create_dir_all(src.join("docs/2024")).unwrap();
+    fs::write(src.join("docs/2024/letter.txt"), b"Dear Sir,\n").unwrap();
+    fs::write(src.join("docs/notes.md"), b"# notes\nremember the milk\n").unwrap();
+    fs::write(src.join("photo.raw"), random_bytes(3 << 20, 7)).unwrap();
+    std::os::unix::fs::symlink("docs/notes.md", src.join("link")).unwrap();
+    src
+}
+
+/// Claims a fresh card and sets it up to back `src` up to the rsync daemon.
+fn set_up(card: &mut Card, src: &Path, rsyncd: &Rsyncd, extra: &str) -> String {
+    card.claim();
+    let target = rsyncd.url("pi");
+    let body = format!(
+        r#"{{"source":"{}","target":"{target}","target_password":"{RSYNC_PASSWORD}"{extra}}}"#,
+        src.display()
+    );
+    card.json("POST", "/api/setup", &body);
+    let kit = card.bytes("/api/setup/kit.txt");
+    assert_eq!(kit.0, 200);
+    String::from_utf8(kit.1).unwrap()
+}
+
+/// [`set_up`], then the kit confirmed: the configuration in effect. Returns
+/// the passphrase.
+fn set_up_confirmed(card: &mut Card, src: &Path, rsyncd: &Rsyncd, extra: &str) -> String {
+    let passphrase = passphrase_of(&set_up(card, src, rsyncd, extra));
+    let last = &passphrase[passphrase.len() - 5..];
+    card.json(
+        "POST",
+        "/api/setup/confirm",
+        &format!(r#"{{"last":"{last}"}}"#),
+    );
+    passphrase
+}
+
+fn passphrase_of(kit: &str) -> String {
+    kit.lines()
+        .find_map(|l| l.strip_prefix("Passphrase:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn tar_files(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut a = tar::Archive::new(bytes);
+    let mut out = Vec::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.push((name, data));
+    }
+    out
+}
+
+#[test]
+fn setup_from_a_fresh_card_and_the_kit_restores_with_stock_duplicity() {
+    let rsyncd = Rsyncd::start();
+    let mut card = Card::new();
+    let src = source(card.dir.path());
+    card.claim();
+
+    // The connection test says exactly what failed, then what it found.
+    let target = rsyncd.url("pi");
+    let bad = format!(r#"{{"target":"{target}","target_password":"wrong"}}"#);
+    let (code, body) = card.http("POST", "/api/setup/test", &bad);
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("cannot list the target"), "{body}");
+    let good = format!(r#"{{"target":"{target}","target_password":"{RSYNC_PASSWORD}"}}"#);
+    let v = card.json("POST", "/api/setup/test", &good);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds no backups yet"),
+        "{v}"
+    );
+
+    // A source that is not a directory, a bad schedule: refused, nothing written.
+    let nodir = format!(r#"{{"source":"/nonexistent","target":"{target}"}}"#);
+    assert_eq!(card.http("POST", "/api/setup", &nodir).0, 400);
+    let sched = format!(
+        r#"{{"source":"{}","target":"{target}","schedule":"61 * * * *"}}"#,
+        src.display()
+    );
+    assert_eq!(card.http("POST", "/api/setup", &sched).0, 400);
+    assert!(!card.conf().join("cairn.toml.pending").exists());
+
+    let body = format!(
+        r#"{{"source":"{}","target":"{target}","target_password":"{RSYNC_PASSWORD}"}}"#,
+        src.display()
+    );
+    card.json("POST", "/api/setup", &body);
+    let kit = String::from_utf8(card.bytes("/api/setup/kit.txt").1).unwrap();
+    let passphrase = passphrase_of(&kit);
+    assert_eq!(passphrase.len(), 35, "{kit}");
+    let page = card.http("GET", "/setup/kit", "").1;
+    assert!(page.contains("<svg"), "no QR code");
+    // Not configured until the kit is confirmed: nothing runs yet.
+    assert!(!card.conf().join("cairn.toml").exists());
+    assert_eq!(card.json("GET", "/health", "")["configured"], false);
+    assert_eq!(
+        card.http("POST", "/api/setup/confirm", r#"{"last":"XXXXX"}"#)
+            .0,
+        400
+    );
+    let last = &passphrase[passphrase.len() - 5..];
+    card.json(
+        "POST",
+        "/api/setup/confirm",
+        &format!(r#"{{"last":"{last}"}}"#),
+    );
+    assert!(card.conf().join("cairn.toml").exists());
+    let mode = fs::metadata(card.conf().join("secrets/passphrase")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
+    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    let j = card.wait_finished(1);
+    assert_eq!(j["outcome"], "ok", "{j}");
+
+    // The kit's own commands, as printed, with stock duplicity 3.x.
+    let home = card.dir.path().join("elsewhere");
+    let bin = home.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(dup3(), bin.join("duplicity")).unwrap();
+    let script: Vec<&str> = kit
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("export ") || l.starts_with("duplicity "))
+        .collect();
+    assert_eq!(script.len(), 4, "{kit}");
+    let out = Command::new("bash")
+        .args(["-euc", &script.join("\n")])
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_tree(
+        &capture(&src),
+        &capture(&home.join("cairn-restore")),
+        "restored with the kit's commands",
+    );
+
+    // The kit again: only after the password and a press.
+    assert_eq!(card.bytes("/api/setup/kit.txt").0, 403);
+    assert_eq!(
+        card.http("POST", "/api/kit/unlock", r#"{"password":"not it at all"}"#)
+            .0,
+        403
+    );
+    let w = card.json(
+        "POST",
+        "/api/kit/unlock",
+        &format!(r#"{{"password":"{OWNER}"}}"#),
+    );
+    let id = w["id"].as_str().unwrap().to_string();
+    let poll = format!("/api/kit/unlock?id={id}");
+    assert_eq!(card.json("GET", &poll, "")["unlocked"], false);
+    assert_eq!(card.http("POST", "/sim/press", r#"{"ms":200}"#).0, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while card.json("GET", &poll, "")["unlocked"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "the press did not unlock the kit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let again = String::from_utf8(card.bytes("/api/setup/kit.txt").1).unwrap();
+    assert_eq!(passphrase_of(&again), passphrase);
+    // That press unlocked the kit and started no backup.
+    assert_eq!(
+        card.json("GET", "/api/status", "")["finished"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn secrets_stay_out_of_every_page_and_answer() {
+    let rsyncd = Rsyncd::start();
+    let mut card = Card::new();
+    let src = source(card.dir.path());
+    let passphrase = set_up_confirmed(&mut card, &src, &rsyncd, "");
+    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    assert_eq!(card.wait_finished(1)["outcome"], "ok");
+    let set = card.json("GET", "/api/sets", "")[0]["time"]
+        .as_i64()
+        .unwrap();
+    // Every GET route of the table, as the library lists it.
+    for r in cairn::web::routes() {
+        if r.method != "GET" || r.path.contains("/events") {
+            continue;
+        }
+        let path = r.path.replace("{file}", "app.js");
+        let query = format!("?plan=main&t={set}&path=docs&q=notes&expr=5+3+*+*+2&id=x");
+        let (_, body) = if path.contains("download") {
+            let (c, b) = card.bytes(&format!("{path}{query}"));
+            (c, String::from_utf8_lossy(&b).into_owned())
+        } else {
+            card.http("GET", &format!("{path}{query}"), "")
+        };
+        for secret in [passphrase.as_str(), RSYNC_PASSWORD] {
+            assert!(!body.contains(secret), "GET {path} shows a secret: {body}");
+        }
+    }
+    let log = fs::read_to_string(card.dir.path().join("daemon.log")).unwrap();
+    assert!(
+        !log.contains(RSYNC_PASSWORD) && !log.contains(&passphrase),
+        "{log}"
+    );
+}
+
+#[test]
+fn downloads_and_restores_take_paths_as_data() {
+    let rsyncd = Rsyncd::start();
+    let mut card = Card::new();
+    let src = source(card.dir.path());
+    set_up_confirmed(&mut card, &src, &rsyncd, "");
+    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    assert_eq!(card.wait_finished(1)["outcome"], "ok");
+
+    // Browse from the catalog.
+    let ls = card.json("GET", "/api/ls?path=docs", "");
+    let names: Vec<&str> = ls["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["2024", "notes.md"], "{ls}");
+    let found = card.json("GET", "/api/find?q=letter", "");
+    assert_eq!(found[0]["path"], "docs/2024/letter.txt", "{found}");
+
+    // A directory and a file, as tar streams, byte for byte.
+    let (code, tar) = card.bytes("/api/download?path=docs");
+    assert_eq!(code, 200);
+    let files = tar_files(&tar);
+    let got: Vec<(&str, usize)> = files.iter().map(|(n, d)| (n.as_str(), d.len())).collect();
+    assert_eq!(
+        got,
+        [
+            ("docs/", 0),
+            ("docs/2024/", 0),
+            ("docs/2024/letter.txt", 10),
+            ("docs/notes.md", 26)
+        ]
+    );
+    for (name, data) in &files {
+        if !data.is_empty() {
+            assert_eq!(data, &fs::read(src.join(name)).unwrap(), "{name}");
+        }
+    }
+    let (_, one) = card.bytes("/api/download?path=photo.raw");
+    let files = tar_files(&one);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "photo.raw");
+    assert_eq!(files[0].1, fs::read(src.join("photo.raw")).unwrap());
+    // Nothing staged: the scratch files are gone.
+    let tmp = card.conf().join("tmp");
+    let left: Vec<_> = fs::read_dir(&tmp)
+        .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Paths that try to leave: refused, with what is wrong.
+    for bad in ["../etc", "docs/../../etc", "./docs"] {
+        let (code, body) = card.http("GET", &format!("/api/ls?path={bad}"), "");
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert_eq!(
+            card.bytes(&format!("/api/download?path={bad}")).0,
+            404,
+            "{bad}"
+        );
+    }
+    assert_eq!(card.bytes("/api/download?path=/etc/passwd").0, 404);
+    for spec in [
+        r#"{"into":"../escape"}"#,
+        r#"{"into":"a/b"}"#,
+        r#"{"into":".."}"#,
+        r#"{"path":"../etc","into":"x"}"#,
+    ] {
+        let body = format!(r#"{{"kind":"restore","restore":{spec}}}"#);
+        let (code, text) = card.http("POST", "/api/jobs", &body);
+        assert_eq!(code, 409, "{spec}: {text}");
+    }
+    // A name that is a symlink out of the restore directory is not followed.
+    let restore_dir = card.dir.path().join("restore");
+    fs::create_dir_all(&restore_dir).unwrap();
+    let outside = card.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, restore_dir.join("trap")).unwrap();
+    card.json(
+        "POST",
+        "/api/jobs",
+        r#"{"kind":"restore","restore":{"path":"docs","into":"trap"}}"#,
+    );
+    let j = card.wait_finished(2);
+    assert_eq!(j["outcome"], "failed", "{j}");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+
+    // A directory restored onto the appliance, into a new folder.
+    card.json(
+        "POST",
+        "/api/jobs",
+        r#"{"kind":"restore","restore":{"path":"docs","into":"docs-back"}}"#,
+    );
+    let j = card.wait_finished(3);
+    assert_eq!(j["outcome"], "ok", "{j}");
+    assert_same_tree(
+        &capture(&src.join("docs")),
+        &capture(&restore_dir.join("docs-back")),
+        "restore of docs",
+    );
+}
+
+#[test]
+fn a_new_card_connects_to_the_old_target_and_browses_it() {
+    let rsyncd = Rsyncd::start();
+    let mut old = Card::new();
+    let src = source(old.dir.path());
+    let passphrase = set_up_confirmed(&mut old, &src, &rsyncd, "");
+    old.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    assert_eq!(old.wait_finished(1)["outcome"], "ok");
+    let sets = old.json("GET", "/api/sets", "");
+    drop(old);
+
+    // The Pi died; a new card, the same target.
+    let mut card = Card::new();
+    card.claim();
+    let target = rsyncd.url("pi");
+    let wrong = format!(
+        r#"{{"target":"{target}","target_password":"{RSYNC_PASSWORD}","passphrase":"not the passphrase"}}"#
+    );
+    let (code, body) = card.http("POST", "/api/setup/test", &wrong);
+    assert_eq!(code, 502, "{body}");
+    assert!(
+        body.contains("cannot be read with this passphrase"),
+        "{body}"
+    );
+    let right = format!(
+        r#"{{"target":"{target}","target_password":"{RSYNC_PASSWORD}","passphrase":"{passphrase}"}}"#
+    );
+    let v = card.json("POST", "/api/setup/test", &right);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("the passphrase opens them"),
+        "{v}"
+    );
+    let fresh = card.dir.path().join("new-share");
+    fs::create_dir_all(&fresh).unwrap();
+    let body = format!(
+        r#"{{"source":"{}","target":"{target}","target_password":"{RSYNC_PASSWORD}","passphrase":"{passphrase}","existing":true}}"#,
+        fresh.display()
+    );
+    card.json("POST", "/api/setup", &body);
+    let last = &passphrase[passphrase.len() - 5..];
+    card.json(
+        "POST",
+        "/api/setup/confirm",
+        &format!(r#"{{"last":"{last}"}}"#),
+    );
+    // The catalog is rebuilt from the target alone.
+    let j = card.wait_finished(1);
+    assert_eq!(j["job"]["kind"], "rebuild", "{j}");
+    assert_eq!(j["outcome"], "ok", "{j}");
+    let shape = |v: &Value| -> Vec<(Value, Value, Value)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["time"].clone(), s["full"].clone(), s["files"].clone()))
+            .collect()
+    };
+    assert_eq!(shape(&card.json("GET", "/api/sets", "")), shape(&sets));
+    let ls = card.json("GET", "/api/ls?path=docs/2024", "");
+    assert_eq!(ls["entries"][0]["name"], "letter.txt", "{ls}");
+    let (code, tar) = card.bytes("/api/download?path=docs/2024/letter.txt");
+    let files = tar_files(&tar);
+    assert_eq!(
+        files.len(),
+        1,
+        "{code}: {}",
+        fs::read_to_string(card.dir.path().join("daemon.log")).unwrap()
+    );
+    assert_eq!(files[0].1, b"Dear Sir,\n");
+}
+
+#[test]
+fn the_schedule_changes_with_a_preview_and_keeps_the_owners_comments() {
+    let rsyncd = Rsyncd::start();
+    let mut card = Card::new();
+    let src = source(card.dir.path());
+    let kit = set_up(&mut card, &src, &rsyncd, r#","schedule":"0 2 * * *""#);
+    let passphrase = passphrase_of(&kit);
+    let last = &passphrase[passphrase.len() - 5..];
+    card.json(
+        "POST",
+        "/api/setup/confirm",
+        &format!(r#"{{"last":"{last}"}}"#),
+    );
+    let file = card.conf().join("cairn.toml");
+    let text = fs::read_to_string(&file).unwrap() + "# my own note\n";
+    fs::write(&file, text).unwrap();
+
+    let p = card.json("GET", "/api/schedule/preview?expr=30+4+*+*+6", "");
+    assert_eq!(p["next"].as_array().unwrap().len(), 5, "{p}");
+    assert!(
+        p["describe"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("saturday"),
+        "{p}"
+    );
+    let (code, body) = card.http("GET", "/api/schedule/preview?expr=nonsense", "");
+    assert_eq!(code, 400, "{body}");
+
+    let (code, _) = card.http(
+        "POST",
+        "/api/settings/schedule",
+        r#"{"plan":"main","schedule":"99 * * * *"}"#,
+    );
+    assert_eq!(code, 400);
+    card.json(
+        "POST",
+        "/api/settings/schedule",
+        r#"{"plan":"main","schedule":"30 4 * * 6"}"#,
+    );
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("schedule = \"30 4 * * 6\"") && text.contains("# my own note"),
+        "{text}"
+    );
+    let s = card.json("GET", "/api/status", "");
+    assert_eq!(s["plans"][0]["schedule"], "30 4 * * 6", "{s}");
+
+    // Retention: what it would delete now, then a new rule.
+    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    assert_eq!(card.wait_finished(1)["outcome"], "ok");
+    let p = card.json("GET", "/api/retention/preview?plan=main&keep_full=1", "");
+    assert_eq!(p["chains"], 1, "{p}");
+    assert_eq!(p["removed_chains"].as_array().unwrap().len(), 0, "{p}");
+    assert_eq!(
+        card.http("GET", "/api/retention/preview?keep_full=0", "").0,
+        400
+    );
+    card.json(
+        "POST",
+        "/api/settings/retention",
+        r#"{"plan":"main","keep_full":4}"#,
+    );
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("keep_full = 4") && text.contains("# my own note"),
+        "{text}"
+    );
+    let p = card.json("GET", "/api/retention/preview", "");
+    assert_eq!(p["rule"], "AllButNFull(4)", "{p}");
+}
+
+#[test]
+fn the_readme_first_command_serves_a_claimable_appliance_with_a_ready_target() {
+    let home = tmpdir();
+    let port = free_port();
+    let mut cmd = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/appliance"));
+    cmd.env("CAIRN_BIN", cairn())
+        .env("CAIRN_HOME", home.path())
+        .env("PORT", port.to_string())
+        .env("RSYNC_PORT", free_port().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut proc = Proc::spawn("scripts/appliance", cmd);
+    let out = proc.child.stdout.take().unwrap();
+    let mut said = std::collections::BTreeMap::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
+        let line = line.unwrap();
+        if let Some((k, v)) = line.trim().split_once(':') {
+            said.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        if line.contains("button:") {
+            break;
+        }
+    }
+    let mut card = Card {
+        dir: home,
+        addr: format!("127.0.0.1:{port}"),
+        proc: None,
+        token: String::new(),
+    };
+    assert!(wait_port(&card.addr, Duration::from_secs(20)), "{said:?}");
+    let body = format!(
+        r#"{{"password":"{OWNER}","token":"{}"}}"#,
+        said["claim code"]
+    );
+    card.token = card.json("POST", "/setup/claim", &body)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = &said["target to use"];
+    let password = &said["target password"];
+    let t = card.json(
+        "POST",
+        "/api/setup/test",
+        &format!(r#"{{"target":"{target}","target_password":"{password}"}}"#),
+    );
+    assert!(
+        t["message"].as_str().unwrap().starts_with("Connected"),
+        "{t}"
+    );
+    let body = format!(
+        r#"{{"source":"{}","target":"{target}","target_password":"{password}"}}"#,
+        said["source to use"]
+    );
+    card.json("POST", "/api/setup", &body);
+    let kit = String::from_utf8(card.bytes("/api/setup/kit.txt").1).unwrap();
+    let passphrase = passphrase_of(&kit);
+    let last = &passphrase[passphrase.len() - 5..];
+    card.json(
+        "POST",
+        "/api/setup/confirm",
+        &format!(r#"{{"last":"{last}"}}"#),
+    );
+    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    assert_eq!(card.wait_finished(1)["outcome"], "ok");
+    proc.kill();
+}
