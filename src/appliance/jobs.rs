@@ -100,7 +100,8 @@ impl RestoreSpec {
         if let Some(path) = &self.path
             && (path.starts_with('/')
                 || path.contains('\0')
-                || path.split('/').any(|c| c == ".." || c == "."))
+                || path.split('/').any(|c| c == ".." || c == ".")
+                || crate::archive::index::Index::parse(path.as_bytes()).is_err())
         {
             return Err(format!(
                 "`path` must be a path inside the backup such as \"docs/2024\", not {path:?}"
@@ -312,7 +313,7 @@ mod tests {
             };
             assert!(s.validate().is_err(), "{bad}");
         }
-        for bad in ["/etc", "a/../../b", "./a"] {
+        for bad in ["/etc", "a/../../b", "./a", "docs/", "a//b"] {
             let s = RestoreSpec {
                 path: Some(bad.into()),
                 ..RestoreSpec::default()

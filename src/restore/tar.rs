@@ -7,28 +7,28 @@
 //! (`docs/`, `docs/a.txt` for a download of `docs`; `a.txt` for a file),
 //! the backup's own top level when everything is asked for.
 
-use super::{Output, RestoreReport, reconstruct, select};
+use super::{Output, RestoreReport, Selected, reconstruct};
 use crate::archive::index::Index;
 use crate::archive::meta::{FileType, Meta};
 use crate::archive::tarfmt::{self, Entry};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::time::{self, Seconds};
+use crate::time;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// Writes the tree at `t` (newest if None), or only `path`, as a tar
-/// stream into `out`. Scratch files go to `tempdir`. Fails before the first
-/// byte if there is nothing to write (no backup, no such path).
+/// Writes the sets `sel` chose ([`super::select`]: a time, and `path` or
+/// everything) as a tar stream into `out`; scratch files go to `tempdir`.
+/// Choosing the sets reads the manifests, so an unreachable target or a
+/// wrong passphrase fails there, before the caller sends anything.
 pub fn restore_to_tar<W: Write>(
     repo: &Repo,
-    t: Option<Seconds>,
+    sel: Selected,
     path: Option<&Index>,
     tempdir: &Path,
     out: W,
 ) -> Result<RestoreReport> {
-    let sel = select(repo, t, path)?;
     let limit = super::free_space(tempdir);
     let tar = TarOut {
         out,

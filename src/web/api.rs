@@ -39,30 +39,40 @@ pub async fn status(State(app): State<App>) -> Json<daemon::Status> {
 }
 
 /// The status, pushed whenever it changes (and at least every 15 s as a
-/// comment, so proxies keep the stream). Ends when the daemon stops.
-pub async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = futures_util::stream::unfold((app, String::new()), |(app, last)| async move {
-        loop {
-            let d = app.daemon.clone();
-            let (stopping, text) = blocking(move || {
-                let v = serde_json::to_value(d.status()).unwrap_or_default();
-                // The clock alone moving is no change.
-                let mut k = v.clone();
-                if let Some(o) = k.as_object_mut() {
-                    o.remove("now");
+/// comment, so proxies keep the stream). Ends when the daemon stops or the
+/// session does (logout, a password change).
+pub async fn events(
+    State(app): State<App>,
+    Extension(session): Extension<super::auth::SessionInfo>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let token = session.token;
+    let stream = futures_util::stream::unfold((app, String::new()), move |(app, last)| {
+        let token = token.clone();
+        async move {
+            loop {
+                // Logged out (or the password changed): the stream ends.
+                app.auth.session(&token)?;
+                let d = app.daemon.clone();
+                let (stopping, text) = blocking(move || {
+                    let v = serde_json::to_value(d.status()).unwrap_or_default();
+                    // The clock alone moving is no change.
+                    let mut k = v.clone();
+                    if let Some(o) = k.as_object_mut() {
+                        o.remove("now");
+                    }
+                    (d.is_stopping(), (k.to_string(), v.to_string()))
+                })
+                .await;
+                if stopping {
+                    return None;
                 }
-                (d.is_stopping(), (k.to_string(), v.to_string()))
-            })
-            .await;
-            if stopping {
-                return None;
+                let (key, body) = text;
+                if key != last {
+                    let e = Event::default().event("status").data(body);
+                    return Some((Ok(e), (app, key)));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            let (key, body) = text;
-            if key != last {
-                let e = Event::default().event("status").data(body);
-                return Some((Ok(e), (app, key)));
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

@@ -64,6 +64,98 @@ struct Session {
 struct Failures {
     count: u32,
     until: Option<Instant>,
+    /// An attempt from this address is being checked now.
+    in_flight: bool,
+}
+
+/// Password checks (argon2, 19 MiB each) in flight at once, all clients.
+pub const MAX_CHECKS: usize = 4;
+
+/// The one browser waiting for the button.
+struct Wait {
+    id: String,
+    until: Instant,
+}
+
+#[derive(Default)]
+struct Waiting {
+    current: Option<Wait>,
+    /// Button claims are off until then: two browsers asked at once.
+    locked_until: Option<Instant>,
+}
+
+/// After a wait ends unanswered, only the browser that waited may wait
+/// again for this long (a stranger cannot slip in while the owner walks to
+/// the box).
+pub const REARM_GRACE: Duration = Duration::from_secs(300);
+/// Two browsers waiting at once: one is not the owner, so neither gets the
+/// press, and button claims stay off this long.
+pub const CONTENTION_LOCK: Duration = Duration::from_secs(600);
+
+/// Why a browser may not wait for the button now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WaitRefused {
+    /// Another browser was waiting: both are refused, and the button is off
+    /// for [`CONTENTION_LOCK`].
+    Contended,
+    /// The button is off after a contention for this long.
+    Locked(Duration),
+    /// Another browser's wait just ended; it alone may wait again for this long.
+    Busy(Duration),
+}
+
+impl std::fmt::Display for WaitRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitRefused::Contended => write!(
+                f,
+                "another browser on the network asked to wait for the button at the same time,                  so neither may: the button is off for {} minutes. Use the code from                  cairn-claim.txt on the boot partition, or try again later",
+                CONTENTION_LOCK.as_secs() / 60
+            ),
+            WaitRefused::Locked(d) => write!(
+                f,
+                "the button is off for {} s after two browsers asked at once; use the code from                  cairn-claim.txt on the boot partition, or try again then",
+                d.as_secs() + 1
+            ),
+            WaitRefused::Busy(d) => write!(
+                f,
+                "another browser was just waiting for the button; try again in {} s",
+                d.as_secs() + 1
+            ),
+        }
+    }
+}
+
+/// A password (or claim code) check in progress for one client: at most
+/// one per address and [`MAX_CHECKS`] in all, counted before the check
+/// runs, so parallel guesses are not a way around the limit.
+pub struct Attempt {
+    auth: std::sync::Arc<Auth>,
+    ip: IpAddr,
+}
+
+impl Attempt {
+    /// The check failed: counts against the address.
+    pub fn failed(self) {
+        self.auth.failed(self.ip);
+    }
+
+    /// The check passed: the address starts again.
+    pub fn succeeded(self) {
+        self.auth.succeeded(self.ip);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        let mut f = self.auth.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(x) = f.get_mut(&self.ip) {
+            x.in_flight = false;
+        }
+        self.auth
+            .checks
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Accounts, sessions, the login limit.
@@ -73,8 +165,10 @@ pub struct Auth {
     failures: Mutex<HashMap<IpAddr, Failures>>,
     /// One argon2 computation at a time (19 MiB each, on a 512 MB board).
     hashing: Mutex<()>,
-    /// The browser waiting for a button press (its id, until when).
-    waiting: Mutex<Option<(String, Instant)>>,
+    /// The browser waiting for a button press.
+    waiting: Mutex<Waiting>,
+    /// Password checks in flight, all clients.
+    checks: std::sync::atomic::AtomicUsize,
 }
 
 /// A random token: 256 bits, hex.
@@ -97,23 +191,44 @@ impl Auth {
             sessions: Mutex::default(),
             failures: Mutex::default(),
             hashing: Mutex::new(()),
-            waiting: Mutex::new(None),
+            waiting: Mutex::default(),
+            checks: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// Lets one browser wait for the button for `ttl`; returns its id, or
-    /// how long another browser still waits (a stranger on the LAN cannot
-    /// take over the owner's wait).
-    pub fn start_wait(&self, ttl: Duration) -> Result<String, Duration> {
+    /// Lets one browser wait for the button for `ttl`; returns its id (the
+    /// same id again when `previous` is this browser's last wait). A second
+    /// browser asking while one waits means one of them is not the owner:
+    /// both are refused and the button is off for a while, so a stranger on
+    /// the LAN can never take the owner's press.
+    pub fn start_wait(&self, ttl: Duration, previous: Option<&str>) -> Result<String, WaitRefused> {
         let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if let Some((_, until)) = &*w
-            && *until > now
-        {
-            return Err(*until - now);
+        if let Some(l) = w.locked_until.filter(|l| *l > now) {
+            return Err(WaitRefused::Locked(l - now));
         }
-        let id = random_token();
-        *w = Some((id.clone(), now + ttl));
+        let mine = match (&w.current, previous) {
+            (Some(cur), Some(p)) => same(cur.id.as_bytes(), p.as_bytes()),
+            _ => false,
+        };
+        if !mine && let Some(until) = w.current.as_ref().map(|c| c.until) {
+            if until > now {
+                w.current = None;
+                w.locked_until = Some(now + CONTENTION_LOCK);
+                return Err(WaitRefused::Contended);
+            }
+            if until + REARM_GRACE > now {
+                return Err(WaitRefused::Busy(until + REARM_GRACE - now));
+            }
+        }
+        let id = match (&w.current, mine) {
+            (Some(cur), true) => cur.id.clone(),
+            _ => random_token(),
+        };
+        w.current = Some(Wait {
+            id: id.clone(),
+            until: now + ttl,
+        });
         Ok(id)
     }
 
@@ -122,13 +237,41 @@ impl Auth {
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .current
             .as_ref()
-            .is_some_and(|(w, _)| same(w.as_bytes(), id.as_bytes()))
+            .is_some_and(|w| same(w.id.as_bytes(), id.as_bytes()))
     }
 
     /// The wait is over (used, or given up).
     pub fn end_wait(&self) {
-        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current = None;
+    }
+
+    /// Begins a password or claim-code check for `ip`, or says how long to
+    /// wait first (a wait after failures, or another check from it or from
+    /// too many clients still running).
+    pub fn attempt(self: &std::sync::Arc<Self>, ip: IpAddr) -> Result<Attempt, Duration> {
+        use std::sync::atomic::Ordering;
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let x = f.entry(ip).or_default();
+        if let Some(left) = x
+            .until
+            .and_then(|u| u.checked_duration_since(Instant::now()))
+        {
+            return Err(left);
+        }
+        if x.in_flight || self.checks.load(Ordering::SeqCst) >= MAX_CHECKS {
+            return Err(Duration::from_secs(1));
+        }
+        x.in_flight = true;
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        Ok(Attempt {
+            auth: self.clone(),
+            ip,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -270,6 +413,7 @@ impl Auth {
     }
 
     /// How long `ip` must wait before it may try a password again.
+    #[cfg(test)]
     pub fn wait_for(&self, ip: IpAddr) -> Option<Duration> {
         let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let until = f.get(&ip)?.until?;
@@ -277,7 +421,7 @@ impl Auth {
     }
 
     /// A wrong password or token from `ip`.
-    pub fn failed(&self, ip: IpAddr) {
+    fn failed(&self, ip: IpAddr) {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if f.len() > 4096 {
             let now = Instant::now();
@@ -293,7 +437,7 @@ impl Auth {
     }
 
     /// A right password from `ip`: its count starts again.
-    pub fn succeeded(&self, ip: IpAddr) {
+    fn succeeded(&self, ip: IpAddr) {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -363,6 +507,51 @@ mod tests {
         assert!(a.wait_for(other).is_none());
         a.succeeded(ip);
         assert!(a.wait_for(ip).is_none());
+    }
+
+    #[test]
+    fn parallel_guesses_wait_their_turn() {
+        let a = std::sync::Arc::new(Auth::new(Path::new("/nonexistent")));
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let first = a.attempt(ip).unwrap();
+        assert!(
+            a.attempt(ip).is_err(),
+            "a second check from the same address at once"
+        );
+        let others: Vec<_> = (1..MAX_CHECKS as u8)
+            .map(|i| a.attempt(IpAddr::from([192, 0, 2, 100 + i])).unwrap())
+            .collect();
+        assert!(
+            a.attempt("192.0.2.200".parse().unwrap()).is_err(),
+            "too many at once"
+        );
+        drop(others);
+        first.failed();
+        for _ in 1..FREE_FAILURES {
+            a.attempt(ip).unwrap().failed();
+        }
+        let wait = a.attempt(ip).err().expect("a wait after five failures");
+        assert!(wait > Duration::from_secs(20), "{wait:?}");
+    }
+
+    #[test]
+    fn a_second_browser_waiting_for_the_button_turns_it_off() {
+        let a = Auth::new(Path::new("/nonexistent"));
+        let ttl = Duration::from_secs(60);
+        let owner = a.start_wait(ttl, None).unwrap();
+        // The same browser may wait again, keeping its id.
+        assert_eq!(a.start_wait(ttl, Some(&owner)).unwrap(), owner);
+        assert_eq!(a.start_wait(ttl, None), Err(WaitRefused::Contended));
+        assert!(!a.is_waiting(&owner), "neither keeps the wait");
+        assert!(matches!(
+            a.start_wait(ttl, Some(&owner)),
+            Err(WaitRefused::Locked(_))
+        ));
+        // A wait that ran out: only its browser may wait again, for a while.
+        let b = Auth::new(Path::new("/nonexistent"));
+        let first = b.start_wait(Duration::ZERO, None).unwrap();
+        assert!(matches!(b.start_wait(ttl, None), Err(WaitRefused::Busy(_))));
+        assert_eq!(b.start_wait(ttl, Some(&first)).unwrap(), first);
     }
 
     #[test]

@@ -361,16 +361,26 @@ fn stream_tar(
         })
         .collect();
     let name = format!("{safe}-{}.tar", crate::time::to_string(t));
+    let sel = (!path.is_root()).then_some(&path);
+    // The sets are chosen (manifests read) before the answer starts, so an
+    // unreachable target or a wrong passphrase is an error, not a torn file.
+    let chosen = crate::target::open(o.url(), &args)
+        .and_then(|repo| crate::restore::select(&repo, Some(t), sel).map(|s| (repo, s)));
+    let (repo, chosen) = match chosen {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = first.send(Err(e.to_string()));
+            return;
+        }
+    };
     let _ = first.send(Ok(name));
     let out = ChannelWriter {
         tx: tx.clone(),
         buf: Vec::with_capacity(CHUNK),
     };
-    let sel = (!path.is_root()).then_some(&path);
-    let result = crate::target::open(o.url(), &args)
-        .and_then(|repo| crate::restore::tar::restore_to_tar(&repo, Some(t), sel, &tempdir, out));
+    let result = crate::restore::tar::restore_to_tar(&repo, chosen, sel, &tempdir, out);
     if let Err(e) = result {
-        super::super::appliance::daemon::log(4, &format!("download of {path}: {e}"));
+        crate::appliance::daemon::log(4, &format!("download of {:?}: {e}", path.to_string()));
         let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
     }
 }

@@ -61,11 +61,13 @@ impl App {
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
-        App {
+        let app = App {
             daemon,
             auth: Arc::new(Auth::new(&dir)),
             views: Arc::new(views::Views::new()),
-        }
+        };
+        setup::resume_rebuild(&app);
+        app
     }
 }
 
@@ -228,6 +230,7 @@ pub fn router(app: App) -> Router {
     }
     router
         .route_layer(middleware::from_fn_with_state(app.clone(), gate))
+        .layer(middleware::from_fn(known_host))
         .layer(middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(256 * 1024))
         .with_state(app)
@@ -355,6 +358,60 @@ fn unauthorized(path: &str, claimed: bool) -> Response {
             .into_response();
     }
     Redirect::to(if claimed { "/login" } else { "/setup" }).into_response()
+}
+
+/// Whether a `Host` header names this appliance the way a LAN reaches it:
+/// an address, a name without dots (`cairn`), or a name under a suffix no
+/// one can register in public DNS (`cairn.local`, `.lan`, `.home.arpa`, …).
+/// A page from another site that rebinds its own DNS name to the
+/// appliance's address (DNS rebinding) is thereby refused.
+pub fn known_host_name(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split(']')
+                .next()
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(n, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                n
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    const LOCAL: [&str; 6] = [
+        ".local",
+        ".lan",
+        ".home",
+        ".internal",
+        ".home.arpa",
+        ".localhost",
+    ];
+    name.parse::<std::net::IpAddr>().is_ok()
+        || !name.contains('.')
+        || LOCAL.iter().any(|s| name.ends_with(s))
+}
+
+/// Refuses requests for a host name that is not this appliance's (see
+/// [`known_host_name`]).
+async fn known_host(req: Request<Body>, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    match host {
+        Some(h) if !known_host_name(h) => (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this appliance answers to its address, its name (cairn.local) or localhost, not to {h:?}\n"
+            ),
+        )
+            .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 /// The session cookie for `token` (`Max-Age` 0 clears it).

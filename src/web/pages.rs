@@ -59,19 +59,20 @@ pub async fn login(
     if !app.auth.claimed() {
         return fail(StatusCode::CONFLICT, "not claimed yet: open /setup".into());
     }
-    if let Some(wait) = app.auth.wait_for(peer.ip()) {
-        if json {
-            return too_many(wait);
+    let attempt = match app.auth.attempt(peer.ip()) {
+        Ok(a) => a,
+        Err(wait) if json => return too_many(wait),
+        Err(wait) => {
+            let msg = format!("Too many attempts: wait {} s.", wait.as_secs() + 1);
+            return fail(StatusCode::TOO_MANY_REQUESTS, msg);
         }
-        let msg = format!("Too many wrong passwords: wait {} s.", wait.as_secs() + 1);
-        return fail(StatusCode::TOO_MANY_REQUESTS, msg);
-    }
+    };
     let auth = app.auth.clone();
     if !blocking(move || auth.check_password(&password)).await {
-        app.auth.failed(peer.ip());
+        attempt.failed();
         return fail(StatusCode::UNAUTHORIZED, "Wrong password.".into());
     }
-    app.auth.succeeded(peer.ip());
+    attempt.succeeded();
     let s = app.auth.new_session();
     if json {
         return logged_in(&s);

@@ -217,15 +217,17 @@ pub async fn password(
     Extension(s): Extension<SessionInfo>,
     Json(p): Json<PasswordChange>,
 ) -> Response {
-    if let Some(wait) = app.auth.wait_for(peer.ip()) {
-        return too_many(wait);
-    }
+    let attempt = match app.auth.attempt(peer.ip()) {
+        Ok(a) => a,
+        Err(wait) => return too_many(wait),
+    };
     let auth = app.auth.clone();
     let current = p.current;
     if !blocking(move || auth.check_password(&current)).await {
-        app.auth.failed(peer.ip());
+        attempt.failed();
         return error(StatusCode::FORBIDDEN, "the current password is wrong");
     }
+    attempt.succeeded();
     let auth = app.auth.clone();
     let new = p.new;
     match blocking(move || auth.set_password(&new)).await {

@@ -92,30 +92,42 @@ fn suggest_sources() -> Vec<String> {
     out
 }
 
-/// `POST /setup/claim/button`: this browser waits for a press.
-pub async fn claim_button(State(app): State<App>) -> Response {
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WaitRequest {
+    /// This browser's last wait, to wait again.
+    previous: Option<String>,
+}
+
+/// `POST /setup/claim/button` (`{"previous":ID}` to wait again): this
+/// browser waits for a press.
+pub async fn claim_button(State(app): State<App>, body: axum::body::Bytes) -> Response {
     if app.auth.claimed() {
         return error(
             StatusCode::CONFLICT,
             "this appliance is claimed already; log in",
         );
     }
-    wait_for_press(&app)
+    let req: WaitRequest = serde_json::from_slice(&body).unwrap_or_default();
+    wait_for_press(&app, req.previous.as_deref())
 }
 
-fn wait_for_press(app: &App) -> Response {
-    match app.auth.start_wait(PRESS_WAIT) {
+fn wait_for_press(app: &App, previous: Option<&str>) -> Response {
+    match app.auth.start_wait(PRESS_WAIT, previous) {
         Ok(id) => {
             app.daemon.arm_claim(PRESS_WAIT);
             Json(serde_json::json!({"id": id, "seconds": PRESS_WAIT.as_secs()})).into_response()
         }
-        Err(left) => error(
-            StatusCode::CONFLICT,
-            format!(
-                "another browser is waiting for the button; try again in {} s",
-                left.as_secs() + 1
-            ),
-        ),
+        Err(refused) => {
+            if refused == super::auth::WaitRefused::Contended {
+                app.daemon.disarm_claim();
+                crate::appliance::daemon::log(
+                    4,
+                    "two browsers asked to wait for the button at once; button claims are off for a while",
+                );
+            }
+            error(StatusCode::CONFLICT, refused)
+        }
     }
 }
 
@@ -160,9 +172,10 @@ pub async fn claim(
             "this appliance is claimed already; log in",
         );
     }
-    if let Some(wait) = app.auth.wait_for(peer.ip()) {
-        return too_many(wait);
-    }
+    let attempt = match app.auth.attempt(peer.ip()) {
+        Ok(a) => a,
+        Err(wait) => return too_many(wait),
+    };
     let by_token = req
         .token
         .as_deref()
@@ -173,7 +186,7 @@ pub async fn claim(
         .is_some_and(|id| app.auth.is_waiting(id))
         && app.daemon.claim_pressed() == Some(true);
     if !by_token && !by_button {
-        app.auth.failed(peer.ip());
+        attempt.failed();
         return error(
             StatusCode::FORBIDDEN,
             "no proof of presence: press the appliance's button when the page asks, or give the \
@@ -185,7 +198,7 @@ pub async fn claim(
     if let Err(e) = blocking(move || auth.set_password(&password)).await {
         return error(StatusCode::BAD_REQUEST, e);
     }
-    app.auth.succeeded(peer.ip());
+    attempt.succeeded();
     app.auth.remove_claim_token();
     app.auth.end_wait();
     app.daemon.disarm_claim();
@@ -372,10 +385,17 @@ pub fn generate_passphrase() -> String {
 pub fn last_group(passphrase: &str) -> &str {
     let p = passphrase.trim_end();
     match p.rfind(['-', ' ']) {
-        Some(i) if p.len() - i > 4 => &p[i + 1..],
-        _ => &p[p.len() - p.len().min(5)..],
+        Some(i) if p[i + 1..].chars().count() >= 4 => &p[i + 1..],
+        _ => {
+            // The last five characters (not bytes).
+            let start = p.char_indices().rev().nth(4).map_or(0, |(i, _)| i);
+            &p[start..]
+        }
     }
 }
+
+/// The longest passphrase setup takes (the kit's QR code holds it).
+pub const MAX_PASSPHRASE: usize = 1024;
 
 /// The configuration a setup request describes, and the passphrase.
 fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), String> {
@@ -386,8 +406,21 @@ fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), Stri
             source.display()
         ));
     }
+    let own = app.auth.dir();
+    if own.starts_with(source) {
+        return Err(format!(
+            "{} holds the appliance's own configuration and secrets ({}); choose a folder of your data",
+            source.display(),
+            own.display()
+        ));
+    }
     let url = with_password(&req.target, req.target_password.as_deref())?;
     let passphrase = match req.passphrase.as_deref().map(str::trim) {
+        Some(p) if p.len() > MAX_PASSPHRASE => {
+            return Err(format!(
+                "a passphrase of at most {MAX_PASSPHRASE} bytes, please"
+            ));
+        }
         Some(p) if p.chars().count() >= 12 => p.to_string(),
         Some(p) if !p.is_empty() => {
             return Err("an own passphrase needs at least 12 characters".into());
@@ -428,9 +461,15 @@ fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), Stri
     Ok((text, passphrase))
 }
 
+/// Setup's writes and its confirmation, one at a time (two tabs, a retried
+/// request): the passphrase file of a configuration in effect is never
+/// written.
+static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `POST /api/setup`: writes the passphrase and the pending configuration.
 pub async fn save(State(app): State<App>, Json(req): Json<SetupRequest>) -> Response {
     let r = blocking(move || {
+        let _one = SETUP.lock().unwrap_or_else(|e| e.into_inner());
         if app.daemon.configured() {
             return Err("this appliance is configured already; change it in Settings".to_string());
         }
@@ -563,7 +602,7 @@ pub async fn kit_page(State(app): State<App>, Extension(s): Extension<SessionInf
     };
     match blocking(move || kit_of(&file)).await {
         Ok(kit) => {
-            let hint = last_group(&kit.passphrase).len();
+            let hint = last_group(&kit.passphrase).chars().count();
             let qr = minijinja::Value::from_safe_string(kit.qr_svg.clone());
             let ctx = minijinja::context! {
                 title => "Recovery kit",
@@ -614,6 +653,7 @@ pub struct Confirm {
 /// group; the configuration takes effect.
 pub async fn confirm(State(app): State<App>, Json(c): Json<Confirm>) -> Response {
     let r = blocking(move || {
+        let _one = SETUP.lock().unwrap_or_else(|e| e.into_inner());
         let pending = pending_path(&app);
         let kit = kit_of(&pending).map_err(|e| (StatusCode::CONFLICT, e))?;
         let want = last_group(&kit.passphrase);
@@ -649,10 +689,29 @@ pub async fn confirm(State(app): State<App>, Json(c): Json<Confirm>) -> Response
     }
 }
 
+/// At start: a configuration set up for an existing target whose catalog
+/// is still empty (the power went between the confirmation and the rebuild
+/// it queues) gets its rebuild now.
+pub fn resume_rebuild(app: &App) {
+    let marked = std::fs::read_to_string(app.daemon.config_file())
+        .is_ok_and(|t| t.lines().any(|l| l == EXISTING_MARK));
+    if !marked {
+        return;
+    }
+    let empty = super::browse::open(app, None)
+        .and_then(|o| super::browse::sets_of(&o))
+        .is_ok_and(|sets| sets.is_empty());
+    if empty && let Some(plan) = app.daemon.first_plan() {
+        let _ = app.daemon.submit(&plan, Kind::Rebuild, Origin::Resume);
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Unlock {
     password: String,
+    /// This browser's last wait, to wait again.
+    previous: Option<String>,
 }
 
 /// `POST /api/kit/unlock`: the password again, then a press of the button.
@@ -661,16 +720,18 @@ pub async fn unlock_kit(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(u): Json<Unlock>,
 ) -> Response {
-    if let Some(wait) = app.auth.wait_for(peer.ip()) {
-        return too_many(wait);
-    }
+    let attempt = match app.auth.attempt(peer.ip()) {
+        Ok(a) => a,
+        Err(wait) => return too_many(wait),
+    };
     let auth = app.auth.clone();
-    if !blocking(move || auth.check_password(&u.password)).await {
-        app.auth.failed(peer.ip());
+    let password = u.password;
+    if !blocking(move || auth.check_password(&password)).await {
+        attempt.failed();
         return error(StatusCode::FORBIDDEN, "wrong password");
     }
-    app.auth.succeeded(peer.ip());
-    wait_for_press(&app)
+    attempt.succeeded();
+    wait_for_press(&app, u.previous.as_deref())
 }
 
 /// `GET /api/kit/unlock?id=`: unlocked once the press came.
@@ -724,5 +785,7 @@ mod tests {
         assert_eq!(last_group(&a), &a[30..]);
         assert_eq!(last_group("my own long passphrase"), "passphrase");
         assert_eq!(last_group("abcdefghijklm"), "ijklm");
+        assert_eq!(last_group("суперпарольдлинный"), "инный");
+        assert_eq!(last_group("abc"), "abc");
     }
 }

@@ -76,7 +76,10 @@ async fn req(
 ) -> Answer {
     let exchange = async {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        let mut text = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            text += &format!("Host: {addr}\r\n");
+        }
         for (k, v) in headers {
             text += &format!("{k}: {v}\r\n");
         }
@@ -325,6 +328,69 @@ async fn state_changes_from_another_origin_are_refused() {
     assert_eq!(a.status, 403);
 }
 
+#[test]
+fn only_the_appliances_own_names_are_answered() {
+    for ok in [
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "192.168.1.20",
+        "cairn",
+        "cairn:8080",
+        "cairn.local:8080",
+        "CAIRN.LOCAL",
+        "cairn.home.arpa",
+        "cairn.lan",
+        "localhost:8080",
+    ] {
+        assert!(known_host_name(ok), "{ok}");
+    }
+    for bad in [
+        "evil.example",
+        "evil.example:8080",
+        "cairn.evil.com",
+        "192.168.1.20.nip.io",
+        "[nonsense]",
+    ] {
+        assert!(!known_host_name(bad), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_rebound_host_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let a = req(
+        srv.addr,
+        "GET",
+        "/health",
+        &[("Host", "evil.example:8080")],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 421, "{}", a.head);
+    let a = req(
+        srv.addr,
+        "POST",
+        "/setup/claim/button",
+        &[
+            ("Host", "evil.example:8080"),
+            ("Origin", "http://evil.example:8080"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 421, "{}", a.head);
+    let a = req(
+        srv.addr,
+        "GET",
+        "/health",
+        &[("Host", "cairn.local:8080")],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.head);
+}
+
 #[tokio::test]
 async fn wrong_passwords_make_the_client_wait() {
     let dir = tempfile::tempdir().unwrap();
@@ -404,13 +470,6 @@ async fn the_simulated_button_answers_only_on_the_machine_and_a_claim_takes_the_
         .as_str()
         .unwrap()
         .to_string();
-    // A second browser cannot take over the wait.
-    assert_eq!(
-        req(srv.addr, "POST", "/setup/claim/button", &[], "")
-            .await
-            .status,
-        409
-    );
     let body = format!(r#"{{"password":"{PASSWORD}","claim":"{id}"}}"#);
     assert_eq!(
         req(srv.addr, "POST", "/setup/claim", &[], &body)
@@ -450,4 +509,51 @@ async fn the_simulated_button_answers_only_on_the_machine_and_a_claim_takes_the_
     );
     // That press was the claim's, not a backup.
     assert!(srv.daemon.status().waiting.is_empty());
+}
+
+#[tokio::test]
+async fn two_browsers_waiting_for_the_button_turn_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let first = req(srv.addr, "POST", "/setup/claim/button", &[], "").await;
+    let id = serde_json::from_str::<serde_json::Value>(&first.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The same browser may wait again.
+    let body = format!(r#"{{"previous":"{id}"}}"#);
+    let again = req(srv.addr, "POST", "/setup/claim/button", &[], &body).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    // A second browser: neither may wait, and the LEDs stop asking.
+    let other = req(srv.addr, "POST", "/setup/claim/button", &[], "").await;
+    assert_eq!(other.status, 409);
+    assert!(other.body.contains("another browser"), "{}", other.body);
+    assert_eq!(srv.daemon.claim_pressed(), None);
+    let poll = req(
+        srv.addr,
+        "GET",
+        &format!("/setup/claim/button?id={id}"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(poll.status, 404);
+    let locked = req(srv.addr, "POST", "/setup/claim/button", &[], &body).await;
+    assert_eq!(locked.status, 409);
+    assert!(locked.body.contains("off for"), "{}", locked.body);
+    // A press now backs up nothing and claims nothing; the code still claims.
+    assert_eq!(
+        req(srv.addr, "POST", "/sim/press", &[], r#"{"ms":200}"#)
+            .await
+            .status,
+        204
+    );
+    let body = format!(r#"{{"password":"{PASSWORD}","claim":"{id}"}}"#);
+    assert_eq!(
+        req(srv.addr, "POST", "/setup/claim", &[], &body)
+            .await
+            .status,
+        403
+    );
+    claim(&srv, dir.path()).await;
 }

@@ -116,8 +116,13 @@ for (const b of document.querySelectorAll("button[data-retention]")) {
 }
 
 // Waits for the appliance's button: the LEDs alternate until it is pressed.
+// Waiting again sends the last wait's id: only one browser may wait, and a
+// second one asking turns the button off for a while.
+let lastWait = null;
 async function waitForPress(start, poll, state) {
-  const w = await call("POST", start.url, start.body);
+  const body = Object.assign({}, start.body || {}, lastWait ? { previous: lastWait } : {});
+  const w = await call("POST", start.url, body);
+  lastWait = w.id;
   state.textContent = "Now press the appliance's button (its LEDs blink in turn)…";
   for (let i = 0; i < w.seconds; i++) {
     await new Promise((r) => setTimeout(r, 1000));
