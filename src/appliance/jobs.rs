@@ -207,13 +207,12 @@ impl Queue {
         {
             return (j.id, true);
         }
-        self.add(plan, kind, origin, slot, now, None)
+        (self.add(plan, kind, origin, slot, now, None), false)
     }
 
     /// Adds a restore of `spec`: never merged (each asks for its own).
     pub fn push_restore(&mut self, plan: &str, spec: RestoreSpec, origin: Origin, now: i64) -> u64 {
         self.add(plan, Kind::Restore, origin, None, now, Some(spec))
-            .0
     }
 
     fn add(
@@ -224,7 +223,7 @@ impl Queue {
         slot: Option<i64>,
         now: i64,
         restore: Option<RestoreSpec>,
-    ) -> (u64, bool) {
+    ) -> u64 {
         self.next_id += 1;
         self.waiting.push_back(Job {
             id: self.next_id,
@@ -235,7 +234,7 @@ impl Queue {
             requested: now,
             restore,
         });
-        (self.next_id, false)
+        self.next_id
     }
 
     /// Cancels job `id`: a waiting one is dropped, a running one asked to

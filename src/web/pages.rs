@@ -4,7 +4,7 @@
 
 use super::auth::SessionInfo;
 use super::browse::{self, Where};
-use super::setup::{logged_in, too_many};
+use super::setup::{Refused, check_owner, logged_in, too_many};
 use super::views::{ago, colour, sentence, size, when};
 use super::{App, blocking, error, session_cookie};
 use crate::appliance::daemon::{PlanState, Status};
@@ -59,20 +59,15 @@ pub async fn login(
     if !app.auth.claimed() {
         return fail(StatusCode::CONFLICT, "not claimed yet: open /setup".into());
     }
-    let attempt = match app.auth.attempt(peer.ip()) {
-        Ok(a) => a,
-        Err(wait) if json => return too_many(wait),
-        Err(wait) => {
+    match check_owner(&app, peer.ip(), password).await {
+        Ok(()) => {}
+        Err(Refused::Wait(wait)) if json => return too_many(wait),
+        Err(Refused::Wait(wait)) => {
             let msg = format!("Too many attempts: wait {} s.", wait.as_secs() + 1);
             return fail(StatusCode::TOO_MANY_REQUESTS, msg);
         }
-    };
-    let auth = app.auth.clone();
-    if !blocking(move || auth.check_password(&password)).await {
-        attempt.failed();
-        return fail(StatusCode::UNAUTHORIZED, "Wrong password.".into());
+        Err(Refused::Wrong) => return fail(StatusCode::UNAUTHORIZED, "Wrong password.".into()),
     }
-    attempt.succeeded();
     let s = app.auth.new_session();
     if json {
         return logged_in(&s);

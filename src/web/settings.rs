@@ -5,7 +5,7 @@
 //! comments and layout kept (toml_edit); the daemon then reloads it.
 
 use super::auth::SessionInfo;
-use super::setup::too_many;
+use super::setup::{Refused, check_owner, too_many};
 use super::{App, blocking, error};
 use crate::appliance::config::{Config, MAIN_PLAN};
 use crate::appliance::schedule::Schedule;
@@ -217,17 +217,13 @@ pub async fn password(
     Extension(s): Extension<SessionInfo>,
     Json(p): Json<PasswordChange>,
 ) -> Response {
-    let attempt = match app.auth.attempt(peer.ip()) {
-        Ok(a) => a,
-        Err(wait) => return too_many(wait),
-    };
-    let auth = app.auth.clone();
-    let current = p.current;
-    if !blocking(move || auth.check_password(&current)).await {
-        attempt.failed();
-        return error(StatusCode::FORBIDDEN, "the current password is wrong");
+    match check_owner(&app, peer.ip(), p.current).await {
+        Ok(()) => {}
+        Err(Refused::Wait(wait)) => return too_many(wait),
+        Err(Refused::Wrong) => {
+            return error(StatusCode::FORBIDDEN, "the current password is wrong");
+        }
     }
-    attempt.succeeded();
     let auth = app.auth.clone();
     let new = p.new;
     match blocking(move || auth.set_password(&new)).await {

@@ -218,6 +218,27 @@ pub fn logged_in(s: &SessionInfo) -> Response {
         .into_response()
 }
 
+/// Why the owner's password was not taken.
+pub enum Refused {
+    /// Too many attempts from this client: wait this long.
+    Wait(Duration),
+    Wrong,
+}
+
+/// Checks the owner's password sent from `ip`, within the login limit
+/// (login, a password change, the kit again).
+pub async fn check_owner(app: &App, ip: std::net::IpAddr, password: String) -> Result<(), Refused> {
+    let attempt = app.auth.attempt(ip).map_err(Refused::Wait)?;
+    let auth = app.auth.clone();
+    if blocking(move || auth.check_password(&password)).await {
+        attempt.succeeded();
+        Ok(())
+    } else {
+        attempt.failed();
+        Err(Refused::Wrong)
+    }
+}
+
 /// 429 with when to try again.
 pub fn too_many(wait: Duration) -> Response {
     let secs = wait.as_secs() + 1;
@@ -720,17 +741,11 @@ pub async fn unlock_kit(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(u): Json<Unlock>,
 ) -> Response {
-    let attempt = match app.auth.attempt(peer.ip()) {
-        Ok(a) => a,
-        Err(wait) => return too_many(wait),
-    };
-    let auth = app.auth.clone();
-    let password = u.password;
-    if !blocking(move || auth.check_password(&password)).await {
-        attempt.failed();
-        return error(StatusCode::FORBIDDEN, "wrong password");
+    match check_owner(&app, peer.ip(), u.password).await {
+        Ok(()) => {}
+        Err(Refused::Wait(wait)) => return too_many(wait),
+        Err(Refused::Wrong) => return error(StatusCode::FORBIDDEN, "wrong password"),
     }
-    attempt.succeeded();
     wait_for_press(&app, u.previous.as_deref())
 }
 
