@@ -87,6 +87,11 @@ pub enum Error {
     )]
     DestinationIsFile(PathBuf),
 
+    /// A restore over the original location that was refused before anything
+    /// was replaced.
+    #[error("cannot restore over {path}: {why}")]
+    Replace { path: PathBuf, why: String },
+
     #[error(
         "cannot do an incremental backup: {0}; run a full backup (or `cleanup --force`, then \
          a full backup)"

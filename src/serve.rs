@@ -113,6 +113,7 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<()> {
         let listener = TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let https = https_from(&opts.config).await?;
         let (board, sim, board_error) = open_board(opts.board, &opts.config);
         let clock = opts.sim_clock.map_or(Clock::System, Clock::simulated);
         let d = Daemon::start(daemon::Options {
@@ -140,7 +141,7 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<()> {
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
             let _ = tokio::task::spawn_blocking(move || stopping.stop(STOP_GRACE)).await;
         };
-        serve(listener, d, shutdown).await?;
+        serve_with(listener, https, d, shutdown).await?;
         daemon::log(5, "stopped");
         Ok(())
     })
@@ -173,14 +174,82 @@ pub async fn serve(
     daemon: Daemon,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        crate::web::router(crate::web::App::new(daemon))
-            .into_make_service_with_connect_info::<SocketAddr>(),
+    serve_with(listener, None, daemon, shutdown).await
+}
+
+/// HTTPS's listener and configuration ([`crate::web::tls`]).
+pub struct Https {
+    pub listener: TcpListener,
+    pub config: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+}
+
+/// [`serve`], and with `https` the routes over TLS there, plain HTTP then
+/// redirecting to it (except `/health`).
+pub async fn serve_with(
+    http: TcpListener,
+    https: Option<Https>,
+    daemon: Daemon,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use crate::web::{self, App};
+    use axum::serve::ListenerExt;
+    let app = App::new(daemon);
+    let Some(https) = https else {
+        return axum::serve(
+            http,
+            web::router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
+    };
+    let port = https.listener.local_addr()?.port();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let tls = web::tls::TlsListener::new(https.listener, https.config)?.tap_io(|_| {});
+    let secure = axum::serve(
+        tls,
+        web::router_tls(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")
+    .with_graceful_shutdown(stopped(rx.clone()));
+    let plain = axum::serve(
+        http,
+        web::redirect_to_https(app, port).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(rx));
+    let (a, b) = tokio::join!(secure.into_future(), plain.into_future());
+    a.context("serving HTTPS")?;
+    b.context("serving HTTP")
+}
+
+/// The HTTPS side if the configuration asks for it: its listener, and the
+/// certificate beside the configuration (made the first time).
+/// Read from the file as it is, before setup has made it a whole
+/// configuration, so an appliance not yet set up is claimed over HTTPS too.
+async fn https_from(config_file: &Path) -> anyhow::Result<Option<Https>> {
+    let text = std::fs::read_to_string(config_file).unwrap_or_default();
+    let Some(addr) = text
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("https_listen")?.as_str().map(str::to_string))
+    else {
+        return Ok(None);
+    };
+    let dir = config_file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let config = tokio::task::spawn_blocking(move || {
+        crate::web::tls::load_or_create(&dir, &crate::web::tls::names())
+    })
+    .await??;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (https_listen)"))?;
+    Ok(Some(Https { listener, config }))
 }
 
 /// SIGTERM and SIGINT, registered when created (not when first awaited).

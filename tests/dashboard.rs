@@ -28,9 +28,17 @@ struct Card {
 
 impl Card {
     fn new() -> Card {
+        Card::with_config("")
+    }
+
+    /// A fresh card whose cairn.toml holds `toml` (nothing if empty).
+    fn with_config(toml: &str) -> Card {
         let dir = tmpdir();
         fs::create_dir_all(dir.path().join("cairn")).unwrap();
         fs::write(dir.path().join("cairn/claim-token"), "card-token\n").unwrap();
+        if !toml.is_empty() {
+            fs::write(dir.path().join("cairn/cairn.toml"), toml).unwrap();
+        }
         let mut c = Card {
             addr: format!("127.0.0.1:{}", free_port()),
             dir,
@@ -476,6 +484,177 @@ fn downloads_and_restores_take_paths_as_data() {
         &capture(&restore_dir.join("docs-back")),
         "restore of docs",
     );
+}
+
+#[test]
+fn a_directory_goes_back_where_it_was_and_the_version_it_replaces_is_kept() {
+    let rsyncd = Rsyncd::start();
+    let mut card = Card::new();
+    let src = source(card.dir.path());
+    set_up_confirmed(&mut card, &src, &rsyncd, "");
+    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    assert_eq!(card.wait_finished(1)["outcome"], "ok");
+    let backed_up = capture(&src.join("docs"));
+    // The owner changes things, then wants the backed-up docs back.
+    fs::write(src.join("docs/2024/letter.txt"), b"overwritten by mistake").unwrap();
+    fs::remove_file(src.join("docs/notes.md")).unwrap();
+    fs::write(src.join("docs/new.txt"), b"written since").unwrap();
+    let current = capture(&src.join("docs"));
+    let original = src.join("docs").display().to_string();
+
+    // The browse page offers it with the path spelled out.
+    let (code, page) = card.bytes("/browse?path=docs");
+    assert_eq!(code, 200);
+    let page = String::from_utf8(page).unwrap().replace("&#x2f;", "/");
+    assert!(
+        page.contains(&format!(r#"name="restore.replace" value="{original}""#)),
+        "{page}"
+    );
+    // The confirmation must name the place replaced; never the whole source.
+    for spec in [
+        r#"{"path":"docs","replace":"/etc"}"#.to_string(),
+        r#"{"path":"docs","replace":"docs"}"#.to_string(),
+        format!(r#"{{"replace":"{}"}}"#, src.display()),
+        format!(r#"{{"path":"docs","into":"x","replace":"{original}"}}"#),
+    ] {
+        let body = format!(r#"{{"kind":"restore","restore":{spec}}}"#);
+        let (code, text) = card.http("POST", "/api/jobs", &body);
+        assert_eq!(code, 409, "{spec}: {text}");
+    }
+    assert_same_tree(&current, &capture(&src.join("docs")), "refused requests");
+
+    // A staging copy left by a run the power cut is rebuilt, not trusted.
+    let staging = src.join(".docs.cairn-restore");
+    fs::create_dir_all(staging.join("junk")).unwrap();
+    let body =
+        format!(r#"{{"kind":"restore","restore":{{"path":"docs","replace":"{original}"}}}}"#);
+    card.json("POST", "/api/jobs", &body);
+    let j = card.wait_finished(2);
+    assert_eq!(j["outcome"], "ok", "{j}");
+    assert_same_tree(&backed_up, &capture(&src.join("docs")), "docs put back");
+    assert!(!staging.exists());
+    let kept: Vec<PathBuf> = fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("docs.before-restore-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_same_tree(&current, &capture(&kept[0]), "the version replaced, kept");
+    assert!(
+        j["message"].as_str().unwrap().contains("before-restore-"),
+        "{j}"
+    );
+
+    // A symlink in the live source does not lead the restore elsewhere.
+    let outside = card.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::rename(src.join("docs"), src.join("docs-moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, src.join("docs")).unwrap();
+    let body = format!(
+        r#"{{"kind":"restore","restore":{{"path":"docs/2024","replace":"{original}/2024"}}}}"#
+    );
+    card.json("POST", "/api/jobs", &body);
+    let j = card.wait_finished(3);
+    assert_eq!(j["outcome"], "failed", "{j}");
+    assert!(j["message"].as_str().unwrap().contains("symlink"), "{j}");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+/// One HTTPS exchange with a client that trusts only `cert_pem`, for `name`.
+fn tls_exchange(addr: &str, cert_pem: &[u8], name: &str, request: &str) -> String {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(cert_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server = ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), server).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw); // a missing close_notify is not our concern
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[test]
+fn https_with_a_certificate_made_on_the_appliance_and_plain_http_redirects() {
+    let https = format!("127.0.0.1:{}", free_port());
+    let mut card = Card::with_config(&format!("https_listen = \"{https}\"\n"));
+    assert!(wait_port(&https, Duration::from_secs(20)));
+    let cert = fs::read(card.conf().join("tls/cert.pem")).unwrap();
+    let key = fs::metadata(card.conf().join("tls/key.pem")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
+    // Claimed over HTTPS, by name and by address: the session cookie is Secure.
+    let port = https.rsplit(':').next().unwrap();
+    let body = format!(r#"{{"password":"{OWNER}","token":"card-token"}}"#);
+    let claim = tls_exchange(
+        &https,
+        &cert,
+        "localhost",
+        &format!(
+            "POST /setup/claim HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(claim.starts_with("HTTP/1.1 200"), "{claim}");
+    let cookie = claim
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let token = claim
+        .split("\"token\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let status = tls_exchange(
+        &https,
+        &cert,
+        "127.0.0.1",
+        &format!(
+            "GET /api/status HTTP/1.1\r\nHost: {https}\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    );
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Plain HTTP: /health answers; everything else is sent to HTTPS.
+    assert_eq!(card.http("GET", "/health", "").0, 200);
+    let mut s = TcpStream::connect(&card.addr).unwrap();
+    write!(
+        s,
+        "GET /api/status?x=1 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        card.addr
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 308"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains(&format!(
+            "location: https://127.0.0.1:{port}/api/status?x=1"
+        )),
+        "{raw}"
+    );
+    // The certificate is the appliance's own: the same after a restart.
+    card.proc.take();
+    card.start();
+    assert!(wait_port(&https, Duration::from_secs(20)));
+    assert_eq!(fs::read(card.conf().join("tls/cert.pem")).unwrap(), cert);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! named by `CAIRN_IMAGE`), boots a copy of it under `qemu-system-aarch64`,
 //! with user-mode networking that forwards one loopback port to the guest's
 //! :8080, and waits until `cairn serve` answers `/health` from inside the guest.
-//! Then it cuts the power (kills QEMU) and reads the disk from the host, without
+//! The virt guest is claimed with the boot partition's code and backs up from
+//! the dashboard to an rsync daemon on the host's loopback, which stock
+//! duplicity on the host then restores. Then it cuts the power (kills QEMU) and reads the disk from the host, without
 //! mounting it: the root partition must be byte-for-byte unchanged (read-only),
 //! the data partition must have grown to the end of the (enlarged) card and be
 //! clean after journal recovery, and the `cairn.toml`, secret and SSH key placed
@@ -12,6 +14,8 @@
 //!
 //! Ignored by default: it needs root, the tools from `scripts/setup-image`, and
 //! minutes. `just boot-test` runs it.
+
+mod common;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -24,6 +28,9 @@ use std::time::{Duration, Instant};
 
 // The first build compiles the embedded Tor client for aarch64 with LTO.
 const BUILD_LIMIT: Duration = Duration::from_secs(90 * 60);
+/// The folder of the image the boot test backs up (hundreds of files and symlinks).
+const GUEST_SOURCE: &str = "/usr/share/doc";
+const GUEST_BACKUP_LIMIT: Duration = Duration::from_secs(10 * 60);
 const VIRT_BOOT_LIMIT: Duration = Duration::from_secs(10 * 60);
 const RASPI_BOOT_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// The test copy of the card: bigger than the image (the data partition must
@@ -423,6 +430,27 @@ impl Guest {
         http_get(self.port, path).unwrap_or_else(|| panic!("no answer to GET {path}"))
     }
 
+    /// Waits until the dashboard reports no job running and one finished;
+    /// returns the newest finished run.
+    fn wait_for_job(&self, session: &str, limit: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (code, text) = http(self.port, "GET", "/api/status", "", session).expect("status");
+            assert_eq!(code, 200, "{text}");
+            let st: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let finished = st["finished"].as_array().cloned().unwrap_or_default();
+            if st["running"].is_null() && !finished.is_empty() {
+                return finished[0].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no backup finished within {limit:?}: {st}\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     fn power_cut(mut self) {
         self.qemu.kill();
     }
@@ -517,11 +545,19 @@ fn virt_boots_configured_from_the_boot_partition() {
     let spec = fat(&card, boot);
     let root_before = digest(&card, root);
 
+    // The target: an rsync daemon on the host's loopback, which QEMU's user
+    // network shows the guest as 10.0.2.2.
+    let rsyncd = common::servers::Rsyncd::start();
+    let guest_url = rsyncd
+        .url_pw("pi")
+        .replace(&rsyncd.addr, &format!("10.0.2.2:{}", rsyncd.port));
+
     // What a user drops onto the FAT partition (with Windows line ends).
     let token = format!("test-{}", std::process::id());
     let toml = format!(
         "# cairn.toml written by the boot test\nname = \"{token}\"\n\
-         source = \"/data/share\"\ntarget = \"file:///data/backup\"\n"
+         source = \"{GUEST_SOURCE}\"\ntarget = \"{guest_url}\"\n\
+         [encryption]\npassphrase_file = \"/data/cairn/secrets/passphrase\"\n"
     );
     let secret = format!("passphrase-{token}\n");
     let key = format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{token} test@host\r\n");
@@ -596,6 +632,18 @@ fn virt_boots_configured_from_the_boot_partition() {
     assert_eq!(status, 200, "{st}");
     let st: serde_json::Value = serde_json::from_str(&st).unwrap();
     assert_eq!(st["plans"][0]["id"], "main", "{st}");
+    // The owner backs up now, from the dashboard, to the host's rsync daemon.
+    let (status, answer) = http(
+        guest.port,
+        "POST",
+        "/api/jobs",
+        r#"{"kind":"backup"}"#,
+        session,
+    )
+    .unwrap();
+    assert_eq!(status, 202, "{answer}");
+    let run = guest.wait_for_job(session, GUEST_BACKUP_LIMIT);
+    assert_eq!(run["outcome"], "ok", "{run}\n{}", guest.log_tail());
     // cairn answers only after cairn-firstboot and cairn-grow-data ran (units
     // order it so) and both flush what they write; now cut the power.
     guest.power_cut();
@@ -608,6 +656,7 @@ fn virt_boots_configured_from_the_boot_partition() {
     );
     let root_fs = dir.join("root.ext4");
     extract(&card, root, &root_fs);
+    restored_on_the_host_by_duplicity(&root_fs, &rsyncd, &format!("passphrase-{token}"), dir);
     let shadow = debugfs(&root_fs, "cat /etc/shadow");
     let unlocked: Vec<&str> = shadow
         .lines()
@@ -724,6 +773,46 @@ fn virt_boots_configured_from_the_boot_partition() {
     assert!(
         ls.contains("lib"),
         "nothing written through the /var overlay: {ls}"
+    );
+}
+
+/// Stock duplicity 3.x on the host restores the guest's backup from the rsync
+/// daemon; the result equals the source folder as the root partition holds it.
+fn restored_on_the_host_by_duplicity(
+    root_fs: &Path,
+    rsyncd: &common::servers::Rsyncd,
+    passphrase: &str,
+    dir: &Path,
+) {
+    let expected = dir.join("expected");
+    fs::create_dir(&expected).unwrap();
+    debugfs(
+        root_fs,
+        &format!("rdump {GUEST_SOURCE} {}", expected.display()),
+    );
+    let name = Path::new(GUEST_SOURCE).file_name().unwrap();
+    let restored = dir.join("restored");
+    let out = Command::new(common::dup3())
+        .args(["restore", "--archive-dir"])
+        .arg(dir.join("dup-cache"))
+        .arg(rsyncd.url("pi"))
+        .arg(&restored)
+        .env("PASSPHRASE", passphrase)
+        .env("FTP_PASSWORD", common::servers::RSYNC_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "duplicity restore: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = common::capture(&expected.join(name));
+    assert!(want.len() > 100, "{GUEST_SOURCE} is nearly empty: {want:?}");
+    common::assert_same_tree(
+        &want,
+        &common::capture(&restored),
+        "restored by duplicity 3",
     );
 }
 

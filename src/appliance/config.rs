@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! listen = "0.0.0.0:8080"
+//! https_listen = "0.0.0.0:8443"    # optional: HTTPS, plain HTTP redirects
 //! restore_dir = "/data/restore"
 //! schedule = "5 3 * * 2"           # the top-level plan's (the default)
 //! source = "/data/share"
@@ -48,8 +49,9 @@ pub const MAIN_PLAN: &str = "main";
 pub const DEFAULT_VERIFY_WITHIN: &str = "8W";
 
 /// Keys the appliance reads at the top level, besides the profile's.
-const APPLIANCE_KEYS: [&str; 6] = [
+const APPLIANCE_KEYS: [&str; 7] = [
     "listen",
+    "https_listen",
     "restore_dir",
     "schedule",
     "plan",
@@ -62,6 +64,9 @@ const APPLIANCE_KEYS: [&str; 6] = [
 pub struct Config {
     pub file: PathBuf,
     pub listen: Option<String>,
+    /// Serve the dashboard over HTTPS here too (`"0.0.0.0:8443"`); plain
+    /// HTTP then redirects to it.
+    pub https_listen: Option<String>,
     /// Where a button restore (or a restore without a destination) writes:
     /// a new directory per restore under it.
     pub restore_dir: PathBuf,
@@ -116,6 +121,7 @@ pub struct ConfigError {
 #[serde(deny_unknown_fields)]
 struct Top {
     listen: Option<String>,
+    https_listen: Option<String>,
     restore_dir: Option<PathBuf>,
     schedule: Option<String>,
     #[serde(default)]
@@ -181,6 +187,7 @@ impl Config {
         Ok(Config {
             file: file.to_path_buf(),
             listen: top.listen,
+            https_listen: top.https_listen,
             restore_dir: top
                 .restore_dir
                 .unwrap_or_else(|| PathBuf::from("/data/restore")),

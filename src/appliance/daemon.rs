@@ -336,6 +336,13 @@ impl Daemon {
         origin: Origin,
     ) -> Result<u64, String> {
         spec.validate()?;
+        if spec.replace.is_some() {
+            let config = self.config().map_err(|e| e.to_string())?;
+            let p = config
+                .plan(plan)
+                .ok_or_else(|| format!("no plan called `{plan}`"))?;
+            spec.check_replace(p.source())?;
+        }
         let now = self.now();
         let mut s = self.accepting(plan)?;
         let id = s.queue.push_restore(plan, spec, origin, now);

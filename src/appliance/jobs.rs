@@ -79,6 +79,10 @@ pub struct RestoreSpec {
     pub path: Option<String>,
     /// The new directory's name under `restore_dir` (None: `<plan>-<time>`).
     pub into: Option<String>,
+    /// Put `path` back where it was instead: the absolute path it replaces,
+    /// spelled out as the confirmation (the version there is kept beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<String>,
 }
 
 impl RestoreSpec {
@@ -105,6 +109,38 @@ impl RestoreSpec {
         {
             return Err(format!(
                 "`path` must be a path inside the backup such as \"docs/2024\", not {path:?}"
+            ));
+        }
+        if let Some(replace) = &self.replace {
+            if self.into.is_some() {
+                return Err(
+                    "give `into` (a new folder) or `replace` (the original location), not both"
+                        .into(),
+                );
+            }
+            if self.path.as_deref().unwrap_or("").is_empty() {
+                return Err("`replace` needs a `path`: the whole source is never replaced; restore it into a new folder".into());
+            }
+            if !replace.starts_with('/') {
+                return Err(format!(
+                    "`replace` must be the absolute path being replaced, not {replace:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// For a restore over the original location: that `replace` names the
+    /// path it replaces in `source`, so the client knows what it confirms.
+    pub fn check_replace(&self, source: &std::path::Path) -> Result<(), String> {
+        let (Some(replace), Some(path)) = (&self.replace, &self.path) else {
+            return Ok(());
+        };
+        let original = source.join(path);
+        if std::path::Path::new(replace) != original {
+            return Err(format!(
+                "`replace` must repeat the path being replaced, {}, as the confirmation; it says {replace:?}",
+                original.display()
             ));
         }
         Ok(())
@@ -323,8 +359,37 @@ mod tests {
             time: Some(5),
             path: Some("docs/2024".into()),
             into: Some("docs-back".into()),
+            replace: None,
         };
         assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn a_restore_over_the_original_spells_out_what_it_replaces() {
+        let spec = |path: Option<&str>, into: Option<&str>, replace: &str| RestoreSpec {
+            time: None,
+            path: path.map(Into::into),
+            into: into.map(Into::into),
+            replace: Some(replace.into()),
+        };
+        let src = std::path::Path::new("/data/share");
+        let ok = spec(Some("docs/2024"), None, "/data/share/docs/2024");
+        assert!(ok.validate().is_ok());
+        assert!(ok.check_replace(src).is_ok());
+        assert!(
+            ok.check_replace(std::path::Path::new("/elsewhere"))
+                .is_err()
+        );
+        assert!(spec(None, None, "/data/share").validate().is_err());
+        assert!(spec(Some(""), None, "/data/share").validate().is_err());
+        assert!(
+            spec(Some("docs"), Some("x"), "/data/share/docs")
+                .validate()
+                .is_err()
+        );
+        assert!(spec(Some("docs"), None, "docs").validate().is_err());
+        let wrong = spec(Some("docs"), None, "/data/share/other");
+        assert!(wrong.validate().is_ok() && wrong.check_replace(src).is_err());
     }
 
     #[test]

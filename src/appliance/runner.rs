@@ -250,6 +250,9 @@ fn verify(plan: &Plan, repo: &Repo) -> Result<Report, RunError> {
 fn restore(plan: &Plan, repo: &Repo, cx: &Context) -> Result<Report, RunError> {
     let spec = cx.restore.clone().unwrap_or_default();
     spec.validate().map_err(RunError::Plan)?;
+    if spec.replace.is_some() {
+        return restore_over_original(plan, repo, cx, &spec);
+    }
     let name = spec
         .into
         .clone()
@@ -296,6 +299,41 @@ fn restore(plan: &Plan, repo: &Repo, cx: &Context) -> Result<Report, RunError> {
         bytes: Some(r.bytes),
         set_time: Some(r.backup_time),
         problem,
+        ..Report::default()
+    })
+}
+
+/// `path` put back where it was, the version there kept beside it
+/// (`restore::replace`); `replace` must name that place.
+fn restore_over_original(
+    plan: &Plan,
+    repo: &Repo,
+    cx: &Context,
+    spec: &RestoreSpec,
+) -> Result<Report, RunError> {
+    spec.check_replace(plan.source()).map_err(RunError::Plan)?;
+    let path = spec.path.as_deref().unwrap_or_default();
+    let mut opts = crate::restore::RestoreOptions::new(plan.source());
+    opts.time = spec.time;
+    opts.path = Some(
+        crate::archive::index::Index::parse(path.as_bytes())
+            .map_err(|e| RunError::Plan(format!("path {path:?}: {e}")))?,
+    );
+    let stamp = time::to_string(cx.now);
+    let r = crate::restore::replace::replace(repo, plan.source(), &opts, &stamp)?;
+    let kept = match &r.kept {
+        Some(k) => format!("; the version it replaced is kept as {}", k.display()),
+        None => String::new(),
+    };
+    Ok(Report {
+        message: format!(
+            "put {path} back as of {} ({} files, {} bytes){kept}",
+            time::to_string(r.report.backup_time),
+            r.report.files,
+            r.report.bytes
+        ),
+        bytes: Some(r.report.bytes),
+        set_time: Some(r.report.backup_time),
         ..Report::default()
     })
 }

@@ -10,6 +10,7 @@
 
 pub mod check;
 mod dest;
+pub mod replace;
 pub mod stream;
 pub mod tar;
 pub mod verify;
@@ -29,6 +30,7 @@ use std::io::{self, BufWriter, Seek, Write};
 use std::path::PathBuf;
 use stream::{Head, SetCursor, VolumeJob};
 
+#[derive(Debug, Clone)]
 pub struct RestoreOptions {
     /// The time to restore; `None` means the latest backup.
     pub time: Option<Seconds>,

@@ -12,6 +12,7 @@
 //! | `api` | the JSON API under `/api/`, server-sent events, `/metrics` |
 //! | `browse` | the catalog's trees, search and histories; downloads as tar built while restoring |
 //! | `views` | templates and the small formatting helpers they use |
+//! | [`tls`] | optional HTTPS: the certificate made on the appliance, the TLS listener |
 //!
 //! Every route is in [`routes`] with its access; the router is built from
 //! that table only, so a route cannot be added without saying who may use
@@ -25,6 +26,7 @@ mod browse;
 mod pages;
 mod settings;
 mod setup;
+pub mod tls;
 mod views;
 
 use crate::appliance::daemon::Daemon;
@@ -234,6 +236,64 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(256 * 1024))
         .with_state(app)
+}
+
+/// The router for HTTPS connections: [`router`], its session cookies `Secure`.
+pub fn router_tls(app: App) -> Router {
+    router(app).layer(middleware::from_fn(secure_cookies))
+}
+
+/// Plain HTTP beside HTTPS on `https_port`: `/health` answers, every other
+/// request is redirected to the same path over HTTPS.
+pub fn redirect_to_https(app: App, https_port: u16) -> Router {
+    let health = routes()
+        .into_iter()
+        .find(|r| r.path == "/health")
+        .expect("a health route")
+        .handler;
+    Router::new()
+        .route("/health", health)
+        .fallback(move |req: Request<Body>| async move { to_https(&req, https_port) })
+        .layer(middleware::from_fn(known_host))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(app)
+}
+
+fn to_https(req: &Request<Body>, port: u16) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(a, _)| format!("[{a}]")),
+        None => host.split(':').next().map(str::to_string),
+    }
+    .filter(|n| !n.is_empty());
+    let Some(name) = name else {
+        return (StatusCode::BAD_REQUEST, "a Host header is needed\n").into_response();
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    Redirect::permanent(&format!("https://{name}:{port}{path}")).into_response()
+}
+
+/// Marks every cookie set over HTTPS `Secure`.
+async fn secure_cookies(req: Request<Body>, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    let set: Vec<HeaderValue> = r
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| HeaderValue::from_str(&format!("{v}; Secure")).ok())
+        .collect();
+    if !set.is_empty() {
+        r.headers_mut().remove(header::SET_COOKIE);
+        for v in set {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
 }
 
 /// How a request presents its session.

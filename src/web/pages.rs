@@ -351,10 +351,11 @@ pub async fn browse(State(app): State<App>, Query(w): Query<Where>) -> Response 
             Some(q) => (w.t.unwrap_or(0), browse::search(&o, q.trim())?),
             None => browse::list(&o, w.t, &dir)?,
         };
-        Ok::<_, String>((o.plan.id.clone(), sets, dir, q, t, entries))
+        let original = (!dir.is_root()).then(|| dir.to_path(o.plan.source()).display().to_string());
+        Ok::<_, String>(((o.plan.id.clone(), original), sets, dir, q, t, entries))
     })
     .await;
-    let (plan, sets, dir, q, t, entries) = match r {
+    let ((plan, original), sets, dir, q, t, entries) = match r {
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
@@ -397,7 +398,7 @@ pub async fn browse(State(app): State<App>, Query(w): Query<Where>) -> Response 
         // The top is "" in links and forms (the Index prints it as ".",
         // which parse_path refuses).
         times => times, path => if dir.is_root() { String::new() } else { dir.to_string() },
-        root => dir.is_root(), crumbs => crumbs,
+        root => dir.is_root(), crumbs => crumbs, original => original,
         q => q, entries => rows,
     };
     app.views.page("browse.html", ctx)

@@ -557,3 +557,54 @@ async fn two_browsers_waiting_for_the_button_turn_it_off() {
     );
     claim(&srv, dir.path()).await;
 }
+
+#[tokio::test]
+async fn a_password_change_needs_the_current_one_and_ends_other_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let mine = format!("Bearer {}", claim(&srv, dir.path()).await);
+    let login = |password: &str| {
+        let body = format!(r#"{{"password":"{password}"}}"#);
+        async move { req(srv.addr, "POST", "/login", &[], &body).await }
+    };
+    let other = login(PASSWORD).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    let v: serde_json::Value = serde_json::from_str(&other.body).unwrap();
+    let other = format!("Bearer {}", v["token"].as_str().unwrap());
+    let change = |current: &str, new: &str| {
+        let body = format!(r#"{{"current":"{current}","new":"{new}"}}"#);
+        let mine = mine.clone();
+        async move {
+            req(
+                srv.addr,
+                "POST",
+                "/api/password",
+                &[("Authorization", &mine)],
+                &body,
+            )
+            .await
+        }
+    };
+    let wrong = change("not the password", "a new long password").await;
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    let short = change(PASSWORD, "short").await;
+    assert_eq!(short.status, 400, "{}", short.body);
+    let status = |token: String| async move {
+        req(
+            srv.addr,
+            "GET",
+            "/api/status",
+            &[("Authorization", &token)],
+            "",
+        )
+        .await
+        .status
+    };
+    assert_eq!(status(other.clone()).await, 200, "refusals change nothing");
+    let ok = change(PASSWORD, "a new long password").await;
+    assert_eq!(ok.status, 204, "{}", ok.body);
+    assert_eq!(status(other).await, 401, "the other session ended");
+    assert_eq!(status(mine.clone()).await, 200, "this one goes on");
+    assert_eq!(login(PASSWORD).await.status, 401);
+    assert_eq!(login("a new long password").await.status, 200);
+}
