@@ -344,6 +344,11 @@ fn daemon_killed_mid_upload_is_retried_and_completes() {
     assert!(fs::read(d.module_dir.join("k").join(name)).unwrap() == data);
     let b = backend::open(&url, &o).unwrap();
     assert_eq!(b.list().unwrap(), vec![name.to_string()]);
+    // The listing's sizes (the catalog's "stored" for remote targets).
+    assert_eq!(
+        b.list_sized().unwrap(),
+        Some(vec![(name.to_string(), data.len() as u64)])
+    );
 }
 
 #[test]

@@ -126,6 +126,14 @@ fn listings_of_more_than_1000_objects_are_complete() {
         "one page holds 1000; the rest come with the token"
     );
     assert_eq!(listed, want);
+    // The listing's sizes (the catalog's "stored" for remote targets).
+    let sized = b.list_sized().unwrap().expect("S3 lists sizes");
+    assert!(
+        sized.iter().all(|(n, size)| *size == n.len() as u64),
+        "{:?}",
+        &sized[..3]
+    );
+    assert_eq!(sized.len(), 1037);
     b.delete(&names).unwrap();
     assert!(b.list().unwrap().is_empty(), "batched deletes removed all");
 }

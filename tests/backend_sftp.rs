@@ -168,6 +168,11 @@ fn server_killed_mid_upload_is_retried_and_completes() {
     r.unwrap_or_else(|e| panic!("the retry should complete the upload: {e}"));
     assert!(fs::read(dir.path().join(name)).unwrap() == data);
     assert_eq!(b.list().unwrap(), vec![name.to_string()]);
+    // The listing's sizes (the catalog's "stored" for remote targets).
+    assert_eq!(
+        b.list_sized().unwrap(),
+        Some(vec![(name.to_string(), data.len() as u64)])
+    );
 }
 
 #[test]

@@ -667,6 +667,13 @@ fn a_new_card_connects_to_the_old_target_and_browses_it() {
     assert_eq!(old.wait_finished(1)["outcome"], "ok");
     let sets = old.json("GET", "/api/sets", "");
     drop(old);
+    // What is stored is known for an rsync target too: after the backup from
+    // what it uploaded, after a rebuild from the target's listing.
+    let at_target: u64 = fs::read_dir(rsyncd.module_dir.join("pi"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(sets[0]["stored_bytes"], at_target, "{sets}");
 
     // The Pi died; a new card, the same target.
     let mut card = Card::new();
@@ -716,7 +723,9 @@ fn a_new_card_connects_to_the_old_target_and_browses_it() {
             .map(|s| (s["time"].clone(), s["full"].clone(), s["files"].clone()))
             .collect()
     };
-    assert_eq!(shape(&card.json("GET", "/api/sets", "")), shape(&sets));
+    let rebuilt = card.json("GET", "/api/sets", "");
+    assert_eq!(shape(&rebuilt), shape(&sets));
+    assert_eq!(rebuilt[0]["stored_bytes"], at_target, "{rebuilt}");
     let ls = card.json("GET", "/api/ls?path=docs/2024", "");
     assert_eq!(ls["entries"][0]["name"], "letter.txt", "{ls}");
     let (code, tar) = card.bytes("/api/download?path=docs/2024/letter.txt");

@@ -44,6 +44,10 @@ impl Backend for DiscardWrites {
         self.inner.list()
     }
 
+    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
+        self.inner.list_sized()
+    }
+
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {
         self.inner.open(name)
     }

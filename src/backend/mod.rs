@@ -298,6 +298,13 @@ pub trait Backend: Send + Sync {
     /// Names of the files at the target (not recursive).
     fn list(&self) -> Result<Vec<String>, BackendError>;
 
+    /// The files with the sizes the target's listing gives, for what is
+    /// stored where [`Backend::local_path`] cannot say (None: the listing
+    /// has no sizes).
+    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
+        Ok(None)
+    }
+
     /// Opens a file for reading.
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError>;
 

@@ -644,22 +644,30 @@ pub fn parse_listing(stdout: &str) -> Vec<(String, u64)> {
     out
 }
 
+impl RsyncBackend {
+    /// The target's files and sizes (`rsync --list-only`).
+    fn listing(&self) -> Result<Vec<(String, u64)>, BackendError> {
+        let args = [OsString::from(&self.url_string)];
+        match self.retry.run(|_| self.run("list", "", &args)) {
+            Ok(out) => Ok(parse_listing(&String::from_utf8_lossy(&out.stdout))),
+            // A target directory that does not exist yet holds nothing.
+            Err(BackendError::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl Backend for RsyncBackend {
     fn describe(&self) -> String {
         self.describe.clone()
     }
 
     fn list(&self) -> Result<Vec<String>, BackendError> {
-        let args = [OsString::from(&self.url_string)];
-        match self.retry.run(|_| self.run("list", "", &args)) {
-            Ok(out) => Ok(parse_listing(&String::from_utf8_lossy(&out.stdout))
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect()),
-            // A target directory that does not exist yet holds nothing.
-            Err(BackendError::NotFound { .. }) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        Ok(self.listing()?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
+        self.listing().map(Some)
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {

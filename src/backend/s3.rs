@@ -573,7 +573,8 @@ impl Inner {
         })
     }
 
-    fn list(&self) -> Result<Vec<String>, BackendError> {
+    /// The objects under the prefix, with their sizes where listed.
+    fn list(&self) -> Result<Vec<(String, Option<u64>)>, BackendError> {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -604,7 +605,7 @@ impl Inner {
                     && !n.is_empty()
                     && !n.contains('/')
                 {
-                    names.push(n.to_string());
+                    names.push((n.to_string(), c.size));
                 }
             }
             match parsed.next_continuation_token {
@@ -891,7 +892,12 @@ impl Backend for S3Backend {
     }
 
     fn list(&self) -> Result<Vec<String>, BackendError> {
-        self.0.list()
+        Ok(self.0.list()?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
+        let l = self.0.list()?;
+        Ok(l.into_iter().map(|(n, s)| s.map(|s| (n, s))).collect())
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {

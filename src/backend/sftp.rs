@@ -703,12 +703,9 @@ impl Inner {
     }
 }
 
-impl Backend for SftpBackend {
-    fn describe(&self) -> String {
-        self.0.describe.clone()
-    }
-
-    fn list(&self) -> Result<Vec<String>, BackendError> {
+impl SftpBackend {
+    /// The target's files, with their sizes where the server gives them.
+    fn listing(&self) -> Result<Vec<(String, Option<u64>)>, BackendError> {
         let me = &self.0;
         let dir = me.list_dir();
         let r = me.with_conn(|c| {
@@ -718,13 +715,13 @@ impl Backend for SftpBackend {
                     .read_dir(dir.clone())
                     .await
                     .map_err(|e| me.sftp_err("list", &dir, e))?;
-                let mut names: Vec<String> = rd
+                let mut files: Vec<(String, Option<u64>)> = rd
                     .filter(|e| e.file_type().is_file())
-                    .map(|e| e.file_name())
-                    .filter(|n| !n.starts_with('.'))
+                    .map(|e| (e.file_name(), e.metadata().size))
+                    .filter(|(n, _)| !n.starts_with('.'))
                     .collect();
-                names.sort();
-                Ok(names)
+                files.sort();
+                Ok(files)
             })
         });
         match r {
@@ -732,6 +729,21 @@ impl Backend for SftpBackend {
             Err(BackendError::NotFound { .. }) => Ok(Vec::new()),
             r => r,
         }
+    }
+}
+
+impl Backend for SftpBackend {
+    fn describe(&self) -> String {
+        self.0.describe.clone()
+    }
+
+    fn list(&self) -> Result<Vec<String>, BackendError> {
+        Ok(self.listing()?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
+        let l = self.listing()?;
+        Ok(l.iter().map(|(n, s)| s.map(|s| (n.clone(), s))).collect())
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {

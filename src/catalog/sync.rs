@@ -104,11 +104,23 @@ fn signature_file(
     })
 }
 
-/// The stored size of a file at the target, when the backend can say
-/// without a request (a local directory).
-fn stored_size(repo: &Repo, name: &str) -> Option<u64> {
-    let p = repo.backend.local_path(name)?;
-    std::fs::metadata(p).ok().map(|m| m.len())
+/// Sizes at the target from one listing (rsync, SFTP, S3), for files a
+/// local directory cannot answer for.
+type Listed = Option<std::collections::HashMap<String, u64>>;
+
+/// The target's listing with sizes, if it gives them; unknown if not.
+fn listed_sizes(repo: &Repo) -> Listed {
+    let sized = repo.backend.list_sized().ok().flatten()?;
+    Some(sized.into_iter().collect())
+}
+
+/// The stored size of a file at the target: a local directory's, else the
+/// listing's.
+fn stored_size(repo: &Repo, listed: &Listed, name: &str) -> Option<u64> {
+    match repo.backend.local_path(name) {
+        Some(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        None => listed.as_ref()?.get(name).copied(),
+    }
 }
 
 /// Sums sizes, or None if one is unknown.
@@ -119,6 +131,7 @@ fn total(sizes: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
 /// A listed set's facts: volumes from its manifest, sizes from the target.
 fn listed_facts(
     repo: &Repo,
+    listed: &Listed,
     coll: &Collection,
     chain_start: Seconds,
     set: &BackupSet,
@@ -130,7 +143,7 @@ fn listed_facts(
         .map(|(n, name)| VolumeFacts {
             number: *n,
             name: name.clone(),
-            size: stored_size(repo, name),
+            size: stored_size(repo, listed, name),
             sha1: manifest
                 .volumes
                 .get(n)
@@ -154,8 +167,13 @@ fn listed_facts(
         volumes
             .iter()
             .map(|v| v.size)
-            .chain([set.manifest.as_deref().and_then(|m| stored_size(repo, m))])
-            .chain([remote_sig.as_deref().and_then(|s| stored_size(repo, s))]),
+            .chain([set
+                .manifest
+                .as_deref()
+                .and_then(|m| stored_size(repo, listed, m))])
+            .chain([remote_sig
+                .as_deref()
+                .and_then(|s| stored_size(repo, listed, s))]),
     );
     Ok(SetFacts {
         full: set.kind == SetKind::Full,
@@ -193,7 +211,7 @@ impl SetFacts {
                 let name = repo.naming.volume(prev, t, *n, encoding);
                 VolumeFacts {
                     number: *n,
-                    size: stored_size(repo, &name),
+                    size: stored_size(repo, &None, &name),
                     name,
                     sha1: v.best_hash().map(|(_, h)| h.to_ascii_lowercase()),
                 }
@@ -210,13 +228,18 @@ impl SetFacts {
                 .map(|v| v.size)
                 .chain([stored_size(
                     repo,
+                    &None,
                     &repo.naming.manifest(prev, t, man_enc, false),
                 )])
                 .chain([stored_size(
                     repo,
+                    &None,
                     &repo.naming.signatures(prev, t, encoding, false),
                 )]),
-        );
+        )
+        // A remote target: what this run uploaded, if it wrote the whole set
+        // (a resumed run counts only its own volumes).
+        .or((report.volumes == volumes.len() as u64).then_some(report.stored_bytes));
         Ok(SetFacts {
             full: prev.is_none(),
             start_time: prev,
@@ -305,9 +328,14 @@ impl Catalog {
         if !sets.is_empty() {
             progress.total(sets.len() as u64);
         }
+        let listed = if sets.is_empty() {
+            None
+        } else {
+            listed_sizes(repo)
+        };
         for (chain, set) in sets {
             let start = chain.full.set_time();
-            let facts = listed_facts(repo, coll, start, set)?;
+            let facts = listed_facts(repo, &listed, coll, start, set)?;
             let sig = signature_file(coll, start, set);
             let indexed = self.index_listed(repo, target, &facts, sig)?;
             if indexed {
