@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | [`appliance`] | the daemon: configuration with plans, scheduler, job queue, the runner that drives the engine through [`target`], LEDs and button (simulated or the Pi's), notifications, metrics |
 //! | [`time`] | duplicity's time strings (`20261125T073022Z`, short forms, `2W3D` intervals) |
-//! | [`archive`] | the format: file [`names`](archive::names), [`manifest`](archive::manifest)s, the [`collection`](archive::collection) of sets and chains, volume tars ([`difftar`](archive::difftar), [`tarfmt`](archive::tarfmt)), signature tars ([`sigtar`](archive::sigtar)), and the [`codec`](archive::codec) that gzips or encrypts a volume |
+//! | [`archive`] | the format: file [`names`](archive::names), [`manifest`](archive::manifest)s, the [`collection`](archive::collection) of sets and chains, volume tars ([`difftar`](archive::difftar), [`tarfmt`](archive::tarfmt)), the downloads' zip records ([`zipfmt`](archive::zipfmt)), signature tars ([`sigtar`](archive::sigtar)), and the [`codec`](archive::codec) that gzips or encrypts a volume |
 //! | [`crypto`] | OpenPGP: a [`Keyring`](crypto::Keyring) of passphrase, keys and GnuPG, and the messages duplicity's gpg writes and reads |
 //! | [`delta`] | rsync signatures, deltas and patches (librsync's format) |
 //! | [`backend`] | where archive files live: `file://`, `rsync://` (daemon, ssh, Tor), `sftp://`, `s3://` |
@@ -14,7 +14,7 @@
 //! | [`repo`] | one target plus its local archive-dir cache: listing, fetching with hash checks, atomic writes, the lock |
 //! | [`source`] | walking the tree to back up, with duplicity's [`selection`](source::selection) rules |
 //! | [`backup`] | full and incremental sets, split into volumes, resumed after an interruption |
-//! | [`restore`] | a point in time back into a directory, and `verify` |
+//! | [`restore`] | a point in time back into a directory, [`over the original`](restore::replace), or as a [`tar`](restore::tar) or [`zip`](restore::zip) stream; and `verify` |
 //! | [`catalog`] | a SQLite index of every set and every path in it, filled as a backup writes and rebuilt from the target's signatures alone |
 //! | [`maintenance`] | retention and `cleanup`: what to delete, shown before it is deleted |
 //! | [`replicate`] | copying a target's archive files to another target (duplicity's `replicate`), manifests last |
@@ -22,7 +22,7 @@
 //! | [`progress`] | progress events, for the terminal or the dashboard |
 //! | [`cli`] | the native `cairn` command line and the duplicity-compatible one |
 //! | [`serve`] | `cairn serve`: starts the [`appliance`] daemon and the [`web`] dashboard, stops both on SIGTERM |
-//! | [`web`] | the dashboard: claim and setup, sessions and CSRF, overview, sets, browse and download, jobs with live progress, settings, the JSON API |
+//! | [`web`] | the dashboard: claim and setup, sessions and CSRF, overview, sets, browse and download, jobs with live progress, settings, the JSON API, optional HTTPS |
 //! | [`error`] | the library's error type, with what to do about each |
 //! | [`fault`] | deterministic kill points at every step boundary, for the crash tests |
 //!
@@ -50,7 +50,8 @@
 //! that state ([`appliance::leds`]); the button thread turns edges into
 //! gestures ([`appliance::button`]) and gestures into jobs. The dashboard
 //! ([`web`]) reads the same state and the [`catalog`], queues jobs, and
-//! streams downloads from [`restore::tar`] (a restore written as a tar).
+//! streams downloads from [`restore::tar`] and [`restore::zip`] (a restore
+//! written as a tar or zip stream).
 //!
 //! Restore runs the other way: [`repo`] lists the target into an
 //! [`archive::collection`], picks the chain for the requested time, fetches

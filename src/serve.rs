@@ -113,7 +113,15 @@ pub fn run(opts: ServeOptions) -> anyhow::Result<()> {
         let listener = TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let https = https_from(&opts.config).await?;
+        // HTTPS that cannot start stops nothing else: backups go on, and
+        // the log says why the dashboard is on plain HTTP only.
+        let https = https_from(&opts.config).await.unwrap_or_else(|e| {
+            daemon::log(
+                3,
+                &format!("HTTPS is off: {e:#}; plain HTTP serves the dashboard until this is fixed and cairn restarts"),
+            );
+            None
+        });
         let (board, sim, board_error) = open_board(opts.board, &opts.config);
         let clock = opts.sim_clock.map_or(Clock::System, Clock::simulated);
         let d = Daemon::start(daemon::Options {
@@ -234,11 +242,14 @@ pub async fn serve_with(
 /// configuration, so an appliance not yet set up is claimed over HTTPS too.
 async fn https_from(config_file: &Path) -> anyhow::Result<Option<Https>> {
     let text = std::fs::read_to_string(config_file).unwrap_or_default();
-    let Some(addr) = text
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|t| t.get("https_listen")?.as_str().map(str::to_string))
-    else {
+    let table = match text.parse::<toml::Table>() {
+        Ok(t) => t,
+        Err(e) if text.contains("https_listen") => {
+            anyhow::bail!("{} does not parse: {e}", config_file.display())
+        }
+        Err(_) => return Ok(None),
+    };
+    let Some(addr) = table.get("https_listen").and_then(|v| v.as_str()) else {
         return Ok(None);
     };
     let dir = config_file.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -369,8 +380,13 @@ mod tests {
         assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(v["configured"], false);
 
-        // The answer follows the file, without a restart.
-        std::fs::write(&config, "# cairn\n").unwrap();
+        // The answer follows the file, without a restart; the appliance's
+        // own settings alone are not a configuration yet.
+        std::fs::write(&config, "# cairn\nhttps_listen = \"127.0.0.1:1\"\n").unwrap();
+        let (_, _, body) = get(srv.addr, "/health").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["configured"], false);
+        std::fs::write(&config, "# cairn\ntarget = \"file:///b\"\n").unwrap();
         let (_, _, body) = get(srv.addr, "/health").await;
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["configured"], true);

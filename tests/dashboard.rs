@@ -155,6 +155,38 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A zip's entries and data, as Python's zipfile reads them (CRCs checked).
+fn zip_files(bytes: &[u8], scratch: &Path) -> Vec<(String, Vec<u8>)> {
+    let p = scratch.join("download.zip");
+    fs::write(&p, bytes).unwrap();
+    let script = "import sys, zipfile\n\
+        z = zipfile.ZipFile(sys.argv[1])\n\
+        assert z.testzip() is None\n\
+        for i in z.infolist():\n    print(i.filename, z.read(i).hex())\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (name, hex) = l.split_once(' ').unwrap();
+            let data = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (name.to_string(), data)
+        })
+        .collect()
+}
+
 /// A small tree to back up.
 fn source(root: &Path) -> PathBuf {
     let src = root.join("share");
@@ -423,6 +455,26 @@ fn downloads_and_restores_take_paths_as_data() {
             assert_eq!(data, &fs::read(src.join(name)).unwrap(), "{name}");
         }
     }
+    // The same directory as a zip, as Python's zipfile reads it.
+    let (code, zip) = card.bytes("/api/download?path=docs&format=zip");
+    assert_eq!(code, 200);
+    let files = zip_files(&zip, card.dir.path());
+    let got: Vec<(&str, usize)> = files.iter().map(|(n, d)| (n.as_str(), d.len())).collect();
+    assert_eq!(
+        got,
+        [
+            ("docs/", 0),
+            ("docs/2024/", 0),
+            ("docs/2024/letter.txt", 10),
+            ("docs/notes.md", 26)
+        ]
+    );
+    for (name, data) in &files {
+        if !data.is_empty() {
+            assert_eq!(data, &fs::read(src.join(name)).unwrap(), "{name}");
+        }
+    }
+    assert_eq!(card.bytes("/api/download?path=docs&format=rar").0, 400);
     let (_, one) = card.bytes("/api/download?path=photo.raw");
     let files = tar_files(&one);
     assert_eq!(files.len(), 1);
@@ -523,26 +575,72 @@ fn a_directory_goes_back_where_it_was_and_the_version_it_replaces_is_kept() {
     }
     assert_same_tree(&current, &capture(&src.join("docs")), "refused requests");
 
-    // A staging copy left by a run the power cut is rebuilt, not trusted.
-    let staging = src.join(".docs.cairn-restore");
-    fs::create_dir_all(staging.join("junk")).unwrap();
+    // A folder of the owner's under the staging name is not touched.
+    let staging = src.join(".cairn-restore-docs");
+    fs::create_dir_all(staging.join("mine")).unwrap();
     let body =
         format!(r#"{{"kind":"restore","restore":{{"path":"docs","replace":"{original}"}}}}"#);
     card.json("POST", "/api/jobs", &body);
     let j = card.wait_finished(2);
+    assert_eq!(j["outcome"], "failed", "{j}");
+    assert!(
+        j["message"].as_str().unwrap().contains("not Cairn's"),
+        "{j}"
+    );
+    assert!(staging.join("mine").is_dir());
+    assert_same_tree(&current, &capture(&src.join("docs")), "a refused restore");
+    // A staging folder left by a run the power cut (marked) is rebuilt, not trusted.
+    fs::write(staging.join(".cairn-staging"), "").unwrap();
+    card.json("POST", "/api/jobs", &body);
+    let j = card.wait_finished(3);
     assert_eq!(j["outcome"], "ok", "{j}");
     assert_same_tree(&backed_up, &capture(&src.join("docs")), "docs put back");
     assert!(!staging.exists());
-    let kept: Vec<PathBuf> = fs::read_dir(&src)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains("docs.before-restore-"))
-        .collect();
+    let kept_as = |prefix: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect();
+        v.sort();
+        v
+    };
+    let kept = kept_as("docs.before-restore-");
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_same_tree(&current, &capture(&kept[0]), "the version replaced, kept");
     assert!(
         j["message"].as_str().unwrap().contains("before-restore-"),
         "{j}"
+    );
+
+    // One file put back; nothing of the restore's left beside it.
+    fs::write(src.join("docs/notes.md"), b"scribbled over").unwrap();
+    let body = format!(
+        r#"{{"kind":"restore","restore":{{"path":"docs/notes.md","replace":"{original}/notes.md"}}}}"#
+    );
+    card.json("POST", "/api/jobs", &body);
+    let j = card.wait_finished(4);
+    assert_eq!(j["outcome"], "ok", "{j}");
+    assert_eq!(
+        fs::read(src.join("docs/notes.md")).unwrap(),
+        b"# notes\nremember the milk\n"
+    );
+    let names: Vec<String> = fs::read_dir(src.join("docs"))
+        .unwrap()
+        .chain(fs::read_dir(&src).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("cairn-restore")),
+        "{names:?}"
+    );
+    let note = names
+        .iter()
+        .find(|n| n.starts_with("notes.md.before-restore-"))
+        .unwrap_or_else(|| panic!("{names:?}"));
+    assert_eq!(
+        fs::read(src.join("docs").join(note)).unwrap(),
+        b"scribbled over"
     );
 
     // A symlink in the live source does not lead the restore elsewhere.
@@ -554,7 +652,7 @@ fn a_directory_goes_back_where_it_was_and_the_version_it_replaces_is_kept() {
         r#"{{"kind":"restore","restore":{{"path":"docs/2024","replace":"{original}/2024"}}}}"#
     );
     card.json("POST", "/api/jobs", &body);
-    let j = card.wait_finished(3);
+    let j = card.wait_finished(5);
     assert_eq!(j["outcome"], "failed", "{j}");
     assert!(j["message"].as_str().unwrap().contains("symlink"), "{j}");
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
@@ -632,6 +730,30 @@ fn https_with_a_certificate_made_on_the_appliance_and_plain_http_redirects() {
         ),
     );
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Setup over HTTPS keeps the owner's https_listen in the new configuration.
+    let rsyncd = Rsyncd::start();
+    let src = source(card.dir.path());
+    let body = format!(
+        r#"{{"source":"{}","target":"{}","target_password":"{RSYNC_PASSWORD}"}}"#,
+        src.display(),
+        rsyncd.url("pi")
+    );
+    let setup = tls_exchange(
+        &https,
+        &cert,
+        "localhost",
+        &format!(
+            "POST /api/setup HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(setup.starts_with("HTTP/1.1 200"), "{setup}");
+    let pending = fs::read_to_string(card.conf().join("cairn.toml.pending")).unwrap();
+    assert!(
+        pending.contains(&format!("https_listen = \"{https}\"")),
+        "{pending}"
+    );
     // Plain HTTP: /health answers; everything else is sent to HTTPS.
     assert_eq!(card.http("GET", "/health", "").0, 200);
     let mut s = TcpStream::connect(&card.addr).unwrap();
@@ -643,18 +765,34 @@ fn https_with_a_certificate_made_on_the_appliance_and_plain_http_redirects() {
     .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
-    assert!(raw.starts_with("HTTP/1.1 308"), "{raw}");
+    assert!(raw.starts_with("HTTP/1.1 307"), "{raw}");
     assert!(
         raw.to_ascii_lowercase().contains(&format!(
             "location: https://127.0.0.1:{port}/api/status?x=1"
         )),
         "{raw}"
     );
-    // The certificate is the appliance's own: the same after a restart.
+    // Only a plain host name is carried into a redirect.
+    let mut s = TcpStream::connect(&card.addr).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: evil.example/.local\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(!raw.to_ascii_lowercase().contains("location:"), "{raw}");
+    // The certificate is the appliance's own: the same one is served after a restart.
     card.proc.take();
     card.start();
     assert!(wait_port(&https, Duration::from_secs(20)));
-    assert_eq!(fs::read(card.conf().join("tls/cert.pem")).unwrap(), cert);
+    let health = tls_exchange(
+        &https,
+        &cert,
+        "localhost",
+        &format!("GET /health HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
 
 #[test]

@@ -430,17 +430,16 @@ impl Guest {
         http_get(self.port, path).unwrap_or_else(|| panic!("no answer to GET {path}"))
     }
 
-    /// Waits until the dashboard reports no job running and one finished;
-    /// returns the newest finished run.
-    fn wait_for_job(&self, session: &str, limit: Duration) -> serde_json::Value {
+    /// Waits until the dashboard reports job `id` finished; returns it.
+    fn wait_for_job(&self, session: &str, id: u64, limit: Duration) -> serde_json::Value {
         let deadline = Instant::now() + limit;
         loop {
             let (code, text) = http(self.port, "GET", "/api/status", "", session).expect("status");
             assert_eq!(code, 200, "{text}");
             let st: serde_json::Value = serde_json::from_str(&text).unwrap();
             let finished = st["finished"].as_array().cloned().unwrap_or_default();
-            if st["running"].is_null() && !finished.is_empty() {
-                return finished[0].clone();
+            if let Some(j) = finished.iter().find(|j| j["job"]["id"] == id) {
+                return j.clone();
             }
             assert!(
                 Instant::now() < deadline,
@@ -642,7 +641,10 @@ fn virt_boots_configured_from_the_boot_partition() {
     )
     .unwrap();
     assert_eq!(status, 202, "{answer}");
-    let run = guest.wait_for_job(session, GUEST_BACKUP_LIMIT);
+    let id = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let run = guest.wait_for_job(session, id, GUEST_BACKUP_LIMIT);
     assert_eq!(run["outcome"], "ok", "{run}\n{}", guest.log_tail());
     // cairn answers only after cairn-firstboot and cairn-grow-data ran (units
     // order it so) and both flush what they write; now cut the power.

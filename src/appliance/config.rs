@@ -59,6 +59,20 @@ const APPLIANCE_KEYS: [&str; 7] = [
     "notify",
 ];
 
+/// Top-level keys about the appliance itself, which a file may hold before
+/// setup (put on the boot partition) and setup keeps.
+pub const OWN_SETTINGS: [&str; 5] = ["listen", "https_listen", "restore_dir", "gpio", "notify"];
+
+/// Whether a configuration file's text says what to back up (anything but
+/// [`OWN_SETTINGS`]). One that does not parse counts: it is the owner's, to
+/// be reported and fixed, never replaced by setup.
+pub fn describes_backups(text: &str) -> bool {
+    match text.parse::<toml::Table>() {
+        Ok(t) => t.keys().any(|k| !OWN_SETTINGS.contains(&k.as_str())),
+        Err(_) => true,
+    }
+}
+
 /// A configuration that parsed and validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -374,6 +388,19 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_appliances_own_settings_are_not_a_configuration_yet() {
+        assert!(!describes_backups(""));
+        assert!(!describes_backups(
+            "https_listen = \"0.0.0.0:8443\"\n[gpio]\ngreen = 17\n"
+        ));
+        assert!(describes_backups(
+            "https_listen = \"0.0.0.0:8443\"\ntarget = \"file:///b\"\n"
+        ));
+        assert!(describes_backups("[[plan]]\nid = \"x\"\n"));
+        assert!(describes_backups("this is not = = toml"));
+    }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("cairn.toml"))

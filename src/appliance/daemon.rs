@@ -296,7 +296,8 @@ impl Daemon {
 
     /// Whether the configuration file exists.
     pub fn configured(&self) -> bool {
-        self.shared.config_file.is_file()
+        std::fs::read_to_string(&self.shared.config_file)
+            .is_ok_and(|text| super::config::describes_backups(&text))
     }
 
     /// The state, locked, if it takes a job for `plan`.

@@ -9,3 +9,4 @@ pub mod names;
 pub mod sigtar;
 pub mod status;
 pub mod tarfmt;
+pub mod zipfmt;

@@ -619,7 +619,8 @@ fn permanent_failure(
 /// Parses `rsync host::module/dir/` listing lines:
 /// `-rw-r--r--      1,234 2026/11/25 07:30:22 name`. Regular files only;
 /// hidden names (rsync temporaries, the partial directory) are left out.
-pub fn parse_listing(stdout: &str) -> Vec<(String, u64)> {
+/// A size that does not read as a number is None (unknown, never 0).
+pub fn parse_listing(stdout: &str) -> Vec<(String, Option<u64>)> {
     let mut out = Vec::new();
     for line in stdout.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -637,7 +638,7 @@ pub fn parse_listing(stdout: &str) -> Vec<(String, u64)> {
         if name.is_empty() || name.starts_with('.') {
             continue;
         }
-        let size = fields[1].replace([',', '.'], "").parse().unwrap_or(0);
+        let size = fields[1].replace([',', '.'], "").parse().ok();
         out.push((name, size));
     }
     out.sort();
@@ -646,7 +647,7 @@ pub fn parse_listing(stdout: &str) -> Vec<(String, u64)> {
 
 impl RsyncBackend {
     /// The target's files and sizes (`rsync --list-only`).
-    fn listing(&self) -> Result<Vec<(String, u64)>, BackendError> {
+    fn listing(&self) -> Result<Vec<(String, Option<u64>)>, BackendError> {
         let args = [OsString::from(&self.url_string)];
         match self.retry.run(|_| self.run("list", "", &args)) {
             Ok(out) => Ok(parse_listing(&String::from_utf8_lossy(&out.stdout))),
@@ -667,7 +668,8 @@ impl Backend for RsyncBackend {
     }
 
     fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
-        self.listing().map(Some)
+        let l = self.listing()?;
+        Ok(l.into_iter().map(|(n, s)| s.map(|s| (n, s))).collect())
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {
@@ -816,10 +818,12 @@ mod tests {
             vec![
                 (
                     "duplicity-full.20261125T073022Z.vol1.difftar.gpg".to_string(),
-                    1234567
+                    Some(1234567)
                 ),
-                ("with space".to_string(), 3)
+                ("with space".to_string(), Some(3))
             ]
         );
+        let odd = "-rw-r--r--   1.2G 2026/11/25 07:30:22 big\n";
+        assert_eq!(parse_listing(odd), vec![("big".to_string(), None)]);
     }
 }

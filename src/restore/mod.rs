@@ -14,6 +14,7 @@ pub mod replace;
 pub mod stream;
 pub mod tar;
 pub mod verify;
+pub mod zip;
 
 pub use dest::DestTree;
 

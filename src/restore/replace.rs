@@ -1,17 +1,26 @@
 //! Putting a path back where it was: restore it beside the original, then
 //! swap the two by renaming, keeping the version it replaces.
 //!
-//! Every prefix of the steps is safe to run again: the staging copy
-//! (`.NAME.cairn-restore`) is only ever rebuilt, never taken as done; the
-//! current version is renamed aside (`NAME.before-restore-STAMP`), never
-//! deleted; the restored copy is flushed before it takes the original's name.
+//! The restore goes into a staging folder beside the original,
+//! `.cairn-restore-NAME/NAME`, marked as Cairn's by a file in it; the current
+//! version is renamed to `NAME.before-restore-STAMP`, never deleted; the
+//! restored copy is flushed, then renamed into place. Both renames refuse to
+//! replace anything (`RENAME_NOREPLACE`), so what appears under either name
+//! meanwhile is never lost. Every prefix is safe to run again: a marked
+//! staging folder is only ever rebuilt, never taken as done, and removed when
+//! the restore fails.
 
 use super::{RestoreOptions, RestoreReport, restore};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use std::ffi::OsString;
+use nix::fcntl::{RenameFlags, renameat2};
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// The file that marks a staging folder as Cairn's.
+const MARK: &str = ".cairn-staging";
 
 /// What a restore over the original location did.
 #[derive(Debug)]
@@ -35,95 +44,150 @@ pub fn replace(repo: &Repo, source: &Path, opts: &RestoreOptions, stamp: &str) -
         }
     };
     let parent = original.parent().expect("a path below the source");
-    real_directories(source, parent)?;
-    let name = original.file_name().expect("a named path").to_os_string();
-    let staging = parent.join(with(".", &name, ".cairn-restore"));
-    remove_any(&staging)?;
+    let name = original.file_name().expect("a named path");
+    existing_real_directories(source, parent)?;
+    not_a_mount_point(&original, parent)?;
+    let aside = parent.join(with(name, &format!(".before-restore-{stamp}")));
+    if aside.symlink_metadata().is_ok() {
+        return Err(refused(
+            &aside,
+            "exists already; move it away and restore again",
+        ));
+    }
+    let mut staged = OsString::from(".cairn-restore-");
+    staged.push(name);
+    let staging = Staging::create(parent.join(staged))?;
     let mut opts = opts.clone();
-    opts.dest = staging.clone();
+    opts.dest = staging.0.join(name);
     opts.force = false;
     let report = restore(repo, &opts)?;
     if !report.complete() {
-        remove_any(&staging)?;
         return Err(refused(
             &original,
             "the restore was incomplete, so nothing was replaced",
         ));
     }
-    sync(&staging)?;
+    sync(&staging.0)?;
+    let dir = fs::File::open(parent).map_err(|e| Error::local("open", parent, e))?;
     let kept = match original.symlink_metadata() {
         Ok(_) => {
-            let aside = parent.join(with("", &name, &format!(".before-restore-{stamp}")));
-            if aside.symlink_metadata().is_ok() {
-                return Err(refused(
-                    &aside,
-                    "exists already; move it away and restore again",
-                ));
-            }
-            rename(&original, &aside)?;
+            swap(&dir, &original, name.as_ref(), &aside)?;
             Some(aside)
         }
         Err(_) => None,
     };
-    rename(&staging, &original)?;
+    let restored = Path::new(staging.0.file_name().expect("named")).join(name);
+    swap(&dir, &opts.dest, &restored, &original)?;
+    dir.sync_all()
+        .map_err(|e| Error::local("sync", parent, e))?;
+    staging.finish()?;
     Ok(Replaced { report, kept })
 }
 
-/// Every directory from `source` down to `dir` is a real directory (created
-/// if missing), not a symlink that would lead the restore elsewhere.
-fn real_directories(source: &Path, dir: &Path) -> Result<()> {
+/// Every directory from `source` down to `dir` exists and is a real
+/// directory, not a symlink that would lead the restore elsewhere.
+fn existing_real_directories(source: &Path, dir: &Path) -> Result<()> {
     let below = dir.strip_prefix(source).expect("inside the source");
     let mut at = source.to_path_buf();
-    for part in std::iter::once(None).chain(below.components().map(Some)) {
-        if let Some(c) = part {
-            at.push(c);
-        }
+    for c in below.components() {
+        at.push(c);
         match at.symlink_metadata() {
             Ok(m) if m.is_dir() => {}
-            Ok(_) if at == source && at.is_dir() => {}
             Ok(_) => {
                 return Err(refused(
                     &at,
                     "is not a directory (a symlink or a file) in the live source",
                 ));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && at != source => {
-                fs::create_dir(&at).map_err(|e| Error::local("create", &at, e))?;
+            Err(_) => {
+                return Err(refused(
+                    &at,
+                    "no longer exists; put back the folder above it instead",
+                ));
             }
-            Err(e) => return Err(Error::local("read", &at, e)),
         }
     }
     Ok(())
 }
 
-fn with(prefix: &str, name: &std::ffi::OsStr, suffix: &str) -> OsString {
-    let mut s = OsString::from(prefix);
-    s.push(name);
+/// A directory mounted at `original` cannot be renamed; its content would
+/// be staged on the parent's file system.
+fn not_a_mount_point(original: &Path, parent: &Path) -> Result<()> {
+    let (Ok(o), Ok(p)) = (original.symlink_metadata(), parent.symlink_metadata()) else {
+        return Ok(());
+    };
+    if o.is_dir() && o.dev() != p.dev() {
+        return Err(refused(
+            original,
+            "is a mount point; restore into a new folder and copy from there",
+        ));
+    }
+    Ok(())
+}
+
+/// The staging folder, marked as Cairn's; removed again unless finished.
+struct Staging(PathBuf);
+
+impl Staging {
+    /// A fresh staging folder at `path`; a marked one left by an interrupted
+    /// run is removed first, anything else there is refused.
+    fn create(path: PathBuf) -> Result<Staging> {
+        if path.symlink_metadata().is_ok() {
+            if !path.join(MARK).is_file() || path.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+                return Err(refused(
+                    &path,
+                    "is in the way and is not Cairn's; move it away",
+                ));
+            }
+            fs::remove_dir_all(&path).map_err(|e| Error::local("remove", &path, e))?;
+        }
+        fs::create_dir(&path).map_err(|e| Error::local("create", &path, e))?;
+        let staging = Staging(path);
+        fs::write(
+            staging.0.join(MARK),
+            b"a restore in progress; Cairn removes this folder\n",
+        )
+        .map_err(|e| Error::local("create", &staging.0, e))?;
+        Ok(staging)
+    }
+
+    /// The restored copy has been moved out: the marked folder goes.
+    fn finish(self) -> Result<()> {
+        let path = self.0.clone();
+        std::mem::forget(self);
+        fs::remove_file(path.join(MARK))
+            .and_then(|()| fs::remove_dir(&path))
+            .map_err(|e| Error::local("remove", &path, e))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn with(name: &OsStr, suffix: &str) -> OsString {
+    let mut s = name.to_os_string();
     s.push(suffix);
     s
 }
 
-fn remove_any(p: &Path) -> Result<()> {
-    let r = match p.symlink_metadata() {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
-        Ok(_) => fs::remove_file(p),
-        Err(_) => return Ok(()),
-    };
-    r.map_err(|e| Error::local("remove", p, e))
+/// Renames `from` (relative to `dir`) to the name of `to` in `dir`, never
+/// over something there.
+fn swap(dir: &fs::File, shown: &Path, from: &Path, to: &Path) -> Result<()> {
+    let to_name = to.file_name().expect("named");
+    renameat2(dir, from, dir, to_name, RenameFlags::RENAME_NOREPLACE).map_err(|e| {
+        Error::local(
+            "rename",
+            shown,
+            std::io::Error::other(format!("to {}: {e}", to.display())),
+        )
+    })
 }
 
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to).map_err(|e| Error::local("rename", from, e))?;
-    sync(to.parent().expect("a parent"))
-}
-
-/// Flushes the file system holding `p` (the restored files and the renames).
-fn sync(p: &Path) -> Result<()> {
-    let dir = if p.is_dir() {
-        p
-    } else {
-        p.parent().expect("a parent")
-    };
+/// Flushes the file system holding `dir` (the restored files).
+fn sync(dir: &Path) -> Result<()> {
     let f = fs::File::open(dir).map_err(|e| Error::local("open", dir, e))?;
     nix::unistd::syncfs(&f).map_err(|e| Error::local("sync", dir, e.into()))
 }

@@ -1,7 +1,8 @@
 //! A restore written as a tar stream instead of into a directory: the
-//! dashboard's download. Each path is written as soon as it is rebuilt, so
-//! nothing is staged but the one regular file being rebuilt (an unnamed
-//! temporary file, gone when it is streamed or when the process dies).
+//! dashboard's download (a zip is [`super::zip`]'s). Each path is written as
+//! soon as it is rebuilt, so nothing is staged but the one regular file being
+//! rebuilt (an unnamed temporary file, gone when it is streamed or when the
+//! process dies).
 //!
 //! Entry names are relative: the path asked for is the archive's top
 //! (`docs/`, `docs/a.txt` for a download of `docs`; `a.txt` for a file),
@@ -29,7 +30,6 @@ pub fn restore_to_tar<W: Write>(
     tempdir: &Path,
     out: W,
 ) -> Result<RestoreReport> {
-    let limit = super::free_space(tempdir);
     let tar = TarOut {
         out,
         top: path.cloned().unwrap_or_else(Index::root),
@@ -37,7 +37,27 @@ pub fn restore_to_tar<W: Write>(
         written: 0,
         problems: Vec::new(),
     };
-    let (mut report, tar, wrote_any) = reconstruct(repo, sel, path, tar, limit)?;
+    restore_to(repo, sel, path, tempdir, tar)
+}
+
+/// What a download's writer does besides [`Output`].
+pub(super) trait Stream: Output + Sized {
+    /// The closing records, then a flush.
+    fn finish(self) -> Result<()>;
+    /// What could not be written as it was.
+    fn problems(&self) -> &[String];
+}
+
+/// The restore into a download's writer `out`.
+pub(super) fn restore_to<O: Stream>(
+    repo: &Repo,
+    sel: Selected,
+    path: Option<&Index>,
+    tempdir: &Path,
+    out: O,
+) -> Result<RestoreReport> {
+    let limit = super::free_space(tempdir);
+    let (mut report, out, wrote_any) = reconstruct(repo, sel, path, out, limit)?;
     if !wrote_any && report.complete() {
         return Err(match path {
             Some(p) => Error::PathNotInBackup {
@@ -47,9 +67,31 @@ pub fn restore_to_tar<W: Write>(
             None => Error::NoBackups(repo.describe()),
         });
     }
-    report.problems.extend(tar.problems.iter().cloned());
-    tar.finish()?;
+    report.problems.extend(out.problems().iter().cloned());
+    out.finish()?;
     Ok(report)
+}
+
+/// The entry name of `ix` in a download of `top` (the restore walks paths
+/// relative to it): the top's own name, then the path below it.
+pub(super) fn entry_name(top: &Index, ix: &Index, dir: bool) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = top
+        .components()
+        .last()
+        .map(Vec::as_slice)
+        .into_iter()
+        .collect();
+    parts.extend(ix.components().iter().map(Vec::as_slice));
+    let mut name = parts.join(&b'/');
+    if dir {
+        name.push(b'/');
+    }
+    name
+}
+
+/// An unnamed scratch file in `dir` for the file being rebuilt.
+pub(super) fn scratch_in(dir: &Path) -> Result<File> {
+    tempfile::tempfile_in(dir).map_err(|e| Error::local("create", dir, e))
 }
 
 struct TarOut<W: Write> {
@@ -62,27 +104,9 @@ struct TarOut<W: Write> {
 }
 
 impl<W: Write> TarOut<W> {
-    /// The entry name of `ix` (relative to the top, as the restore walks
-    /// it): the top's own name, then the path below it.
-    fn name(&self, ix: &Index, dir: bool) -> Vec<u8> {
-        let mut parts: Vec<&[u8]> = self
-            .top
-            .components()
-            .last()
-            .map(Vec::as_slice)
-            .into_iter()
-            .collect();
-        parts.extend(ix.components().iter().map(Vec::as_slice));
-        let mut name = parts.join(&b'/');
-        if dir {
-            name.push(b'/');
-        }
-        name
-    }
-
     fn header(&mut self, ix: &Index, meta: &Meta, size: u64) -> Result<()> {
         let dir = meta.kind == Some(FileType::Directory);
-        let name = self.name(ix, dir);
+        let name = entry_name(&self.top, ix, dir);
         let mut block = Vec::with_capacity(1024);
         tarfmt::write_header(&Entry::from_meta(&name, meta, size), &mut block);
         self.put(&block)
@@ -93,17 +117,23 @@ impl<W: Write> TarOut<W> {
         self.written += bytes.len() as u64;
         Ok(())
     }
+}
 
+impl<W: Write> Stream for TarOut<W> {
     /// The end-of-archive blocks, then a flush.
     fn finish(mut self) -> Result<()> {
         let zeros = vec![0u8; tarfmt::footer_len(self.written)];
         self.put(&zeros)?;
         self.out.flush().map_err(stream_error)
     }
+
+    fn problems(&self) -> &[String] {
+        &self.problems
+    }
 }
 
 /// The receiving side went away (a download cancelled): the restore stops.
-fn stream_error(e: io::Error) -> Error {
+pub(super) fn stream_error(e: io::Error) -> Error {
     Error::local("write the download stream", Path::new("-"), e)
 }
 
@@ -111,7 +141,7 @@ impl<W: Write> Output for TarOut<W> {
     type Scratch = File;
 
     fn scratch(&mut self, _ix: &Index) -> Result<File> {
-        tempfile::tempfile_in(&self.tempdir).map_err(|e| Error::local("create", &self.tempdir, e))
+        scratch_in(&self.tempdir)
     }
 
     fn scratch_file<'a>(&self, s: &'a mut File) -> &'a mut File {

@@ -30,6 +30,8 @@ pub struct Where {
     pub path: Option<String>,
     /// A search: a word, or a glob with `*` and `?`.
     pub q: Option<String>,
+    /// A download's format: `tar` (the default) or `zip`.
+    pub format: Option<String>,
 }
 
 /// A plan's configuration and its catalog.
@@ -283,13 +285,42 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-/// `GET /api/download?plan=&t=&path=`: a file or directory (everything by
-/// default) at a time, as a tar stream written while it is restored. What
-/// cannot start (no such path) is an error before the first byte.
+/// A download's format.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Tar,
+    Zip,
+}
+
+impl Format {
+    fn parse(s: Option<&str>) -> Result<Format, String> {
+        match s.unwrap_or("tar") {
+            "tar" => Ok(Format::Tar),
+            "zip" => Ok(Format::Zip),
+            other => Err(format!("format {other:?}: ask for tar or zip")),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Tar => "application/x-tar",
+            Format::Zip => "application/zip",
+        }
+    }
+}
+
+/// `GET /api/download?plan=&t=&path=&format=`: a file or directory
+/// (everything by default) at a time, as a tar (or zip) stream written while
+/// it is restored. What cannot start (no such path) is an error before the
+/// first byte.
 pub async fn download(State(app): State<App>, Query(w): Query<Where>) -> Response {
+    let format = match Format::parse(w.format.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<String, String>>();
-    std::thread::spawn(move || stream_tar(&app, &w, tx, first_tx));
+    std::thread::spawn(move || stream_download(&app, &w, format, tx, first_tx));
     let name = match first_rx.await {
         Ok(Ok(name)) => name,
         Ok(Err(e)) => return error(StatusCode::NOT_FOUND, e),
@@ -298,7 +329,7 @@ pub async fn download(State(app): State<App>, Query(w): Query<Where>) -> Respons
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     (
         [
-            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_TYPE, format.content_type().to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),
@@ -311,9 +342,10 @@ pub async fn download(State(app): State<App>, Query(w): Query<Where>) -> Respons
 
 /// Restores into the channel; says on `first` whether it could start (and
 /// the file name) once the sets are chosen and the path is known to exist.
-fn stream_tar(
+fn stream_download(
     app: &App,
     w: &Where,
+    format: Format,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     first: tokio::sync::oneshot::Sender<Result<String, String>>,
 ) {
@@ -360,7 +392,8 @@ fn stream_tar(
             }
         })
         .collect();
-    let name = format!("{safe}-{}.tar", crate::time::to_string(t));
+    let ext = if format == Format::Zip { "zip" } else { "tar" };
+    let name = format!("{safe}-{}.{ext}", crate::time::to_string(t));
     let sel = (!path.is_root()).then_some(&path);
     // The sets are chosen (manifests read) before the answer starts, so an
     // unreachable target or a wrong passphrase is an error, not a torn file.
@@ -378,9 +411,20 @@ fn stream_tar(
         tx: tx.clone(),
         buf: Vec::with_capacity(CHUNK),
     };
-    let result = crate::restore::tar::restore_to_tar(&repo, chosen, sel, &tempdir, out);
-    if let Err(e) = result {
-        crate::appliance::daemon::log(4, &format!("download of {:?}: {e}", path.to_string()));
-        let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+    let result = match format {
+        Format::Tar => crate::restore::tar::restore_to_tar(&repo, chosen, sel, &tempdir, out),
+        Format::Zip => crate::restore::zip::restore_to_zip(&repo, chosen, sel, &tempdir, out),
+    };
+    let shown = path.to_string();
+    match result {
+        Ok(r) => {
+            for p in r.problems.iter().chain(&r.unrestored) {
+                crate::appliance::daemon::log(4, &format!("download of {shown:?}: {p}"));
+            }
+        }
+        Err(e) => {
+            crate::appliance::daemon::log(4, &format!("download of {shown:?}: {e}"));
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
     }
 }

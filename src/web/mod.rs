@@ -259,6 +259,9 @@ pub fn redirect_to_https(app: App, https_port: u16) -> Router {
         .with_state(app)
 }
 
+/// The same request's URL over HTTPS on `port`. Only a plain host name or
+/// address is carried into the redirect (temporary, so turning HTTPS off
+/// again leaves no browser stuck on it).
 fn to_https(req: &Request<Body>, port: u16) -> Response {
     let host = req
         .headers()
@@ -266,15 +269,29 @@ fn to_https(req: &Request<Body>, port: u16) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map(|(a, _)| format!("[{a}]")),
-        None => host.split(':').next().map(str::to_string),
+        Some(v6) => v6
+            .split_once(']')
+            .filter(|(a, _)| a.parse::<std::net::Ipv6Addr>().is_ok())
+            .map(|(a, _)| format!("[{a}]")),
+        None => host
+            .split(':')
+            .next()
+            .filter(|n| {
+                n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            })
+            .map(str::to_string),
     }
     .filter(|n| !n.is_empty());
     let Some(name) = name else {
-        return (StatusCode::BAD_REQUEST, "a Host header is needed\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "a plain host name or address is needed\n",
+        )
+            .into_response();
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    Redirect::permanent(&format!("https://{name}:{port}{path}")).into_response()
+    Redirect::temporary(&format!("https://{name}:{port}{path}")).into_response()
 }
 
 /// Marks every cookie set over HTTPS `Secure`.

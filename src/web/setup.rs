@@ -418,6 +418,22 @@ pub fn last_group(passphrase: &str) -> &str {
 /// The longest passphrase setup takes (the kit's QR code holds it).
 pub const MAX_PASSPHRASE: usize = 1024;
 
+/// What the current file says about the appliance itself (its addresses,
+/// HTTPS, pins, notifications), which setup does not ask about: the new
+/// configuration starts from it.
+fn carried_over(app: &App) -> toml_edit::DocumentMut {
+    let mut doc = toml_edit::DocumentMut::new();
+    let old = std::fs::read_to_string(app.daemon.config_file()).unwrap_or_default();
+    if let Ok(old) = old.parse::<toml_edit::DocumentMut>() {
+        for key in config::OWN_SETTINGS {
+            if let Some(item) = old.get(key) {
+                doc[key] = item.clone();
+            }
+        }
+    }
+    doc
+}
+
 /// The configuration a setup request describes, and the passphrase.
 fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), String> {
     let source = Path::new(req.source.trim());
@@ -459,12 +475,14 @@ fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), Stri
         .unwrap_or(config::DEFAULT_SCHEDULE)
         .trim();
     let schedule = Schedule::parse(expr).map_err(|e| format!("schedule: {e}"))?;
-    let mut doc = toml_edit::DocumentMut::new();
+    let mut doc = carried_over(app);
     // Restores go beside the configuration's directory (/data/restore on
     // the appliance), never over the source.
     let dir = app.auth.dir();
     let restore_dir = dir.parent().unwrap_or(dir).join("restore");
-    doc["restore_dir"] = toml_edit::value(restore_dir.display().to_string());
+    if doc.get("restore_dir").is_none() {
+        doc["restore_dir"] = toml_edit::value(restore_dir.display().to_string());
+    }
     doc["source"] = toml_edit::value(source.display().to_string());
     doc["target"] = toml_edit::value(url);
     doc["schedule"] = toml_edit::value(schedule.expr());

@@ -25,6 +25,8 @@ pub const CERT_FILE: &str = "tls/cert.pem";
 pub const KEY_FILE: &str = "tls/key.pem";
 /// A client gets this long to finish the handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; connections beyond are dropped.
+const MAX_HANDSHAKES: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -145,16 +147,25 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let (tx, ready) = tokio::sync::mpsc::channel(16);
         let acceptor = TlsAcceptor::from(config);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
-            while !tx.is_closed() {
-                let Ok((sock, peer)) = tcp.accept().await else {
+            loop {
+                let accepted = tokio::select! {
+                    a = tcp.accept() => a,
+                    () = tx.closed() => break, // the server stopped
+                };
+                let Ok((sock, peer)) = accepted else {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
+                };
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    continue; // too many half-open connections: this one is dropped
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     if let Ok(Ok(s)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(sock)).await
                     {
+                        drop(permit);
                         let _ = tx.send((s, peer)).await;
                     }
                 });
