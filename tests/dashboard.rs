@@ -420,9 +420,30 @@ fn downloads_and_restores_take_paths_as_data() {
     let rsyncd = Rsyncd::start();
     let mut card = Card::new();
     let src = source(card.dir.path());
+    let _socket = std::os::unix::net::UnixListener::bind(src.join("a.sock")).unwrap();
     set_up_confirmed(&mut card, &src, &rsyncd, "");
     card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
     assert_eq!(card.wait_finished(1)["outcome"], "ok");
+
+    // The run's log says what was done and what was passed over.
+    let runs = card.json("GET", "/api/runs", "");
+    let id = runs["runs"][0]["id"].as_i64().unwrap();
+    let log = card.json("GET", &format!("/api/runs/{id}/log"), "");
+    let lines: Vec<&str> = log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert!(lines.iter().any(|l| l.contains("3 new, 0 changed")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("1 socket(s) passed over")),
+        "{lines:?}"
+    );
+    let (code, page) = card.bytes(&format!("/jobs/{id}"));
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&page).contains("passed over"));
+    assert_eq!(card.http("GET", "/api/runs/99999/log", "").0, 404);
 
     // Browse from the catalog.
     let ls = card.json("GET", "/api/ls?path=docs", "");

@@ -746,6 +746,11 @@ impl Daemon {
             if let Ok(r) = &result {
                 record_replicas(cat, &job.plan, started, ended, &r.replicas);
             }
+            if let Ok(r) = &result {
+                for (level, line) in &r.log {
+                    let _ = cat.event(Some(*id), level, "log", line);
+                }
+            }
             let _ = cat.event(
                 Some(*id),
                 if outcome == "failed" { "error" } else { "info" },

@@ -44,6 +44,64 @@ pub struct Report {
     pub verify_coverage: Option<f64>,
     /// Each further target (public URL) and how copying the set to it went.
     pub replicas: Vec<(String, Result<String, String>)>,
+    /// The run's log beyond its one line: `(level, line)`, level `info` or
+    /// `warning` (what was not backed up, and why).
+    pub log: Vec<(&'static str, String)>,
+}
+
+/// At most this many lines of one kind go into a run's log.
+const LOG_LINES: usize = 200;
+
+/// A backup's log: what was chosen and why, the counts, and every path that
+/// was not backed up as it is (up to [`LOG_LINES`] of each kind).
+pub fn backup_log(r: &crate::backup::BackupReport) -> Vec<(&'static str, String)> {
+    let mut log = vec![(
+        "info",
+        format!(
+            "{} files, {} bytes in the source: {} new, {} changed, {} deleted",
+            r.source_files, r.source_bytes, r.new_files, r.changed_files, r.deleted_files
+        ),
+    )];
+    log.extend(r.note.iter().map(|n| ("info", n.clone())));
+    if !r.cleared.is_empty() {
+        log.push((
+            "info",
+            format!(
+                "removed the leftovers of an interrupted run: {}",
+                r.cleared.join(", ")
+            ),
+        ));
+    }
+    let skipped = r
+        .skipped
+        .iter()
+        .map(|s| format!("not backed up: {}: {}", s.path.display(), s.why));
+    capped(&mut log, "warning", skipped);
+    let changed = r
+        .changed_while_read
+        .iter()
+        .map(|p| format!("changed while it was read, stored as read: {p}"));
+    capped(&mut log, "warning", changed);
+    if r.sockets > 0 {
+        log.push((
+            "info",
+            format!("{} socket(s) passed over (never backed up)", r.sockets),
+        ));
+    }
+    log
+}
+
+/// Adds the lines, at most [`LOG_LINES`] of them, then how many more there were.
+fn capped(
+    log: &mut Vec<(&'static str, String)>,
+    level: &'static str,
+    lines: impl ExactSizeIterator<Item = String>,
+) {
+    let n = lines.len();
+    log.extend(lines.take(LOG_LINES).map(|l| (level, l)));
+    if n > LOG_LINES {
+        log.push((level, format!("… and {} more like these", n - LOG_LINES)));
+    }
 }
 
 /// Why a job failed.
@@ -92,6 +150,10 @@ pub fn run(plan: &Plan, kind: Kind, cx: &Context) -> Result<Report, RunError> {
             let removed = retention(plan, &repo, cx.now)?;
             if removed > 0 {
                 r.message += &format!("; retention removed {removed} file(s)");
+                r.log.push((
+                    "info",
+                    format!("retention removed {removed} file(s) at the target"),
+                ));
             }
             sync_catalog(plan, &args, &repo, &mut r);
             check_slice(plan, &args, &repo, cx.now, &mut r)?;
@@ -164,6 +226,7 @@ fn backup_set(
         problem: None,
         verify_coverage: None,
         replicas: Vec::new(),
+        log: backup_log(&r),
     };
     if let Some(path) = target::catalog_path(repo, args) {
         let enc = opts.storage.encoding();
@@ -436,4 +499,35 @@ fn rebuild(plan: &Plan, args: &TargetArgs, repo: &Repo, cx: &Context) -> Result<
         ),
         ..Report::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backups_log_names_what_was_not_backed_up_within_a_cap() {
+        let mut r = crate::backup::BackupReport {
+            source_files: 300,
+            new_files: 300,
+            sockets: 2,
+            ..Default::default()
+        };
+        r.skipped = (0..250)
+            .map(|i| crate::source::Skipped {
+                path: format!("/data/share/f{i}").into(),
+                why: "Permission denied".into(),
+            })
+            .collect();
+        let log = backup_log(&r);
+        assert!(log[0].1.contains("300 new"), "{log:?}");
+        let skipped: Vec<_> = log.iter().filter(|l| l.0 == "warning").collect();
+        assert_eq!(skipped.len(), LOG_LINES + 1);
+        assert_eq!(
+            skipped[0].1,
+            "not backed up: /data/share/f0: Permission denied"
+        );
+        assert!(skipped[LOG_LINES].1.contains("and 50 more"), "{skipped:?}");
+        assert!(log.last().unwrap().1.contains("2 socket(s)"));
+    }
 }

@@ -500,6 +500,19 @@ impl Catalog {
             .map_err(|e| self.q(e))
     }
 
+    /// One run's events (its log), oldest first: (time, level, kind, message).
+    pub fn run_events(&self, run: i64) -> Result<Vec<(Seconds, String, String, String)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT time, level, kind, message FROM event WHERE run = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.q(e))?;
+        st.query_map([run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.q(e))
+    }
+
     /// The newest events, newest first: (time, level, kind, message).
     pub fn events(&self, limit: usize) -> Result<Vec<(Seconds, String, String, String)>> {
         let mut st = self

@@ -208,6 +208,14 @@ pub struct RunsQuery {
 }
 
 /// The catalog's recorded runs and events, newest first.
+/// `GET /api/runs/{id}/log`: one run's log.
+pub async fn run_log(State(app): State<App>, Path(id): Path<i64>) -> Response {
+    match blocking(move || super::browse::run_log(&app, id)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
 pub async fn runs(State(app): State<App>, Query(q): Query<RunsQuery>) -> Response {
     let limit = q.limit.unwrap_or(100).min(1000);
     let r = blocking(move || super::browse::history_of_runs(&app, limit)).await;

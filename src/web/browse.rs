@@ -210,6 +210,21 @@ pub fn history_of_runs(app: &App, limit: usize) -> Result<serde_json::Value, Str
     }))
 }
 
+/// One recorded run and its log (every event recorded with it, oldest first).
+pub fn run_log(app: &App, id: i64) -> Result<serde_json::Value, String> {
+    let o = open(app, None)?;
+    let lines = o.catalog.run_events(id).map_err(|e| e.to_string())?;
+    if lines.is_empty() {
+        return Err(format!("no run {id} with a log is recorded"));
+    }
+    Ok(serde_json::json!({
+        "id": id,
+        "lines": lines.iter().map(|(t, level, kind, message)| serde_json::json!({
+            "time": t, "level": level, "kind": kind, "message": message,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
 fn answer<T: Serialize>(r: Result<T, String>) -> Response {
     match r {
         Ok(v) => Json(v).into_response(),

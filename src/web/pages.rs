@@ -9,7 +9,7 @@ use super::views::{ago, colour, sentence, size, when};
 use super::{App, blocking, error, session_cookie};
 use crate::appliance::daemon::{PlanState, Status};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Extension, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
@@ -462,7 +462,7 @@ pub async fn jobs(State(app): State<App>, Extension(s): Extension<SessionInfo>) 
             a.iter()
                 .map(|r| {
                     serde_json::json!({
-                        "kind": r["kind"], "started": fmt(&r["started"]), "outcome": r["outcome"],
+                        "id": r["id"], "ended": r["ended"], "kind": r["kind"], "started": fmt(&r["started"]), "outcome": r["outcome"],
                         "bytes": r["bytes"].as_u64().map(size), "error": r["error"],
                     })
                 })
@@ -485,6 +485,28 @@ pub async fn jobs(State(app): State<App>, Extension(s): Extension<SessionInfo>) 
         finished => finished, runs => runs_rows, events => events,
     };
     app.views.page("jobs.html", ctx)
+}
+
+/// `GET /jobs/{id}`: one recorded run's log.
+pub async fn run_log(State(app): State<App>, Path(id): Path<i64>) -> Response {
+    let a = app.clone();
+    let log = match blocking(move || browse::run_log(&a, id)).await {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::NOT_FOUND, e),
+    };
+    let lines: Vec<serde_json::Value> = log["lines"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    let when = e["time"].as_i64().map(crate::time::to_pretty).unwrap_or_default();
+                    serde_json::json!({"when": when, "level": e["level"], "kind": e["kind"], "message": e["message"]})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ctx = context! { title => "Run log", nav => "jobs", id => id, lines => lines };
+    app.views.page("run.html", ctx)
 }
 
 pub async fn settings(State(app): State<App>, Extension(s): Extension<SessionInfo>) -> Response {

@@ -24,6 +24,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../web/templates/history.html"),
     ),
     ("jobs.html", include_str!("../../web/templates/jobs.html")),
+    ("run.html", include_str!("../../web/templates/run.html")),
     (
         "settings.html",
         include_str!("../../web/templates/settings.html"),
