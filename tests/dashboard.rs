@@ -435,7 +435,10 @@ fn downloads_and_restores_take_paths_as_data() {
         .iter()
         .map(|l| l["message"].as_str().unwrap())
         .collect();
-    assert!(lines.iter().any(|l| l.contains("3 new, 0 changed")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("3 new, 0 changed")),
+        "{lines:?}"
+    );
     assert!(
         lines.iter().any(|l| l.contains("1 socket(s) passed over")),
         "{lines:?}"
