@@ -972,6 +972,54 @@ fn the_schedule_changes_with_a_preview_and_keeps_the_owners_comments() {
     );
     let p = card.json("GET", "/api/retention/preview", "");
     assert_eq!(p["rule"], "AllButNFull(4)", "{p}");
+
+    // Notifications: a bad URL is named; a channel's URL is a secret the
+    // page shows by its site only; "off" removes it.
+    let (code, body) = card.http("POST", "/api/settings/notify", r#"{"ntfy":"ntfy.sh/x"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("ntfy"), "{body}");
+    let v = card.json(
+        "POST",
+        "/api/settings/notify",
+        r#"{"ntfy":"https://ntfy.sh/secret-topic-4711","stale_days":5}"#,
+    );
+    assert_eq!(v["ntfy"], "https://ntfy.sh/…", "{v}");
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("ntfy = \"https://ntfy.sh/secret-topic-4711\"")
+            && text.contains("stale_days = 5")
+            && text.contains("# my own note"),
+        "{text}"
+    );
+    let (_, page) = card.bytes("/settings");
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("ntfy.sh") && !page.contains("secret-topic"),
+        "{page}"
+    );
+    card.json("POST", "/api/settings/notify", r#"{"ntfy":"off"}"#);
+    assert!(!fs::read_to_string(&file).unwrap().contains("secret-topic"));
+
+    // Pins: the Pi board's rules first (I²C's SDA, the same pin twice), then saved.
+    for bad in [
+        r#"{"green":2,"red":27,"button":22}"#,
+        r#"{"green":17,"red":17,"button":22}"#,
+        r#"{"green":17,"red":27,"button":40}"#,
+    ] {
+        let (code, body) = card.http("POST", "/api/settings/pins", bad);
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    let v = card.json(
+        "POST",
+        "/api/settings/pins",
+        r#"{"green":5,"red":6,"button":13}"#,
+    );
+    assert!(v["message"].as_str().unwrap().contains("next start"), "{v}");
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("green = 5") && text.contains("button = 13"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -98,6 +98,34 @@ pub struct GpioPins {
     pub button: u8,
 }
 
+impl Default for GpioPins {
+    /// GPIO17 (header pin 11) green, GPIO27 (13) red, GPIO22 (15) the button.
+    fn default() -> Self {
+        GpioPins {
+            green: 17,
+            red: 27,
+            button: 22,
+        }
+    }
+}
+
+impl GpioPins {
+    /// The Pi board's rules: GPIO 0–27, none a bus or the firmware needs,
+    /// three different pins.
+    pub fn validate(&self) -> Result<(), String> {
+        #[cfg(target_os = "linux")]
+        {
+            let map = super::pi::PinMap {
+                green: self.green,
+                red: self.red,
+                button: self.button,
+            };
+            map.validate().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
 /// One plan: what to back up, where to, and when.
 #[derive(Debug, Clone)]
 pub struct Plan {

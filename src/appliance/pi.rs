@@ -44,10 +44,11 @@ pub struct PinMap {
 
 impl Default for PinMap {
     fn default() -> Self {
+        let d = super::config::GpioPins::default();
         PinMap {
-            green: 17,
-            red: 27,
-            button: 22,
+            green: d.green,
+            red: d.red,
+            button: d.button,
         }
     }
 }

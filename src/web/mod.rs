@@ -190,6 +190,13 @@ pub fn routes() -> Vec<Route> {
             post(settings::retention),
         ),
         r(M::POST, "/api/password", Session, post(settings::password)),
+        r(
+            M::POST,
+            "/api/settings/notify",
+            Session,
+            post(settings::notify),
+        ),
+        r(M::POST, "/api/settings/pins", Session, post(settings::pins)),
     ]
 }
 

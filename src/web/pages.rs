@@ -528,10 +528,15 @@ pub async fn settings(State(app): State<App>, Extension(s): Extension<SessionInf
             serde_json::json!({"id": p.id, "target": p.target, "schedule": p.schedule, "describe": p.describe, "next": next, "keep_full": keep(&p.id)})
         })
         .collect();
+    let notify = config
+        .as_ref()
+        .map(|c| super::settings::notify_view(&c.notify));
+    let g = config.as_ref().and_then(|c| c.gpio).unwrap_or_default();
+    let pins = (g.green, g.red, g.button);
     let ctx = context! {
         title => "Settings", nav => "settings", csrf => s.csrf, plans => plans,
         config_file => st.config_file, board => st.board,
-        min_password => super::auth::MIN_PASSWORD,
+        min_password => super::auth::MIN_PASSWORD, notify => notify, pins => pins,
     };
     app.views.page("settings.html", ctx)
 }

@@ -1,6 +1,7 @@
 //! Settings: a plan's schedule (previewed as its next five runs in words),
-//! its retention (previewed as what it would delete at the target now) and
-//! the owner's password. A change is validated as a whole
+//! its retention (previewed as what it would delete at the target now),
+//! notifications (write-only URLs), the LED and button pins, and the
+//! owner's password. A change is validated as a whole
 //! configuration before it is written, atomically, with the owner's
 //! comments and layout kept (toml_edit); the daemon then reloads it.
 
@@ -199,6 +200,127 @@ pub async fn schedule(State(app): State<App>, Json(req): Json<ScheduleRequest>) 
     .await;
     match r {
         Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// A notifications change: a URL sets a channel, `""` or `off` turns it
+/// off, a channel left out stays as it is (the URLs are secrets: never shown).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRequest {
+    webhook: Option<String>,
+    ntfy: Option<String>,
+    healthchecks: Option<String>,
+    stale_days: Option<u32>,
+}
+
+/// `text` with the `[notify]` channels of `req` set or removed, comments kept.
+pub fn with_notify(text: &str, req: &NotifyRequest) -> Result<String, String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+    let t = doc
+        .entry("notify")
+        .or_insert(toml_edit::table())
+        .as_table_like_mut()
+        .ok_or("`notify` is not a table")?;
+    let channels = [
+        ("webhook", &req.webhook),
+        ("ntfy", &req.ntfy),
+        ("healthchecks", &req.healthchecks),
+    ];
+    for (key, v) in channels {
+        match v.as_deref().map(str::trim) {
+            Some("" | "off") => {
+                t.remove(key);
+            }
+            Some(url) => {
+                t.insert(key, toml_edit::value(url));
+            }
+            None => {}
+        }
+    }
+    if let Some(d) = req.stale_days {
+        t.insert("stale_days", toml_edit::value(i64::from(d)));
+    }
+    Ok(doc.to_string())
+}
+
+/// `POST /api/settings/notify`.
+pub async fn notify(State(app): State<App>, Json(req): Json<NotifyRequest>) -> Response {
+    let r = blocking(move || {
+        edit_config(&app, |text| with_notify(text, &req))?;
+        let c = app.daemon.config().map_err(|e| e.to_string())?;
+        Ok::<_, String>(notify_view(&c.notify))
+    })
+    .await;
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Which channels are on, each shown by its site only (the rest of a URL
+/// is its secret).
+pub fn notify_view(n: &crate::appliance::notify::NotifyConfig) -> serde_json::Value {
+    let site = |u: &Option<String>| -> Option<String> {
+        let u = u.as_deref()?;
+        let (scheme, rest) = u.split_once("://")?;
+        let host = rest.split(['/', '?', '#']).next()?;
+        let host = host.rsplit('@').next()?;
+        Some(format!("{scheme}://{host}/…"))
+    };
+    serde_json::json!({
+        "webhook": site(&n.webhook), "ntfy": site(&n.ntfy), "healthchecks": site(&n.healthchecks),
+        "stale_days": n.stale_days(),
+    })
+}
+
+/// The LED and button pins (BCM numbers).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinsRequest {
+    green: u8,
+    red: u8,
+    button: u8,
+}
+
+/// `text` with the `[gpio]` pins of `req`, comments kept.
+pub fn with_pins(text: &str, req: &PinsRequest) -> Result<String, String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
+    let t = doc
+        .entry("gpio")
+        .or_insert(toml_edit::table())
+        .as_table_like_mut()
+        .ok_or("`gpio` is not a table")?;
+    for (key, pin) in [
+        ("green", req.green),
+        ("red", req.red),
+        ("button", req.button),
+    ] {
+        t.insert(key, toml_edit::value(i64::from(pin)));
+    }
+    Ok(doc.to_string())
+}
+
+/// `POST /api/settings/pins`: checked by the Pi board's rules, saved now,
+/// used from the next start (the board is opened once). (In the file, pins
+/// the board refuses are not a configuration error: backups go on with the
+/// simulated board, and the status says why.)
+pub async fn pins(State(app): State<App>, Json(req): Json<PinsRequest>) -> Response {
+    let pins = crate::appliance::config::GpioPins {
+        green: req.green,
+        red: req.red,
+        button: req.button,
+    };
+    if let Err(e) = pins.validate() {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let r = blocking(move || edit_config(&app, |text| with_pins(text, &req))).await;
+    match r {
+        Ok(()) => Json(serde_json::json!({
+            "message": "saved; the appliance uses these pins from its next start"
+        }))
+        .into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
