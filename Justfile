@@ -61,9 +61,10 @@ cross-check arch="armv7":
 
 # The library's unit tests, built for aarch64 as the image's binary is (release, feature tor, and
 # image/build's SOURCE_DATE_EPOCH, which the C dependencies' build scripts track), so the image
-# build reuses every dependency; run under qemu-user.
+# build reuses every dependency; run under qemu-user, one test at a time (a test that spawns a
+# process while other test threads run can deadlock in qemu-user's fork emulation; seen once).
 test-aarch64:
-    SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) cargo test --release --locked --lib --features tor --target aarch64-unknown-linux-gnu
+    SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) cargo test --release --locked --lib --features tor --target aarch64-unknown-linux-gnu -- --test-threads=1
 
 # The Raspberry Pi SD image: out/cairn-<version>-arm64.img (+ .img.xz). As root.
 image:

@@ -705,6 +705,26 @@ fn tls_exchange(addr: &str, cert_pem: &[u8], name: &str, request: &str) -> Strin
 }
 
 #[test]
+fn https_that_cannot_start_leaves_plain_http_and_says_why() {
+    // The HTTPS port is taken by someone else.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let https = taken.local_addr().unwrap().to_string();
+    let card = Card::with_config(&format!("https_listen = \"{https}\"\n"));
+    let (code, body) = card.http("GET", "/api/status", "");
+    assert_eq!(code, 401, "plain HTTP serves the dashboard itself: {body}");
+    assert_eq!(card.http("GET", "/health", "").0, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = fs::read_to_string(card.dir.path().join("daemon.log")).unwrap();
+        if log.contains("HTTPS is off") && log.contains(&https) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn https_with_a_certificate_made_on_the_appliance_and_plain_http_redirects() {
     let https = format!("127.0.0.1:{}", free_port());
     let mut card = Card::with_config(&format!("https_listen = \"{https}\"\n"));
