@@ -158,6 +158,10 @@ pub struct Remote {
     /// Upload volumes larger than this many MiB in parts (default 20, at least 5).
     #[arg(long, value_name = "MIB")]
     pub s3_multipart_chunk_size: Option<u64>,
+    /// An AWS credentials file for s3:// targets (profile only: the command
+    /// line reads `AWS_SHARED_CREDENTIALS_FILE` or the environment's keys).
+    #[arg(skip)]
+    pub s3_credentials_file: Option<PathBuf>,
     /// Extra CA certificates (PEM) to trust for S3 over https.
     #[arg(long = "ssl-cacert-file", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -193,6 +197,7 @@ impl Remote {
         self.s3_unencrypted_connection |= f.s3_unencrypted_connection;
         self.s3_multipart_chunk_size = self.s3_multipart_chunk_size.or(f.s3_multipart_chunk_size);
         self.ca_file = self.ca_file.or(f.ca_file);
+        self.s3_credentials_file = self.s3_credentials_file.or(f.s3_credentials_file);
         if self.identity_files.is_empty() {
             self.identity_files = f.identity_files;
         }
@@ -265,6 +270,9 @@ impl Remote {
             o.s3.multipart_chunk_size = mib << 20;
         }
         o.s3.ca_file = self.ca_file.clone();
+        if let Some(f) = &self.s3_credentials_file {
+            o.s3.credentials_file = Some(f.clone());
+        }
         o.sftp.identity_files = self.identity_files.clone();
         o.sftp.known_hosts = self.known_hosts.clone();
         Ok(o)
@@ -373,10 +381,15 @@ timeout = 7
 rsync_options = ["--bwlimit=100 '--rsh=ssh -p 2222'"]
 tor = "socks:127.0.0.1:9150"
 s3_multipart_chunk_size = 8
+s3_credentials_file = "/data/cairn/secrets/s3"
 "#,
         )
         .unwrap();
         let o = r.backend_options(None).unwrap();
+        assert_eq!(
+            o.s3.credentials_file.as_deref(),
+            Some(Path::new("/data/cairn/secrets/s3"))
+        );
         assert_eq!(o.num_retries, 2);
         assert_eq!(o.timeout, Duration::from_secs(7));
         assert_eq!(o.rsync_options, ["--bwlimit=100", "--rsh=ssh -p 2222"]);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::servers::{Proc, RSYNC_PASSWORD, Rsyncd, free_port, wait_port};
+use common::servers::{Moto, Proc, RSYNC_PASSWORD, Rsyncd, free_port, wait_port};
 use common::*;
 use serde_json::Value;
 use std::fs;
@@ -225,6 +225,16 @@ fn set_up_confirmed(card: &mut Card, src: &Path, rsyncd: &Rsyncd, extra: &str) -
     passphrase
 }
 
+/// A card set up for [`source`] on `rsyncd`, its first backup made.
+fn backed_up(rsyncd: &Rsyncd) -> (Card, PathBuf) {
+    let mut card = Card::new();
+    let src = source(card.dir.path());
+    set_up_confirmed(&mut card, &src, rsyncd, "");
+    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    assert_eq!(card.wait_finished(1)["outcome"], "ok");
+    (card, src)
+}
+
 fn passphrase_of(kit: &str) -> String {
     kit.lines()
         .find_map(|l| l.strip_prefix("Passphrase:"))
@@ -316,28 +326,10 @@ fn setup_from_a_fresh_card_and_the_kit_restores_with_stock_duplicity() {
 
     // The kit's own commands, as printed, with stock duplicity 3.x.
     let home = card.dir.path().join("elsewhere");
-    let bin = home.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(dup3(), bin.join("duplicity")).unwrap();
-    let script: Vec<&str> = kit
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("export ") || l.starts_with("duplicity "))
-        .collect();
-    assert_eq!(script.len(), 4, "{kit}");
-    let out = Command::new("bash")
-        .args(["-euc", &script.join("\n")])
-        .env_clear()
-        .env("HOME", &home)
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let lines = kit.lines().map(str::trim);
+    let script = lines.filter(|l| l.starts_with("export ") || l.starts_with("duplicity "));
+    assert_eq!(script.count(), 4, "{kit}");
+    run_kit(&kit, &home);
     assert_same_tree(
         &capture(&src),
         &capture(&home.join("cairn-restore")),
@@ -351,24 +343,7 @@ fn setup_from_a_fresh_card_and_the_kit_restores_with_stock_duplicity() {
             .0,
         403
     );
-    let w = card.json(
-        "POST",
-        "/api/kit/unlock",
-        &format!(r#"{{"password":"{OWNER}"}}"#),
-    );
-    let id = w["id"].as_str().unwrap().to_string();
-    let poll = format!("/api/kit/unlock?id={id}");
-    assert_eq!(card.json("GET", &poll, "")["unlocked"], false);
-    assert_eq!(card.http("POST", "/sim/press", r#"{"ms":200}"#).0, 204);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while card.json("GET", &poll, "")["unlocked"] != true {
-        assert!(
-            Instant::now() < deadline,
-            "the press did not unlock the kit"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let again = String::from_utf8(card.bytes("/api/setup/kit.txt").1).unwrap();
+    let again = unlocked_kit(&card);
     assert_eq!(passphrase_of(&again), passphrase);
     // That press unlocked the kit and started no backup.
     assert_eq!(
@@ -565,11 +540,7 @@ fn downloads_and_restores_take_paths_as_data() {
 #[test]
 fn a_directory_goes_back_where_it_was_and_the_version_it_replaces_is_kept() {
     let rsyncd = Rsyncd::start();
-    let mut card = Card::new();
-    let src = source(card.dir.path());
-    set_up_confirmed(&mut card, &src, &rsyncd, "");
-    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
-    assert_eq!(card.wait_finished(1)["outcome"], "ok");
+    let (card, src) = backed_up(&rsyncd);
     let backed_up = capture(&src.join("docs"));
     // The owner changes things, then wants the backed-up docs back.
     fs::write(src.join("docs/2024/letter.txt"), b"overwritten by mistake").unwrap();
@@ -1107,4 +1078,336 @@ fn the_readme_first_command_serves_a_claimable_appliance_with_a_ready_target() {
     card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
     assert_eq!(card.wait_finished(1)["outcome"], "ok");
     proc.kill();
+}
+
+/// One request's body to a one-shot HTTP server on loopback (a webhook).
+fn hook_server() -> (String, std::sync::mpsc::Receiver<String>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            raw.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            if let Some(i) = text.find("\r\n\r\n") {
+                let len: usize = text[..i]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if raw.len() >= i + 4 + len || n == 0 {
+                    s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .unwrap();
+                    tx.send(text[i + 4..].to_string()).unwrap();
+                    return;
+                }
+            }
+        }
+    });
+    (url, rx)
+}
+
+/// Runs the kit's commands (its `export`, `duplicity` and comment lines) with
+/// stock duplicity 3.x in a clean environment whose home is `home`.
+fn run_kit(kit: &str, home: &Path) {
+    let bin = home.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let _ = std::os::unix::fs::symlink(dup3(), bin.join("duplicity"));
+    let script: Vec<&str> = kit
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("export ") || l.starts_with("duplicity "))
+        .collect();
+    let out = Command::new("bash")
+        .args(["-euc", &script.join("\n")])
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{kit}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Unlocks the recovery kit (the password, then a press) and returns it.
+fn unlocked_kit(card: &Card) -> String {
+    let w = card.json(
+        "POST",
+        "/api/kit/unlock",
+        &format!(r#"{{"password":"{OWNER}"}}"#),
+    );
+    let poll = format!("/api/kit/unlock?id={}", w["id"].as_str().unwrap());
+    assert_eq!(
+        card.json("GET", &poll, "")["unlocked"],
+        false,
+        "not before a press"
+    );
+    assert_eq!(card.http("POST", "/sim/press", r#"{"ms":200}"#).0, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while card.json("GET", &poll, "")["unlocked"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "the press did not unlock the kit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    String::from_utf8(card.bytes("/api/setup/kit.txt").1).unwrap()
+}
+
+#[test]
+fn a_test_notification_names_each_channel_that_failed() {
+    let rsyncd = Rsyncd::start();
+    let mut card = Card::new();
+    let src = source(card.dir.path());
+    set_up_confirmed(&mut card, &src, &rsyncd, "");
+    let (code, body) = card.http("POST", "/api/settings/notify/test", "");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("no notification channel"), "{body}");
+
+    let (hook, got) = hook_server();
+    let closed = format!("http://127.0.0.1:{}/topic", free_port());
+    card.json(
+        "POST",
+        "/api/settings/notify",
+        &format!(r#"{{"webhook":"{hook}","ntfy":"{closed}"}}"#),
+    );
+    let (code, body) = card.http("POST", "/api/settings/notify/test", "");
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("ntfy") && !body.contains("webhook"), "{body}");
+    let sent = got.recv_timeout(Duration::from_secs(10)).unwrap();
+    let sent: Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(sent["event"], "test", "{sent}");
+    assert_eq!(sent["plan"], "main", "{sent}");
+    assert!(!sent.to_string().contains(RSYNC_PASSWORD), "{sent}");
+
+    let (hook, got) = hook_server();
+    card.json(
+        "POST",
+        "/api/settings/notify",
+        &format!(r#"{{"webhook":"{hook}","ntfy":"off"}}"#),
+    );
+    let v = card.json("POST", "/api/settings/notify/test", "");
+    assert!(v["message"].as_str().unwrap().contains("webhook"), "{v}");
+    got.recv_timeout(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn plans_are_added_moved_to_s3_and_removed_and_the_kit_restores_each() {
+    let rsyncd = Rsyncd::start();
+    let (card, src) = backed_up(&rsyncd);
+    let file = card.conf().join("cairn.toml");
+
+    // A second plan: refused while anything is wrong, checked without
+    // saving, then added.
+    let docs = card.dir.path().join("docs");
+    fs::create_dir_all(docs.join("sub")).unwrap();
+    fs::write(docs.join("sub/a.txt"), b"kept\n").unwrap();
+    fs::write(docs.join("scratch.tmp"), b"left out\n").unwrap();
+    let usb = card.dir.path().join("usb");
+    let plan = |extra: &str| {
+        format!(
+            r#"{{"plan":"docs","new":true,"source":"{}","target":"file://{}","selection":["- **/*.tmp"]{extra}}}"#,
+            docs.display(),
+            usb.display()
+        )
+    };
+    let before = fs::read_to_string(&file).unwrap();
+    for (bad, why) in [
+        (
+            plan(r#","plan":"Docs!""#).replacen(r#""plan":"docs","#, "", 1),
+            "cannot name a plan",
+        ),
+        (
+            plan("").replace(&docs.display().to_string(), "/no/such/dir"),
+            "not a directory",
+        ),
+        (
+            plan("").replace("- **/*.tmp", "- /elsewhere/x"),
+            "selection",
+        ),
+        (
+            plan("")
+                .replace(r#""new":true"#, r#""new":true,"plan":"main""#)
+                .replacen(r#""plan":"docs","#, "", 1),
+            "exists already",
+        ),
+    ] {
+        let (code, body) = card.http("POST", "/api/settings/plan", &bad);
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(body.contains(why), "{bad}: {body}");
+    }
+    let v = card.json("POST", "/api/settings/plan", &plan(r#","dry_run":true"#));
+    assert_eq!(v["saved"], false, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("no backups yet"),
+        "{v}"
+    );
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        before,
+        "a dry run saves nothing"
+    );
+    card.json("POST", "/api/settings/plan", &plan(""));
+    let s = card.json("GET", "/api/status", "");
+    assert_eq!(s["plans"].as_array().unwrap().len(), 2, "{s}");
+    card.json("POST", "/api/jobs", r#"{"kind":"backup","plan":"docs"}"#);
+    assert_eq!(card.wait_finished(2)["outcome"], "ok");
+
+    // The kit covers both plans; stock duplicity restores each.
+    let kit = unlocked_kit(&card);
+    assert!(kit.contains("# plan docs"), "{kit}");
+    let home = card.dir.path().join("elsewhere");
+    run_kit(&kit, &home);
+    assert_same_tree(
+        &capture(&src),
+        &capture(&home.join("cairn-restore")),
+        "main",
+    );
+    assert_same_tree(
+        &capture(&docs.join("sub")),
+        &capture(&home.join("cairn-restore-docs/sub")),
+        "docs",
+    );
+    assert!(
+        !home.join("cairn-restore-docs/scratch.tmp").exists(),
+        "the plan's selection leaves *.tmp out"
+    );
+
+    // A target whose backups another passphrase made is refused.
+    let other = card.dir.path().join("other");
+    let out = Command::new(dup3())
+        .args(["full", "--no-print-statistics"])
+        .arg(&docs)
+        .arg(format!("file://{}", other.display()))
+        .env("PASSPHRASE", "not the appliance's passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = fs::read_to_string(&file).unwrap();
+    let (code, body) = card.http(
+        "POST",
+        "/api/settings/plan",
+        &format!(r#"{{"plan":"docs","target":"file://{}"}}"#, other.display()),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("cannot be read with this passphrase"),
+        "{body}"
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), before);
+
+    // Moved to S3 with its keys (IAM on: wrong keys are refused, and no
+    // key file is left behind); the keys stay out of every answer.
+    let (moto, key, secret) = Moto::start_with_auth("cairn");
+    let secrets = card.conf().join("secrets");
+    let files = || {
+        let mut v: Vec<String> = fs::read_dir(&secrets)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let kept = files();
+    let s3 = |key: &str, secret: &str| {
+        format!(
+            r#"{{"plan":"docs","target":"s3://cairn/docs","s3":{{"endpoint":"{}","region":"us-east-1","access_key":"{key}","secret_key":"{secret}"}}}}"#,
+            moto.endpoint
+        )
+    };
+    let (code, body) = card.http("POST", "/api/settings/plan", &s3(&key, "wrong-secret"));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(files(), kept, "the refused keys' file is gone");
+    assert_eq!(fs::read_to_string(&file).unwrap(), before);
+    let v = card.json("POST", "/api/settings/plan", &s3(&key, &secret));
+    assert!(
+        v["message"].as_str().unwrap().contains("previous target"),
+        "{v}"
+    );
+    assert!(!v.to_string().contains(&secret));
+    let keys: Vec<String> = files().into_iter().filter(|f| !kept.contains(f)).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let mode = fs::metadata(secrets.join(&keys[0])).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    assert!(!fs::read_to_string(&file).unwrap().contains(&secret));
+    for page in ["/settings", "/api/status", "/"] {
+        let (code, body) = card.bytes(page);
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(code, 200, "{page}: {body}");
+        assert!(!body.contains(&secret), "{page}");
+    }
+    let (_, page) = card.bytes("/settings");
+    let page = String::from_utf8_lossy(&page).replace("&#x2f;", "/");
+    assert!(
+        page.contains("Plan docs")
+            && page.contains("s3://cairn/docs")
+            && page.contains("- **/*.tmp"),
+        "{page}"
+    );
+    card.json("POST", "/api/jobs", r#"{"kind":"backup","plan":"docs"}"#);
+    let j = card.wait_finished(3);
+    assert_eq!(j["outcome"], "ok", "{j}");
+    let kit = String::from_utf8(card.bytes("/api/setup/kit.txt").1).unwrap();
+    assert!(
+        kit.contains(&format!("--s3-endpoint-url {}", moto.endpoint))
+            && kit.contains(&format!("AWS_ACCESS_KEY_ID={key}")),
+        "{kit}"
+    );
+
+    // Removed: the name must be repeated; the main plan stays; the
+    // backups stay where they are.
+    let (code, _) = card.http(
+        "POST",
+        "/api/settings/plan/remove",
+        r#"{"plan":"docs","confirm":"doc"}"#,
+    );
+    assert_eq!(code, 400);
+    let (code, _) = card.http(
+        "POST",
+        "/api/settings/plan/remove",
+        r#"{"plan":"main","confirm":"main"}"#,
+    );
+    assert_eq!(code, 400);
+    let v = card.json(
+        "POST",
+        "/api/settings/plan/remove",
+        r#"{"plan":"docs","confirm":"docs"}"#,
+    );
+    assert!(
+        v["message"].as_str().unwrap().contains("s3://cairn/docs"),
+        "{v}"
+    );
+    assert_eq!(
+        card.json("GET", "/api/status", "")["plans"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(files(), kept, "the plan's keys went with it");
+    assert!(!fs::read_to_string(&file).unwrap().contains("docs"));
+    assert!(
+        fs::read_dir(&usb).unwrap().count() > 0,
+        "the old target's backups stay"
+    );
 }

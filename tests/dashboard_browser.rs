@@ -1056,6 +1056,67 @@ async fn flow(
         status["plans"][0]
     );
     photo(c, shots, seen, "11-settings-saved", true).await?;
+
+    // ---- Settings: a second plan, checked first (nothing saved), then added.
+    let work = app.etc.join("..");
+    let photos = work.join("photos");
+    fs::create_dir_all(photos.join("raw")).ctx("photos/")?;
+    fs::write(photos.join("raw/a.txt"), b"a photo\n").ctx("photos/raw/a.txt")?;
+    let usb = format!("file://{}", work.join("usb").display());
+    type_into(c, "#add-plan input[name=plan]", "photos").await?;
+    type_into(
+        c,
+        "#add-plan input[name=source]",
+        &photos.display().to_string(),
+    )
+    .await?;
+    type_into(
+        c,
+        "#add-plan textarea[name=selection]",
+        "- **/*.tmp\n- **/cache",
+    )
+    .await?;
+    type_into(c, "#add-plan input[name=target]", &usb).await?;
+    click(c, "#add-plan button[data-dry-run]").await?;
+    wait_js(
+        c,
+        "the plan's check",
+        short,
+        "(t => t.includes('Checked; nothing saved') && t.includes('Connected') && t)(document.querySelector('#add-plan .result').innerText)",
+    )
+    .await?;
+    let text = fs::read_to_string(&config_file).ctx("the configuration")?;
+    ensure!(!text.contains("photos"), "a check saved the plan:\n{text}");
+    click(c, "#add-plan button[type=submit]").await?;
+    let deadline = Instant::now() + short;
+    loop {
+        let text = fs::read_to_string(&config_file).ctx("the configuration")?;
+        if text.contains("id = \"photos\"")
+            && text.contains(r#"selection = ["- **/*.tmp", "- **/cache"]"#)
+        {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the new plan and its rules are not in {}:\n{text}",
+            config_file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_js(
+        c,
+        "the settings page with the new plan",
+        short,
+        "document.readyState === 'complete' && document.body.innerText.includes('Plan photos')",
+    )
+    .await?;
+    let status = app.status()?;
+    ensure!(
+        status["plans"].as_array().map(Vec::len) == Some(2),
+        "the daemon should have two plans: {:#}",
+        status["plans"]
+    );
+    photo(c, shots, seen, "12-settings-plan-added", true).await?;
     Ok(())
 }
 

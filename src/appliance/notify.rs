@@ -172,6 +172,11 @@ pub enum Notice {
         plan: String,
         target: String,
     },
+    /// The owner asked for a test ("Send a test notification").
+    Test {
+        plan: String,
+        target: String,
+    },
     /// No backup succeeded for `days` days.
     Stale {
         plan: String,
@@ -190,6 +195,7 @@ impl Notice {
             Notice::Failed { .. } => "failed",
             Notice::Recovered { .. } => "recovered",
             Notice::Stale { .. } => "stale",
+            Notice::Test { .. } => "test",
         }
     }
 
@@ -200,7 +206,8 @@ impl Notice {
             | Notice::Succeeded { plan, .. }
             | Notice::Failed { plan, .. }
             | Notice::Recovered { plan, .. }
-            | Notice::Stale { plan, .. } => plan,
+            | Notice::Stale { plan, .. }
+            | Notice::Test { plan, .. } => plan,
         }
     }
 
@@ -211,7 +218,8 @@ impl Notice {
             | Notice::Succeeded { target, .. }
             | Notice::Failed { target, .. }
             | Notice::Recovered { target, .. }
-            | Notice::Stale { target, .. } => target,
+            | Notice::Stale { target, .. }
+            | Notice::Test { target, .. } => target,
         }
     }
 
@@ -224,6 +232,7 @@ impl Notice {
             Notice::Failed { .. } => format!("Backup of {plan} failed"),
             Notice::Recovered { .. } => format!("Backup of {plan} works again"),
             Notice::Stale { days, .. } => format!("No backup of {plan} for {}", plural(*days)),
+            Notice::Test { .. } => "Cairn test notification".to_string(),
         }
     }
 
@@ -251,6 +260,9 @@ impl Notice {
                 "No backup of plan {plan} to {target} has succeeded for {}; last success: {}.",
                 plural(*days),
                 last_success.map_or_else(|| "never".to_string(), when)
+            ),
+            Notice::Test { .. } => format!(
+                "A test from Cairn: news of plan {plan} (backing up to {target}) reaches you here."
             ),
         }
     }
@@ -284,6 +296,10 @@ impl Notice {
                 error: r(error),
             },
             Notice::Recovered { plan, target } => Notice::Recovered {
+                plan: r(plan),
+                target: r(target),
+            },
+            Notice::Test { plan, target } => Notice::Test {
                 plan: r(plan),
                 target: r(target),
             },
@@ -465,6 +481,7 @@ impl Notifier {
             Notice::Failed { .. } => ("high", "rotating_light"),
             Notice::Stale { .. } => ("high", "warning"),
             Notice::Recovered { .. } => ("default", "white_check_mark"),
+            Notice::Test { .. } => ("default", "test_tube"),
             _ => return None,
         };
         let title = header_text(&n.title());
@@ -486,6 +503,8 @@ impl Notifier {
             Notice::Started { .. } => format!("{base}/start"),
             Notice::Succeeded { .. } => base.to_string(),
             Notice::Failed { .. } => format!("{base}/fail"),
+            // Logged with the check, its state unchanged.
+            Notice::Test { .. } => format!("{base}/log"),
             _ => return None,
         };
         let body = truncate(&n.message(), HEALTHCHECKS_BODY_MAX).to_string();
@@ -682,6 +701,16 @@ mod tests {
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let url = format!("http://{}", socket.local_addr().unwrap());
         (socket, url)
+    }
+
+    /// Every channel, at `base` (a test server).
+    fn all_channels(base: &str) -> NotifyConfig {
+        NotifyConfig {
+            webhook: Some(format!("{base}/hook")),
+            ntfy: Some(format!("{base}/topic")),
+            healthchecks: Some(format!("{base}/uuid")),
+            ..Default::default()
+        }
     }
 
     fn notifier(config: NotifyConfig) -> Notifier {
@@ -946,17 +975,31 @@ mod tests {
     #[tokio::test]
     async fn payloads_never_carry_a_password() {
         let (base, server) = Server::start(&[]).await;
-        let n = notifier(NotifyConfig {
-            webhook: Some(format!("{base}/hook")),
-            ntfy: Some(format!("{base}/topic")),
-            healthchecks: Some(format!("{base}/uuid")),
-            ..Default::default()
-        });
+        let n = notifier(all_channels(&base));
         assert_eq!(n.send(&failed()).await, vec![]);
         let seen = server.seen();
         assert_eq!(seen.len(), 3);
         for s in seen {
             assert!(!format!("{s:?}").contains("secret"), "{s:?}");
+            assert!(s.body.contains("rsync://host/x"), "{s:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_test_notice_reaches_every_channel_and_changes_no_check() {
+        let (base, server) = Server::start(&[]).await;
+        let n = notifier(all_channels(&base));
+        let test = Notice::Test {
+            plan: "main".into(),
+            target: "rsync://me:secret@host/x".into(),
+        };
+        assert_eq!(n.send(&test).await, vec![]);
+        let mut paths: Vec<String> = server.seen().iter().map(|s| s.path.clone()).collect();
+        paths.sort();
+        // Healthchecks logs it (`/log`) rather than pinging success.
+        assert_eq!(paths, ["/hook", "/topic", "/uuid/log"]);
+        for s in server.seen() {
+            assert!(!s.body.contains("secret"), "{s:?}");
             assert!(s.body.contains("rsync://host/x"), "{s:?}");
         }
     }

@@ -6,13 +6,12 @@
 //! leading `/`) and only ever looked up in the catalog or the archive, never
 //! opened on the appliance.
 
-use super::{App, blocking, error};
+use super::{App, answer, blocking, error};
 use crate::appliance::config::{Config, Plan};
 use crate::appliance::runner;
 use crate::archive::index::Index;
 use crate::catalog::{Catalog, DirEntry, SetRow, Version};
 use crate::time::Seconds;
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -223,13 +222,6 @@ pub fn run_log(app: &App, id: i64) -> Result<serde_json::Value, String> {
             "time": t, "level": level, "kind": kind, "message": message,
         })).collect::<Vec<_>>(),
     }))
-}
-
-fn answer<T: Serialize>(r: Result<T, String>) -> Response {
-    match r {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
 }
 
 pub async fn sets(State(app): State<App>, Query(w): Query<Where>) -> Response {

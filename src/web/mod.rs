@@ -10,7 +10,9 @@
 //! | `setup` | first run: claim (button or token), target, passphrase, schedule, the recovery kit |
 //! | `pages` | overview, sets, browse, jobs, settings (HTML, readable without JavaScript) |
 //! | `api` | the JSON API under `/api/`, server-sent events, `/metrics` |
-//! | `browse` | the catalog's trees, search and histories; downloads as tar built while restoring |
+//! | `browse` | the catalog's trees, search and histories; downloads as tar or zip built while restoring |
+//! | `settings` | schedule, retention, notifications (and their test), pins, password |
+//! | `plans` | what a plan backs up and where to (S3 keys included); plans added and removed |
 //! | `views` | templates and the small formatting helpers they use |
 //! | [`tls`] | optional HTTPS: the certificate made on the appliance, the TLS listener |
 //!
@@ -24,6 +26,7 @@ mod api;
 mod assets;
 mod browse;
 mod pages;
+mod plans;
 mod settings;
 mod setup;
 pub mod tls;
@@ -197,6 +200,19 @@ pub fn routes() -> Vec<Route> {
             post(settings::notify),
         ),
         r(M::POST, "/api/settings/pins", Session, post(settings::pins)),
+        r(M::POST, "/api/settings/plan", Session, post(plans::change)),
+        r(
+            M::POST,
+            "/api/settings/plan/remove",
+            Session,
+            post(plans::remove),
+        ),
+        r(
+            M::POST,
+            "/api/settings/notify/test",
+            Session,
+            post(settings::notify_test),
+        ),
     ]
 }
 
@@ -542,6 +558,14 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
     tokio::task::spawn_blocking(f)
         .await
         .expect("a dashboard call panicked")
+}
+
+/// A result as JSON, or its error as a 400 naming what is wrong.
+pub(crate) fn answer<T: serde::Serialize>(r: Result<T, String>) -> Response {
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 /// A JSON error with a status.

@@ -512,12 +512,10 @@ pub async fn run_log(State(app): State<App>, Path(id): Path<i64>) -> Response {
 pub async fn settings(State(app): State<App>, Extension(s): Extension<SessionInfo>) -> Response {
     let a = app.clone();
     let (st, config) = blocking(move || (a.daemon.status(), a.daemon.config().ok())).await;
-    let keep = |id: &str| {
-        config
-            .as_ref()
-            .and_then(|c| c.plan(id))
-            .and_then(|p| p.profile.retention.keep_full)
-    };
+    let plan = |id: &str| config.as_ref().and_then(|c| c.plan(id));
+    let keep = |id: &str| plan(id).and_then(|p| p.profile.retention.keep_full);
+    let source = |id: &str| plan(id).map(|p| p.source().display().to_string());
+    let selection = |id: &str| plan(id).map(|p| p.profile.selection.join("\n"));
     let plans: Vec<serde_json::Value> = st
         .plans
         .iter()
@@ -525,7 +523,7 @@ pub async fn settings(State(app): State<App>, Extension(s): Extension<SessionInf
             let next = super::settings::describe(&p.schedule, st.now)
                 .map(|v| v["next"].clone())
                 .unwrap_or_default();
-            serde_json::json!({"id": p.id, "target": p.target, "schedule": p.schedule, "describe": p.describe, "next": next, "keep_full": keep(&p.id)})
+            serde_json::json!({"id": p.id, "target": p.target, "schedule": p.schedule, "describe": p.describe, "next": next, "keep_full": keep(&p.id), "source": source(&p.id), "selection": selection(&p.id)})
         })
         .collect();
     let notify = config

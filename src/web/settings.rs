@@ -7,7 +7,7 @@
 
 use super::auth::SessionInfo;
 use super::setup::{Refused, check_owner, too_many};
-use super::{App, blocking, error};
+use super::{App, answer, blocking, error};
 use crate::appliance::config::{Config, MAIN_PLAN};
 use crate::appliance::schedule::Schedule;
 use axum::Json;
@@ -35,10 +35,7 @@ pub fn describe(expr: &str, now: i64) -> Result<serde_json::Value, String> {
 
 /// `GET /api/schedule/preview?expr=`.
 pub async fn preview(State(app): State<App>, Query(q): Query<PreviewQuery>) -> Response {
-    match describe(&q.expr, app.daemon.now()) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    answer(describe(&q.expr, app.daemon.now()))
 }
 
 #[derive(Deserialize)]
@@ -57,7 +54,7 @@ pub fn with_schedule(text: &str, plan: &str, expr: &str) -> Result<String, Strin
 
 /// The table of `plan` in `doc`: the top level for the main plan, else its
 /// `[[plan]]` entry.
-fn plan_table<'d>(
+pub(super) fn plan_table<'d>(
     doc: &'d mut toml_edit::DocumentMut,
     plan: &str,
 ) -> Result<&'d mut toml_edit::Table, String> {
@@ -75,6 +72,18 @@ fn plan_table<'d>(
         .ok_or_else(|| format!("no plan called `{plan}`"))
 }
 
+/// The table `key` of `t`, made if it is missing (a table written inline,
+/// `key = {…}`, is one too).
+pub fn table_in<'d>(
+    t: &'d mut toml_edit::Table,
+    key: &str,
+) -> Result<&'d mut dyn toml_edit::TableLike, String> {
+    t.entry(key)
+        .or_insert(toml_edit::table())
+        .as_table_like_mut()
+        .ok_or(format!("`{key}` is not a table"))
+}
+
 /// `text` with `plan` keeping its `keep_full` newest chains (the only
 /// retention rule then: the others are removed), comments kept.
 pub fn with_keep_full(text: &str, plan: &str, keep_full: usize) -> Result<String, String> {
@@ -82,12 +91,7 @@ pub fn with_keep_full(text: &str, plan: &str, keep_full: usize) -> Result<String
         return Err("keep at least one chain".into());
     }
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
-    let t = plan_table(&mut doc, plan)?;
-    let r = t
-        .entry("retention")
-        .or_insert(toml_edit::table())
-        .as_table_like_mut()
-        .ok_or("`retention` is not a table")?;
+    let r = table_in(plan_table(&mut doc, plan)?, "retention")?;
     r.remove("keep_incrementals_of");
     r.remove("older_than");
     r.insert("keep_full", toml_edit::value(keep_full as i64));
@@ -145,10 +149,7 @@ pub async fn retention_preview(
     State(app): State<App>,
     Query(q): Query<RetentionQuery>,
 ) -> Response {
-    match blocking(move || retention_preview_of(&app, &q)).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    answer(blocking(move || retention_preview_of(&app, &q)).await)
 }
 
 #[derive(Deserialize)]
@@ -165,10 +166,7 @@ pub async fn retention(State(app): State<App>, Json(req): Json<RetentionRequest>
         Ok::<_, String>(serde_json::json!({"plan": req.plan, "keep_full": req.keep_full}))
     })
     .await;
-    match r {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    answer(r)
 }
 
 /// Changes the configuration file: the new text is validated as a whole,
@@ -177,14 +175,32 @@ fn edit_config(
     app: &App,
     change: impl FnOnce(&str) -> Result<String, String>,
 ) -> Result<(), String> {
+    edit_checked(app, false, change, |_| Ok(()))
+}
+
+/// [`edit_config`] with a further `check` of the new configuration (e.g.
+/// connecting to a new target) before it is written; with `dry_run`
+/// nothing is written. One edit at a time: two tabs saving at once must
+/// not each change the file as it was before the other.
+pub(super) fn edit_checked<T>(
+    app: &App,
+    dry_run: bool,
+    change: impl FnOnce(&str) -> Result<String, String>,
+    check: impl FnOnce(&Config) -> Result<T, String>,
+) -> Result<T, String> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let file = app.daemon.config_file().to_path_buf();
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let new = change(&text)?;
-    Config::parse(&new, &file).map_err(|e| e.to_string())?;
-    crate::repo::write_atomic(&file, new.as_bytes()).map_err(|e| e.to_string())?;
-    app.daemon.reload();
-    Ok(())
+    let config = Config::parse(&new, &file).map_err(|e| e.to_string())?;
+    let out = check(&config)?;
+    if !dry_run {
+        crate::repo::write_atomic(&file, new.as_bytes()).map_err(|e| e.to_string())?;
+        app.daemon.reload();
+    }
+    Ok(out)
 }
 
 /// `POST /api/settings/schedule`.
@@ -198,10 +214,7 @@ pub async fn schedule(State(app): State<App>, Json(req): Json<ScheduleRequest>) 
         describe(&expr, app.daemon.now())
     })
     .await;
-    match r {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    answer(r)
 }
 
 /// A notifications change: a URL sets a channel, `""` or `off` turns it
@@ -218,11 +231,7 @@ pub struct NotifyRequest {
 /// `text` with the `[notify]` channels of `req` set or removed, comments kept.
 pub fn with_notify(text: &str, req: &NotifyRequest) -> Result<String, String> {
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
-    let t = doc
-        .entry("notify")
-        .or_insert(toml_edit::table())
-        .as_table_like_mut()
-        .ok_or("`notify` is not a table")?;
+    let t = table_in(doc.as_table_mut(), "notify")?;
     let channels = [
         ("webhook", &req.webhook),
         ("ntfy", &req.ntfy),
@@ -253,10 +262,49 @@ pub async fn notify(State(app): State<App>, Json(req): Json<NotifyRequest>) -> R
         Ok::<_, String>(notify_view(&c.notify))
     })
     .await;
-    match r {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    answer(r)
+}
+
+/// `POST /api/settings/notify/test`: a test message to every channel that
+/// is on, one attempt each; 502 naming each channel that failed and why.
+pub async fn notify_test(State(app): State<App>) -> Response {
+    use crate::appliance::notify::{Notice, Notifier};
+    let a = app.clone();
+    let config = match blocking(move || a.daemon.config()).await {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let mut n = config.notify.clone();
+    n.retries = Some(0);
+    let on: Vec<&str> = [
+        ("ntfy", &n.ntfy),
+        ("Healthchecks", &n.healthchecks),
+        ("the webhook", &n.webhook),
+    ]
+    .into_iter()
+    .filter_map(|(name, url)| url.as_ref().map(|_| name))
+    .collect();
+    if on.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "no notification channel is on; save an ntfy, Healthchecks or webhook URL first",
+        );
     }
+    let notifier = match Notifier::new(n) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let (plan, target) = config.plans.first().map_or_else(
+        || (String::new(), String::new()),
+        |p| (p.id.clone(), crate::catalog::public_url(p.target())),
+    );
+    let failed = notifier.send(&Notice::Test { plan, target }).await;
+    if failed.is_empty() {
+        let message = format!("Sent to {}; look for it there.", on.join(", "));
+        return Json(serde_json::json!({ "message": message })).into_response();
+    }
+    let why: Vec<String> = failed.iter().map(ToString::to_string).collect();
+    error(StatusCode::BAD_GATEWAY, why.join("; "))
 }
 
 /// Which channels are on, each shown by its site only (the rest of a URL
@@ -287,11 +335,7 @@ pub struct PinsRequest {
 /// `text` with the `[gpio]` pins of `req`, comments kept.
 pub fn with_pins(text: &str, req: &PinsRequest) -> Result<String, String> {
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
-    let t = doc
-        .entry("gpio")
-        .or_insert(toml_edit::table())
-        .as_table_like_mut()
-        .ok_or("`gpio` is not a table")?;
+    let t = table_in(doc.as_table_mut(), "gpio")?;
     for (key, pin) in [
         ("green", req.green),
         ("red", req.red),
@@ -316,13 +360,9 @@ pub async fn pins(State(app): State<App>, Json(req): Json<PinsRequest>) -> Respo
         return error(StatusCode::BAD_REQUEST, e);
     }
     let r = blocking(move || edit_config(&app, |text| with_pins(text, &req))).await;
-    match r {
-        Ok(()) => Json(serde_json::json!({
-            "message": "saved; the appliance uses these pins from its next start"
-        }))
-        .into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    answer(r.map(|()| {
+        serde_json::json!({"message": "saved; the appliance uses these pins from its next start"})
+    }))
 }
 
 #[derive(Deserialize)]

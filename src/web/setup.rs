@@ -323,11 +323,21 @@ fn work_args(app: &App) -> TargetArgs {
 /// what was found, or exactly what failed.
 fn probe(app: &App, req: &TargetRequest) -> Result<(String, usize), String> {
     let url = with_password(&req.target, req.target_password.as_deref())?;
-    let args = work_args(app);
+    probe_target(&url, &work_args(app), req.passphrase.as_deref())
+}
+
+/// Connects to `url` with `args`, lists it, and when a passphrase is known
+/// (`passphrase`, else `args`' passphrase file) reads the newest set's
+/// manifest with it: what was found, or exactly what failed.
+pub fn probe_target(
+    url: &str,
+    args: &TargetArgs,
+    passphrase: Option<&str>,
+) -> Result<(String, usize), String> {
     if let Some(t) = &args.tempdir {
         std::fs::create_dir_all(t).map_err(|e| format!("cannot create {}: {e}", t.display()))?;
     }
-    let mut repo = target::open(&url, &args).map_err(|e| format!("cannot open the target: {e}"))?;
+    let mut repo = target::open(url, args).map_err(|e| format!("cannot open the target: {e}"))?;
     let coll = repo
         .collection()
         .map_err(|e| format!("cannot list the target: {e}"))?;
@@ -339,15 +349,17 @@ fn probe(app: &App, req: &TargetRequest) -> Result<(String, usize), String> {
             0,
         ));
     }
-    let Some(p) = req.passphrase.as_deref().filter(|p| !p.is_empty()) else {
+    if let Some(p) = passphrase.filter(|p| !p.is_empty()) {
+        repo.keys.passphrase = Some(p.to_string().into());
+    }
+    if repo.keys.passphrase.is_none() {
         return Ok((
             format!(
                 "Connected. The target holds {sets} backup sets; give their passphrase to use them."
             ),
             sets,
         ));
-    };
-    repo.keys.passphrase = Some(p.to_string().into());
+    }
     crate::restore::select(&repo, None, None).map_err(|e| {
         format!("Connected, and found {sets} backup sets, but they cannot be read with this passphrase: {e}")
     })?;
@@ -434,9 +446,10 @@ fn carried_over(app: &App) -> toml_edit::DocumentMut {
     doc
 }
 
-/// The configuration a setup request describes, and the passphrase.
-fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), String> {
-    let source = Path::new(req.source.trim());
+/// A folder to back up: an existing directory on the appliance that does
+/// not hold the appliance's own configuration and secrets.
+pub fn check_source(app: &App, source: &str) -> Result<PathBuf, String> {
+    let source = Path::new(source.trim());
     if !source.is_absolute() || !source.is_dir() {
         return Err(format!(
             "{} is not a directory on the appliance; choose one of the suggestions",
@@ -451,6 +464,13 @@ fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), Stri
             own.display()
         ));
     }
+    Ok(source.to_path_buf())
+}
+
+/// The configuration a setup request describes, and the passphrase.
+fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), String> {
+    let source = check_source(app, &req.source)?;
+    let source = source.as_path();
     let url = with_password(&req.target, req.target_password.as_deref())?;
     let passphrase = match req.passphrase.as_deref().map(str::trim) {
         Some(p) if p.len() > MAX_PASSPHRASE => {
@@ -546,37 +566,34 @@ pub struct Kit {
     pub qr_svg: String,
 }
 
-/// The kit of the configuration in `file` (its first plan).
+/// The kit of the configuration in `file`: the first plan's target and
+/// passphrase, and commands that restore every plan.
 pub fn kit_of(file: &Path) -> Result<Kit, String> {
     let c = Config::load(file).map_err(|e| e.to_string())?;
     let plan = c.plans.first().ok_or("no plan")?;
-    let url = plan.target();
-    let passphrase = match &plan.profile.encryption.passphrase_file {
-        Some(f) => std::fs::read_to_string(f)
-            .map_err(|e| format!("cannot read the passphrase file {}: {e}", f.display()))?
-            .trim_end_matches(['\r', '\n'])
-            .to_string(),
-        None => return Err("the plan has no passphrase file; its kit cannot be made".into()),
-    };
-    let target_password = password_of(url);
-    let public = crate::catalog::public_url(url);
-    let onion = public.contains(".onion");
-    let q = |s: &str| shlex::try_quote(s).map_or_else(|_| format!("'{s}'"), |c| c.into_owned());
-    let run = if onion {
-        "torsocks duplicity"
-    } else {
-        "duplicity"
-    };
+    let passphrase = passphrase_of(plan)?;
+    let target_password = password_of(plan.target());
+    let public = crate::catalog::public_url(plan.target());
+    let onion = c
+        .plans
+        .iter()
+        .any(|p| crate::catalog::public_url(p.target()).contains(".onion"));
     let mut commands = vec![format!(
         "sudo apt install duplicity{}",
         if onion { " tor torsocks" } else { "" }
     )];
-    commands.push(format!("export PASSPHRASE={}", q(&passphrase)));
-    if let Some(pw) = &target_password {
-        commands.push(format!("export FTP_PASSWORD={}", q(pw)));
+    commands.push(format!("export PASSPHRASE={}", quote(&passphrase)));
+    for (i, p) in c.plans.iter().enumerate() {
+        if c.plans.len() > 1 {
+            commands.push(format!("# plan {}", p.id));
+        }
+        let dest = if i == 0 {
+            "~/cairn-restore".to_string()
+        } else {
+            format!("~/cairn-restore-{}", p.id)
+        };
+        commands.extend(restore_commands(p, &passphrase, &dest)?);
     }
-    commands.push(format!("{run} collection-status {}", q(&public)));
-    commands.push(format!("{run} restore {} ~/cairn-restore", q(&public)));
     let text = kit_text_of(&public, target_password.as_deref(), &passphrase, &commands);
     let qr_svg = qrcode::QrCode::new(passphrase.as_bytes())
         .map(|code| {
@@ -593,6 +610,86 @@ pub fn kit_of(file: &Path) -> Result<Kit, String> {
         text,
         qr_svg,
     })
+}
+
+/// A plan's passphrase, from its passphrase file.
+fn passphrase_of(plan: &config::Plan) -> Result<String, String> {
+    match &plan.profile.encryption.passphrase_file {
+        Some(f) => Ok(std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read the passphrase file {}: {e}", f.display()))?
+            .trim_end_matches(['\r', '\n'])
+            .to_string()),
+        None => Err(format!(
+            "plan {} has no passphrase file; its kit cannot be made",
+            plan.id
+        )),
+    }
+}
+
+fn quote(s: &str) -> String {
+    shlex::try_quote(s).map_or_else(|_| format!("'{s}'"), |c| c.into_owned())
+}
+
+/// Stock duplicity's commands that list and restore `plan` into `dest`
+/// (its passphrase exported when it is not `first_passphrase`; its target's
+/// password and S3 keys as duplicity reads them).
+fn restore_commands(
+    plan: &config::Plan,
+    first_passphrase: &str,
+    dest: &str,
+) -> Result<Vec<String>, String> {
+    let public = crate::catalog::public_url(plan.target());
+    let mut out = Vec::new();
+    let own = passphrase_of(plan)?;
+    if own != first_passphrase {
+        out.push(format!("export PASSPHRASE={}", quote(&own)));
+    }
+    if let Some(pw) = password_of(plan.target()) {
+        out.push(format!("export FTP_PASSWORD={}", quote(&pw)));
+    }
+    let remote = &plan.profile.remote;
+    if let Some(f) = &remote.s3_credentials_file {
+        let (key, secret) = s3_keys_in(f)?;
+        out.push(format!(
+            "export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
+            quote(&key),
+            quote(&secret)
+        ));
+    }
+    let mut options = String::new();
+    if let Some(e) = &remote.s3_endpoint {
+        options += &format!(" --s3-endpoint-url {}", quote(e));
+    }
+    if let Some(r) = &remote.s3_region {
+        options += &format!(" --s3-region-name {}", quote(r));
+    }
+    let run = if public.contains(".onion") {
+        "torsocks duplicity"
+    } else {
+        "duplicity"
+    };
+    out.push(format!(
+        "{run} collection-status{options} {}",
+        quote(&public)
+    ));
+    out.push(format!("{run} restore{options} {} {dest}", quote(&public)));
+    Ok(out)
+}
+
+/// The key pair in an S3 credentials file the dashboard wrote.
+fn s3_keys_in(file: &Path) -> Result<(String, String), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read the S3 keys in {}: {e}", file.display()))?;
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    match (value("aws_access_key_id"), value("aws_secret_access_key")) {
+        (Some(k), Some(s)) => Ok((k, s)),
+        _ => Err(format!("{} holds no S3 key pair", file.display())),
+    }
 }
 
 fn kit_text_of(

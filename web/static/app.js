@@ -26,7 +26,9 @@ function fields(form) {
     if (!el.name || el.name === "password2") continue;
     let v;
     if (el.type === "checkbox") v = el.checked;
+    else if (el.dataset.type === "lines") v = el.value.split("\n").map((l) => l.trim()).filter((l) => l);
     else if (el.value === "") continue;
+    else if (el.dataset.type === "bool") v = el.value === "true";
     else v = el.dataset.type === "number" ? Number(el.value) : el.value;
     const keys = el.name.split(".");
     let o = out;
@@ -53,7 +55,7 @@ for (const form of document.querySelectorAll("form[data-api]")) {
       // `next` is where to go (setup's answers); the schedule's answer has
       // a `next` too, its next runs (a list), which is no address.
       const next = (typeof data.next === "string" && data.next) || form.dataset.then;
-      if (next) location.href = next; else say(form, "Done.");
+      if (next) location.href = next; else say(form, data.message || "Done.");
     } catch (e) { say(form, e.message, true); }
   });
 }
@@ -64,7 +66,7 @@ for (const b of document.querySelectorAll("button[data-post]")) {
     say(b.parentElement, "Working…");
     try {
       const data = await call("POST", b.dataset.post, b.dataset.body ? JSON.parse(b.dataset.body) : undefined);
-      say(b.parentElement, data.id ? `Queued as job ${data.id}${data.merged ? " (merged with one waiting)" : ""}.` : "Done.");
+      say(b.parentElement, data.id ? `Queued as job ${data.id}${data.merged ? " (merged with one waiting)" : ""}.` : data.message || "Done.");
     } catch (e) { say(b.parentElement, e.message, true); }
   });
 }
@@ -79,6 +81,17 @@ for (const b of document.querySelectorAll("button[data-test]")) {
     try {
       const data = await call("POST", "/api/setup/test",
         { target: f.target || "", target_password: f.target_password, passphrase: f.passphrase });
+      say(b.form, data.message);
+    } catch (e) { say(b.form, e.message, true); }
+  });
+}
+
+// "Check": the form's change checked (and its target connected to), nothing saved.
+for (const b of document.querySelectorAll("button[data-dry-run]")) {
+  b.addEventListener("click", async () => {
+    say(b.form, "Checking…");
+    try {
+      const data = await call("POST", b.form.dataset.api, Object.assign(fields(b.form), { dry_run: true }));
       say(b.form, data.message);
     } catch (e) { say(b.form, e.message, true); }
   });
