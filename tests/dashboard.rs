@@ -1411,3 +1411,49 @@ fn plans_are_added_moved_to_s3_and_removed_and_the_kit_restores_each() {
         "the old target's backups stay"
     );
 }
+
+#[test]
+fn a_put_back_cut_between_its_two_renames_is_finished_at_the_next_start() {
+    let rsyncd = Rsyncd::start();
+    let (mut card, src) = backed_up(&rsyncd);
+    let backed_up = capture(&src.join("docs"));
+    fs::write(src.join("docs/notes.md"), b"scribbled over").unwrap();
+    let original = src.join("docs").display().to_string();
+    let body =
+        format!(r#"{{"kind":"restore","restore":{{"path":"docs","replace":"{original}"}}}}"#);
+    card.json("POST", "/api/jobs", &body);
+    let j = card.wait_finished(2);
+    assert_eq!(j["outcome"], "ok", "{j}");
+    assert!(
+        !card.conf().join("put-back").exists(),
+        "the note goes when it is done"
+    );
+
+    // The power went after the version there was moved aside and before
+    // the restored copy was moved in: the copy is still staged, complete.
+    let staging = src.join(".cairn-restore-docs");
+    fs::create_dir(&staging).unwrap();
+    fs::write(staging.join(".cairn-staging"), "").unwrap();
+    fs::write(staging.join(".cairn-complete"), "").unwrap();
+    fs::rename(src.join("docs"), staging.join("docs")).unwrap();
+    fs::write(card.conf().join("put-back"), &original).unwrap();
+    card.proc.take();
+    card.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !src.join("docs").exists() {
+        assert!(Instant::now() < deadline, "docs was not put in place");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_same_tree(&backed_up, &capture(&src.join("docs")), "finished at start");
+    assert!(!staging.exists() && !card.conf().join("put-back").exists());
+    let log = fs::read_to_string(card.dir.path().join("daemon.log")).unwrap();
+    assert!(log.contains("finished putting it back"), "{log}");
+    let kept = fs::read_dir(&src)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("docs.before-restore-")
+        })
+        .count();
+    assert_eq!(kept, 1, "the replaced version is still kept");
+}

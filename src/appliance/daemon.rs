@@ -241,6 +241,11 @@ impl Daemon {
         }
         let mut plans = BTreeMap::new();
         let mut resume = Vec::new();
+        if let (Ok(c), true) = (&config, at_start)
+            && let Some(done) = runner::recover_put_back(c)
+        {
+            log(4, &done);
+        }
         if let Ok(c) = &config {
             for p in &c.plans {
                 let (ps, interrupted) = load_plan(c, p, at_start);

@@ -12,6 +12,7 @@ use crate::progress::{Cancel, Progress};
 use crate::repo::Repo;
 use crate::target::{self, EncryptionRequest, TargetArgs};
 use crate::time::{self, Seconds};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -383,7 +384,15 @@ fn restore_over_original(
             .map_err(|e| RunError::Plan(format!("path {path:?}: {e}")))?,
     );
     let stamp = time::to_string(cx.now);
-    let r = crate::restore::replace::replace(repo, plan.source(), &opts, &stamp)?;
+    // Noted first, so that a power cut before the end is finished or
+    // undone at the next start (`recover_put_back`).
+    let journal = put_back_journal(cx.config);
+    let original = opts.path.as_ref().map(|p| p.to_path(plan.source()));
+    let original = original.unwrap_or_default();
+    crate::repo::write_atomic(&journal, original.as_os_str().as_bytes())?;
+    let r = crate::restore::replace::replace(repo, plan.source(), &opts, &stamp);
+    let _ = std::fs::remove_file(&journal);
+    let r = r?;
     let kept = match &r.kept {
         Some(k) => format!("; the version it replaced is kept as {}", k.display()),
         None => String::new(),
@@ -399,6 +408,32 @@ fn restore_over_original(
         set_time: Some(r.report.backup_time),
         ..Report::default()
     })
+}
+
+/// Where the put-back under way is noted: `put-back` beside the
+/// configuration, holding the path being replaced.
+fn put_back_journal(config: &Config) -> PathBuf {
+    let home = config.file.parent().map(PathBuf::from).unwrap_or_default();
+    home.join("put-back")
+}
+
+/// Finishes or undoes the put-back a power cut interrupted, if one did
+/// (`restore::replace::recover`); what was done, for the log. A failure
+/// keeps the note, to try again at the next start.
+pub fn recover_put_back(config: &Config) -> Option<String> {
+    let journal = put_back_journal(config);
+    let bytes = std::fs::read(&journal).ok()?;
+    let original = PathBuf::from(std::ffi::OsString::from_vec(bytes));
+    match crate::restore::replace::recover(&original) {
+        Ok(done) => {
+            let _ = std::fs::remove_file(&journal);
+            done
+        }
+        Err(e) => Some(format!(
+            "an interrupted put-back of {} could not be finished: {e}",
+            original.display()
+        )),
+    }
 }
 
 /// The rotating check: the volumes read back longest ago (never first),

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 /// The file that marks a staging folder as Cairn's.
 const MARK: &str = ".cairn-staging";
+/// The file that says the staged copy is complete (flushed with it).
+const DONE: &str = ".cairn-complete";
 
 /// What a restore over the original location did.
 #[derive(Debug)]
@@ -54,9 +56,7 @@ pub fn replace(repo: &Repo, source: &Path, opts: &RestoreOptions, stamp: &str) -
             "exists already; move it away and restore again",
         ));
     }
-    let mut staged = OsString::from(".cairn-restore-");
-    staged.push(name);
-    let staging = Staging::create(parent.join(staged))?;
+    let staging = Staging::create(parent.join(staging_name(name)))?;
     let mut opts = opts.clone();
     opts.dest = staging.0.join(name);
     opts.force = false;
@@ -67,6 +67,7 @@ pub fn replace(repo: &Repo, source: &Path, opts: &RestoreOptions, stamp: &str) -
             "the restore was incomplete, so nothing was replaced",
         ));
     }
+    fs::write(staging.0.join(DONE), b"").map_err(|e| Error::local("create", &staging.0, e))?;
     sync(&staging.0)?;
     let dir = fs::File::open(parent).map_err(|e| Error::local("open", parent, e))?;
     let kept = match original.symlink_metadata() {
@@ -82,6 +83,42 @@ pub fn replace(repo: &Repo, source: &Path, opts: &RestoreOptions, stamp: &str) -
         .map_err(|e| Error::local("sync", parent, e))?;
     staging.finish()?;
     Ok(Replaced { report, kept })
+}
+
+/// Finishes or undoes a put-back of `original` that a power cut
+/// interrupted, from what its staging folder holds: a complete, flushed
+/// copy whose original had already been moved aside is renamed into place;
+/// anything else staged is removed (the original was never touched then).
+/// Returns what was done; nothing when there is no marked staging folder.
+pub fn recover(original: &Path) -> Result<Option<String>> {
+    let (Some(parent), Some(name)) = (original.parent(), original.file_name()) else {
+        return Ok(None);
+    };
+    let staging = parent.join(staging_name(name));
+    let ours = staging.symlink_metadata().is_ok_and(|m| m.is_dir()) && staging.join(MARK).is_file();
+    if !ours {
+        return Ok(None);
+    }
+    let staged = staging.join(name);
+    let complete = staging.join(DONE).is_file() && staged.symlink_metadata().is_ok();
+    let mut done = "removed the staging folder of an interrupted put-back; nothing was replaced";
+    if complete && original.symlink_metadata().is_err() {
+        let dir = fs::File::open(parent).map_err(|e| Error::local("open", parent, e))?;
+        let from = Path::new(staging.file_name().expect("named")).join(name);
+        swap(&dir, &staged, &from, original)?;
+        dir.sync_all()
+            .map_err(|e| Error::local("sync", parent, e))?;
+        done = "finished putting it back after an interruption";
+    }
+    fs::remove_dir_all(&staging).map_err(|e| Error::local("remove", &staging, e))?;
+    Ok(Some(format!("{}: {done}", original.display())))
+}
+
+/// `.cairn-restore-NAME`, beside `NAME`.
+fn staging_name(name: &OsStr) -> OsString {
+    let mut s = OsString::from(".cairn-restore-");
+    s.push(name);
+    s
 }
 
 /// Every directory from `source` down to `dir` exists and is a real
@@ -155,7 +192,8 @@ impl Staging {
     fn finish(self) -> Result<()> {
         let path = self.0.clone();
         std::mem::forget(self);
-        fs::remove_file(path.join(MARK))
+        fs::remove_file(path.join(DONE))
+            .and_then(|()| fs::remove_file(path.join(MARK)))
             .and_then(|()| fs::remove_dir(&path))
             .map_err(|e| Error::local("remove", &path, e))
     }
@@ -196,5 +234,77 @@ fn refused(path: &Path, why: &str) -> Error {
     Error::Replace {
         path: path.to_path_buf(),
         why: why.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A staging folder for `dir/item` as an interrupted put-back left it.
+    fn staged(dir: &Path, marked: bool, complete: bool, copy: bool) -> PathBuf {
+        let staging = dir.join(".cairn-restore-item");
+        fs::create_dir(&staging).unwrap();
+        if marked {
+            fs::write(staging.join(MARK), b"").unwrap();
+        }
+        if complete {
+            fs::write(staging.join(DONE), b"").unwrap();
+        }
+        if copy {
+            fs::create_dir(staging.join("item")).unwrap();
+            fs::write(staging.join("item/f"), b"restored").unwrap();
+        }
+        staging
+    }
+
+    #[test]
+    fn an_interrupted_put_back_is_finished_or_undone_by_what_it_left() {
+        let t = tempfile::tempdir().unwrap();
+        let item = t.path().join("item");
+        let original = || {
+            fs::create_dir(&item).unwrap();
+            fs::write(item.join("f"), b"original").unwrap();
+        };
+        let read = || fs::read(item.join("f")).unwrap();
+
+        // Cut between the two renames: the original is aside, the copy complete.
+        let staging = staged(t.path(), true, true, true);
+        assert!(recover(&item).unwrap().unwrap().contains("finished"));
+        assert_eq!(read(), b"restored");
+        assert!(!staging.exists());
+        fs::remove_dir_all(&item).unwrap();
+
+        // Cut before the first rename, complete or not: the original stays.
+        for complete in [true, false] {
+            original();
+            let staging = staged(t.path(), true, complete, true);
+            assert!(
+                recover(&item)
+                    .unwrap()
+                    .unwrap()
+                    .contains("nothing was replaced")
+            );
+            assert_eq!(read(), b"original");
+            assert!(!staging.exists());
+            fs::remove_dir_all(&item).unwrap();
+        }
+
+        // An incomplete copy with no original: nothing is put in its place.
+        let staging = staged(t.path(), true, false, true);
+        recover(&item).unwrap();
+        assert!(!item.exists() && !staging.exists());
+
+        // Cut after the second rename: the empty marked folder goes.
+        original();
+        let staging = staged(t.path(), true, false, false);
+        recover(&item).unwrap();
+        assert!(!staging.exists());
+        assert_eq!(read(), b"original");
+
+        // A folder of the owner's under that name is not Cairn's: left alone.
+        let staging = staged(t.path(), false, true, true);
+        assert_eq!(recover(&item).unwrap(), None);
+        assert!(staging.join("item/f").exists());
     }
 }
