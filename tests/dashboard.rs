@@ -1457,3 +1457,65 @@ fn a_put_back_cut_between_its_two_renames_is_finished_at_the_next_start() {
         .count();
     assert_eq!(kept, 1, "the replaced version is still kept");
 }
+
+#[test]
+fn setup_with_an_s3_target_takes_its_keys_and_keeps_them_secret() {
+    let (moto, key, secret) = Moto::start_with_auth("pi-backups");
+    let mut card = Card::new();
+    let src = source(card.dir.path());
+    card.claim();
+    let secrets = card.conf().join("secrets");
+    let keys_files = || {
+        fs::read_dir(&secrets)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("s3-"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let s3 = |secret: &str| {
+        format!(
+            r#""target":"s3://pi-backups/cairn","s3":{{"endpoint":"{}","access_key":"{key}","secret_key":"{secret}"}}"#,
+            moto.endpoint
+        )
+    };
+    let (code, body) = card.http("POST", "/api/setup/test", &format!("{{{}}}", s3("wrong")));
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("cannot list the target"), "{body}");
+    let v = card.json("POST", "/api/setup/test", &format!("{{{}}}", s3(&secret)));
+    assert!(
+        v["message"].as_str().unwrap().contains("no backups yet"),
+        "{v}"
+    );
+    assert_eq!(keys_files(), Vec::<String>::new(), "a test keeps no keys");
+
+    // Saved twice (the owner went back): one key file stays, the last.
+    for _ in 0..2 {
+        let body = format!(r#"{{"source":"{}",{}}}"#, src.display(), s3(&secret));
+        card.json("POST", "/api/setup", &body);
+    }
+    assert_eq!(keys_files().len(), 1, "{:?}", keys_files());
+    let kit = String::from_utf8(card.bytes("/api/setup/kit.txt").1).unwrap();
+    assert!(
+        kit.contains(&format!("AWS_SECRET_ACCESS_KEY={secret}")),
+        "{kit}"
+    );
+    let passphrase = passphrase_of(&kit);
+    let last = &passphrase[passphrase.len() - 5..];
+    card.json(
+        "POST",
+        "/api/setup/confirm",
+        &format!(r#"{{"last":"{last}"}}"#),
+    );
+    assert!(
+        !fs::read_to_string(card.conf().join("cairn.toml"))
+            .unwrap()
+            .contains(&secret)
+    );
+    card.json("POST", "/api/jobs", r#"{"kind":"backup"}"#);
+    let j = card.wait_finished(1);
+    assert_eq!(j["outcome"], "ok", "{j}");
+    let s = card.json("GET", "/api/status", "");
+    assert!(!s.to_string().contains(&secret), "{s}");
+}

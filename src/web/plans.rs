@@ -50,6 +50,45 @@ pub struct S3Keys {
     secret_key: String,
 }
 
+impl S3Keys {
+    /// The `[remote]` settings that use these keys (kept in `file`).
+    pub fn remote(&self, file: &Path) -> crate::profile::Remote {
+        crate::profile::Remote {
+            s3_credentials_file: Some(file.to_path_buf()),
+            s3_endpoint: given(&self.endpoint),
+            s3_region: given(&self.region),
+            ..Default::default()
+        }
+    }
+
+    /// `t`'s `[remote]` with those settings, comments kept.
+    pub fn write_into(&self, t: &mut toml_edit::Table, file: &Path) -> Result<(), String> {
+        let r = table_in(t, "remote")?;
+        let remote = self.remote(file);
+        r.insert(
+            "s3_credentials_file",
+            toml_edit::value(file.display().to_string()),
+        );
+        for (key, v) in [
+            ("s3_endpoint", remote.s3_endpoint),
+            ("s3_region", remote.s3_region),
+        ] {
+            if let Some(v) = v {
+                r.insert(key, toml_edit::value(v));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A field's text, unless it is empty.
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// `POST /api/settings/plan`.
 pub async fn change(State(app): State<App>, Json(req): Json<PlanRequest>) -> Response {
     answer(blocking(move || change_plan(&app, &req)).await)
@@ -153,19 +192,7 @@ impl Edit<'_> {
             None => {}
         }
         if let Some((file, keys)) = self.s3 {
-            let r = table_in(t, "remote")?;
-            r.insert(
-                "s3_credentials_file",
-                toml_edit::value(file.display().to_string()),
-            );
-            for (key, v) in [("s3_endpoint", &keys.endpoint), ("s3_region", &keys.region)] {
-                match v.as_deref().map(str::trim) {
-                    Some("") | None => {}
-                    Some(v) => {
-                        r.insert(key, toml_edit::value(v));
-                    }
-                }
-            }
+            keys.write_into(t, file)?;
         }
         Ok(doc.to_string())
     }
@@ -249,12 +276,17 @@ fn new_plan<'d>(
 /// An S3 key pair in a file of its own under the appliance's secrets
 /// (`s3-PLAN-STAMP`, 0600): a new file for every change, so the one the
 /// saved configuration names is never overwritten.
-struct KeysFile {
-    path: PathBuf,
+pub struct KeysFile {
+    pub path: PathBuf,
 }
 
 impl KeysFile {
-    fn write(app: &App, id: &str, k: &S3Keys, target: Option<&str>) -> Result<KeysFile, String> {
+    pub fn write(
+        app: &App,
+        id: &str,
+        k: &S3Keys,
+        target: Option<&str>,
+    ) -> Result<KeysFile, String> {
         if target.is_some_and(|t| !t.starts_with("s3://")) {
             return Err("S3 keys go with an s3://BUCKET/PATH target".into());
         }
@@ -262,9 +294,7 @@ impl KeysFile {
         if bad(k.access_key.trim()) || bad(k.secret_key.trim()) {
             return Err("give the S3 access key and secret key, each without spaces".into());
         }
-        let secrets = app.auth.dir().join("secrets");
-        std::fs::create_dir_all(&secrets)
-            .map_err(|e| format!("cannot create {}: {e}", secrets.display()))?;
+        let secrets = super::setup::secrets_dir(app)?;
         let mut tag = [0u8; 4];
         getrandom::getrandom(&mut tag).map_err(|e| e.to_string())?;
         let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
@@ -280,7 +310,7 @@ impl KeysFile {
 
     /// The change was saved: the file the plan named before goes (only
     /// one of ours, in the secrets folder).
-    fn keep(self, before: Option<&Config>, id: &str) {
+    pub fn keep(self, before: Option<&Config>, id: &str) {
         let old = before
             .and_then(|c| c.plan(id))
             .and_then(|p| p.profile.remote.s3_credentials_file.clone());
@@ -289,8 +319,23 @@ impl KeysFile {
         }
     }
 
+    /// Setup saved: the files of earlier attempts (of an appliance not in
+    /// use yet, so none is named by a configuration in effect) go.
+    pub fn keep_only(self) {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let prefix = format!("s3-{MAIN_PLAN}-");
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let n = e.file_name();
+            if n != name && n.to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// The change was not saved: the new file goes.
-    fn discard(self) {
+    pub fn discard(self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -9,8 +9,9 @@
 //! kept. The kit is shown again later only after the password and a press.
 
 use super::auth::SessionInfo;
+use super::plans::{KeysFile, S3Keys};
 use super::{App, blocking, error, session_cookie};
-use crate::appliance::config::{self, Config};
+use crate::appliance::config::{self, Config, MAIN_PLAN};
 use crate::appliance::jobs::{Kind, Origin};
 use crate::appliance::schedule::Schedule;
 use crate::target::{self, TargetArgs};
@@ -258,6 +259,8 @@ pub struct TargetRequest {
     pub target: String,
     pub target_password: Option<String>,
     pub passphrase: Option<String>,
+    /// Keys for an `s3://` target.
+    pub s3: Option<S3Keys>,
 }
 
 /// The target URL with its password in it (percent-encoded), as the
@@ -323,7 +326,15 @@ fn work_args(app: &App) -> TargetArgs {
 /// what was found, or exactly what failed.
 fn probe(app: &App, req: &TargetRequest) -> Result<(String, usize), String> {
     let url = with_password(&req.target, req.target_password.as_deref())?;
-    probe_target(&url, &work_args(app), req.passphrase.as_deref())
+    let mut args = work_args(app);
+    let Some(keys) = &req.s3 else {
+        return probe_target(&url, &args, req.passphrase.as_deref());
+    };
+    let file = KeysFile::write(app, MAIN_PLAN, keys, Some(&url))?;
+    args.remote = keys.remote(&file.path);
+    let r = probe_target(&url, &args, req.passphrase.as_deref());
+    file.discard();
+    r
 }
 
 /// Connects to `url` with `args`, lists it, and when a passphrase is known
@@ -396,6 +407,8 @@ pub struct SetupRequest {
     /// the catalog is rebuilt from it once set up.
     #[serde(default)]
     existing: bool,
+    /// Keys for an `s3://` target.
+    s3: Option<S3Keys>,
 }
 
 /// A passphrase of 150 random bits: six groups of five characters from
@@ -467,8 +480,13 @@ pub fn check_source(app: &App, source: &str) -> Result<PathBuf, String> {
     Ok(source.to_path_buf())
 }
 
-/// The configuration a setup request describes, and the passphrase.
-fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), String> {
+/// The configuration a setup request describes (its S3 keys in `keys`),
+/// and the passphrase.
+fn configuration(
+    app: &App,
+    req: &SetupRequest,
+    keys: Option<&Path>,
+) -> Result<(String, String), String> {
     let source = check_source(app, &req.source)?;
     let source = source.as_path();
     let url = with_password(&req.target, req.target_password.as_deref())?;
@@ -506,6 +524,9 @@ fn configuration(app: &App, req: &SetupRequest) -> Result<(String, String), Stri
     doc["source"] = toml_edit::value(source.display().to_string());
     doc["target"] = toml_edit::value(url);
     doc["schedule"] = toml_edit::value(schedule.expr());
+    if let (Some(k), Some(file)) = (&req.s3, keys) {
+        k.write_into(doc.as_table_mut(), file)?;
+    }
     doc["encryption"]["passphrase_file"] =
         toml_edit::value(app.auth.dir().join(PASSPHRASE_FILE).display().to_string());
     let mut text = format!(
@@ -532,27 +553,51 @@ pub async fn save(State(app): State<App>, Json(req): Json<SetupRequest>) -> Resp
         if app.daemon.configured() {
             return Err("this appliance is configured already; change it in Settings".to_string());
         }
-        let (text, passphrase) = configuration(&app, &req)?;
-        let dir = app.auth.dir();
-        let secrets = dir.join("secrets");
-        std::fs::create_dir_all(&secrets)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700))
-            })
-            .map_err(|e| format!("cannot create {}: {e}", secrets.display()))?;
-        crate::repo::write_atomic(&dir.join(PASSPHRASE_FILE), passphrase.as_bytes())
-            .map_err(|e| e.to_string())?;
-        // Checked as the daemon will read it (the passphrase file included)
-        // before it is written.
-        Config::parse(&text, app.daemon.config_file()).map_err(|e| e.to_string())?;
-        crate::repo::write_atomic(&pending_path(&app), text.as_bytes()).map_err(|e| e.to_string())
+        let keys = match &req.s3 {
+            Some(k) => Some(KeysFile::write(
+                &app,
+                MAIN_PLAN,
+                k,
+                Some(req.target.trim()),
+            )?),
+            None => None,
+        };
+        let path = keys.as_ref().map(|k| k.path.clone());
+        let written = write_pending(&app, &req, path.as_deref());
+        match (keys, &written) {
+            (Some(k), Ok(())) => k.keep_only(),
+            (Some(k), Err(_)) => k.discard(),
+            _ => {}
+        }
+        written
     })
     .await;
     match r {
         Ok(()) => Json(serde_json::json!({"next": "/setup/kit"})).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
+}
+
+/// The passphrase file and the pending configuration of a setup request.
+fn write_pending(app: &App, req: &SetupRequest, keys: Option<&Path>) -> Result<(), String> {
+    let (text, passphrase) = configuration(app, req, keys)?;
+    secrets_dir(app)?;
+    crate::repo::write_atomic(&app.auth.dir().join(PASSPHRASE_FILE), passphrase.as_bytes())
+        .map_err(|e| e.to_string())?;
+    // Checked as the daemon will read it (the passphrase file included)
+    // before it is written.
+    Config::parse(&text, app.daemon.config_file()).map_err(|e| e.to_string())?;
+    crate::repo::write_atomic(&pending_path(app), text.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// The appliance's secrets folder (0700), made if missing.
+pub fn secrets_dir(app: &App) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = app.auth.dir().join("secrets");
+    std::fs::create_dir_all(&secrets)
+        .and_then(|()| std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| format!("cannot create {}: {e}", secrets.display()))?;
+    Ok(secrets)
 }
 
 /// Everything needed to restore without this appliance.

@@ -10,6 +10,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("../../web/templates/login.html")),
     ("setup.html", include_str!("../../web/templates/setup.html")),
     ("kit.html", include_str!("../../web/templates/kit.html")),
+    ("s3.html", include_str!("../../web/templates/s3.html")),
     (
         "overview.html",
         include_str!("../../web/templates/overview.html"),

@@ -80,7 +80,7 @@ for (const b of document.querySelectorAll("button[data-test]")) {
     say(b.form, "Connecting…");
     try {
       const data = await call("POST", "/api/setup/test",
-        { target: f.target || "", target_password: f.target_password, passphrase: f.passphrase });
+        { target: f.target || "", target_password: f.target_password, passphrase: f.passphrase, s3: f.s3 });
       say(b.form, data.message);
     } catch (e) { say(b.form, e.message, true); }
   });
