@@ -1125,7 +1125,11 @@ fn run_kit(kit: &str, home: &Path) {
     let script: Vec<&str> = kit
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("export ") || l.starts_with("duplicity "))
+        .filter(|l| {
+            ["export ", "unset ", "duplicity "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
         .collect();
     let out = Command::new("bash")
         .args(["-euc", &script.join("\n")])
@@ -1286,6 +1290,23 @@ fn plans_are_added_moved_to_s3_and_removed_and_the_kit_restores_each() {
         "the plan's selection leaves *.tmp out"
     );
 
+    // Another plan's target is refused (one chain, one cache, one retention
+    // for both); so is a password without its target.
+    let main_target = rsyncd.url("pi");
+    let (code, body) = card.http(
+        "POST",
+        "/api/settings/plan",
+        &format!(r#"{{"plan":"docs","target":"{main_target}"}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("both back up to"), "{body}");
+    let (code, body) = card.http(
+        "POST",
+        "/api/settings/plan",
+        r#"{"plan":"docs","target_password":"new one"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+
     // A target whose backups another passphrase made is refused.
     let other = card.dir.path().join("other");
     let out = Command::new(dup3())
@@ -1334,7 +1355,12 @@ fn plans_are_added_moved_to_s3_and_removed_and_the_kit_restores_each() {
     };
     let (code, body) = card.http("POST", "/api/settings/plan", &s3(&key, "wrong-secret"));
     assert_eq!(code, 400, "{body}");
+    assert!(!body.contains("wrong-secret"), "{body}");
     assert_eq!(files(), kept, "the refused keys' file is gone");
+    let dry = s3(&key, &secret).replace(r#""plan":"docs""#, r#""plan":"docs","dry_run":true"#);
+    let v = card.json("POST", "/api/settings/plan", &dry);
+    assert_eq!(v["saved"], false, "{v}");
+    assert_eq!(files(), kept, "a check keeps no keys");
     assert_eq!(fs::read_to_string(&file).unwrap(), before);
     let v = card.json("POST", "/api/settings/plan", &s3(&key, &secret));
     assert!(

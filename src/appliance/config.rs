@@ -363,6 +363,29 @@ fn check_plans(
                 .map_err(|m| at(format!("plan {}: {m}", p.id), Some("passphrase_file")))?;
         }
     }
+    one_plan_per_target(plans).map_err(|m| at(m, None))
+}
+
+/// No two plans back up to the same place (as target or replica): their
+/// sets would share one chain, one cache and one retention.
+fn one_plan_per_target(plans: &[Plan]) -> Result<(), String> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for p in plans {
+        let places = p.profile.target.iter().chain(&p.replicas);
+        for url in places {
+            let place = crate::catalog::public_url(url)
+                .trim_end_matches('/')
+                .to_string();
+            if let Some((_, other)) = seen.iter().find(|(u, id)| *u == place && *id != p.id) {
+                return Err(format!(
+                    "plans {other} and {} both back up to {place}; give each plan a target of its \
+                     own (another folder there will do)",
+                    p.id
+                ));
+            }
+            seen.push((place, &p.id));
+        }
+    }
     Ok(())
 }
 
@@ -435,6 +458,33 @@ mod tests {
     }
 
     #[test]
+    fn two_plans_never_share_a_target() {
+        let two = |a: &str, b: &str| {
+            format!(
+                "source = \"/a\"\ntarget = \"{a}\"\n[encryption]\nenabled = false\n\
+                 [[plan]]\nid = \"b\"\nsource = \"/b\"\ntarget = \"{b}\"\n\
+                 [plan.encryption]\nenabled = false\n"
+            )
+        };
+        parse(&two("rsync://u@h::m/pi", "rsync://u@h::m/pi-b")).unwrap();
+        for (a, b) in [
+            ("rsync://u@h::m/pi", "rsync://u:pw@h::m/pi/"),
+            ("file:///mnt/usb/cairn", "file:///mnt/usb/cairn"),
+        ] {
+            let e = parse(&two(a, b)).unwrap_err();
+            assert!(e.message.contains("both back up to"), "{e}");
+        }
+        let replica = two("file:///x", "file:///y").replace(
+            "target = \"file:///y\"",
+            "target = \"file:///y\"\nreplicas = [\"file:///x/\"]",
+        );
+        assert!(
+            parse(&replica).is_err(),
+            "a replica on another plan's target"
+        );
+    }
+
+    #[test]
     fn a_cli_profile_is_one_plan_with_the_seed_policy() {
         let c = parse("source = \"/data/share\"\ntarget = \"file:///b\"\n").unwrap();
         assert_eq!(c.plans.len(), 1);
@@ -483,7 +533,7 @@ mod tests {
     fn secrets_must_be_private() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("pass");
-        std::fs::write(&f, "x").unwrap();
+        std::fs::write(&f, "the-secret-itself").unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let text = format!(
             "source = \"/a\"\ntarget = \"file:///b\"\n[encryption]\npassphrase_file = \"{}\"\n",
@@ -491,7 +541,7 @@ mod tests {
         );
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("chmod 600"), "{e}");
-        assert!(!e.message.contains('x'.to_string().repeat(2).as_str()));
+        assert!(!e.message.contains("the-secret-itself"), "{e}");
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         parse(&text).unwrap();
     }

@@ -72,6 +72,8 @@ impl App {
             views: Arc::new(views::Views::new()),
         };
         setup::resume_rebuild(&app);
+        // Key files a power cut left unsaved or unremoved.
+        plans::sweep_keys(&app);
         app
     }
 }

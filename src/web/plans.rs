@@ -9,7 +9,7 @@
 //! already made are never touched: a plan moved or removed leaves them
 //! where they are.
 
-use super::settings::{edit_checked, plan_table, table_in};
+use super::settings::{edit_lock, edit_locked, plan_table, table_in};
 use super::setup::{check_source, probe_target, with_password};
 use super::{App, answer, blocking};
 use crate::appliance::config::{Config, MAIN_PLAN};
@@ -73,9 +73,10 @@ impl S3Keys {
             ("s3_endpoint", remote.s3_endpoint),
             ("s3_region", remote.s3_region),
         ] {
-            if let Some(v) = v {
-                r.insert(key, toml_edit::value(v));
-            }
+            match v {
+                Some(v) => r.insert(key, toml_edit::value(v)),
+                None => r.remove(key),
+            };
         }
         Ok(())
     }
@@ -104,6 +105,9 @@ fn change_plan(app: &App, req: &PlanRequest) -> Result<serde_json::Value, String
         .as_deref()
         .map(|s| check_source(app, s))
         .transpose()?;
+    if req.target.is_none() && req.target_password.is_some() {
+        return Err("a new target password goes with its target: give the target URL too".into());
+    }
     let target = req
         .target
         .as_deref()
@@ -112,6 +116,8 @@ fn change_plan(app: &App, req: &PlanRequest) -> Result<serde_json::Value, String
     if req.new && (source.is_none() || target.is_none()) {
         return Err("a new plan needs a source folder and a target".into());
     }
+    // One edit at a time from writing the keys to sweeping the old ones.
+    let _one = edit_lock();
     let keys = match &req.s3 {
         Some(k) => Some(KeysFile::write(app, id, k, target.as_deref())?),
         None => None,
@@ -125,10 +131,9 @@ fn change_plan(app: &App, req: &PlanRequest) -> Result<serde_json::Value, String
         target: target.as_deref(),
         s3: keys_path.as_deref().zip(req.s3.as_ref()),
     };
-    let before = app.daemon.config().ok();
-    let r = edit_checked(app, req.dry_run, |text| edit.apply(text), |c| edit.check(c));
+    let r = edit_locked(app, req.dry_run, |text| edit.apply(text), |c| edit.check(c));
     match (&r, keys) {
-        (Ok(_), Some(k)) if !req.dry_run => k.keep(before.as_ref(), id),
+        (Ok(_), _) if !req.dry_run => sweep_keys(app),
         (_, Some(k)) => k.discard(),
         _ => {}
     }
@@ -180,6 +185,13 @@ impl Edit<'_> {
         }
         if let Some(t_url) = self.target {
             t.insert("target", toml_edit::value(t_url));
+            let leaves_s3 = !t_url.starts_with("s3://");
+            let remote = t.get_mut("remote").and_then(|r| r.as_table_like_mut());
+            if let (true, Some(r)) = (leaves_s3, remote) {
+                for key in ["s3_credentials_file", "s3_endpoint", "s3_region"] {
+                    r.remove(key);
+                }
+            }
         }
         match self.selection {
             Some([]) => {
@@ -206,6 +218,9 @@ impl Edit<'_> {
             .ok_or(format!("no plan called `{}`", self.id))?;
         crate::target::selection(&plan.profile.selection, plan.source())
             .map_err(|e| format!("selection: {e}"))?;
+        if self.s3.is_some() && !plan.target().starts_with("s3://") {
+            return Err("S3 keys go with an s3://BUCKET/PATH target".into());
+        }
         if self.target.is_none() && self.s3.is_none() {
             return Ok((None, 0));
         }
@@ -261,8 +276,14 @@ fn new_plan<'d>(
     };
     let mut t = toml_edit::Table::new();
     t.insert("id", toml_edit::value(id));
-    if let Some(e) = encryption {
-        t.insert("encryption", e);
+    if let Some(e) = encryption.as_ref().and_then(|e| e.as_table_like()) {
+        // Key by key: a copied table would keep its place in the file
+        // (toml_edit prints tables by position) and land above `[[plan]]`.
+        let mut copy = toml_edit::Table::new();
+        for (k, v) in e.iter() {
+            copy.insert(k, v.clone());
+        }
+        t.insert("encryption", toml_edit::Item::Table(copy));
     }
     let array = doc
         .entry("plan")
@@ -308,35 +329,53 @@ impl KeysFile {
         Ok(KeysFile { path })
     }
 
-    /// The change was saved: the file the plan named before goes (only
-    /// one of ours, in the secrets folder).
-    pub fn keep(self, before: Option<&Config>, id: &str) {
-        let old = before
-            .and_then(|c| c.plan(id))
-            .and_then(|p| p.profile.remote.s3_credentials_file.clone());
-        if let Some(old) = old.filter(|o| *o != self.path && o.parent() == self.path.parent()) {
-            let _ = std::fs::remove_file(old);
-        }
-    }
-
-    /// Setup saved: the files of earlier attempts (of an appliance not in
-    /// use yet, so none is named by a configuration in effect) go.
-    pub fn keep_only(self) {
-        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
-            return;
-        };
-        let prefix = format!("s3-{MAIN_PLAN}-");
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let n = e.file_name();
-            if n != name && n.to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-
     /// The change was not saved: the new file goes.
     pub fn discard(self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The S3 key files the dashboard wrote (`s3-PLAN-TAG` in the secrets
+/// folder) that neither the configuration in effect nor setup's pending
+/// one names any more: an old key pair, or one a power cut left before
+/// it was saved. Nothing is removed while either file does not parse.
+pub fn sweep_keys(app: &App) {
+    let secrets = app.auth.dir().join("secrets");
+    let mut named = Vec::new();
+    for file in [
+        app.daemon.config_file().to_path_buf(),
+        super::setup::pending_path(app),
+    ] {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => match text.parse::<toml::Table>() {
+                Ok(t) => credentials_files(&toml::Value::Table(t), &mut named),
+                Err(_) => return,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return,
+        }
+    }
+    for e in std::fs::read_dir(&secrets).into_iter().flatten().flatten() {
+        let is_keys = e.file_name().to_string_lossy().starts_with("s3-");
+        if is_keys && !named.contains(&e.path()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Every `s3_credentials_file` in `v`, at any depth.
+fn credentials_files(v: &toml::Value, out: &mut Vec<PathBuf>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                match (k.as_str(), v) {
+                    ("s3_credentials_file", toml::Value::String(f)) => out.push(PathBuf::from(f)),
+                    _ => credentials_files(v, out),
+                }
+            }
+        }
+        toml::Value::Array(a) => a.iter().for_each(|v| credentials_files(v, out)),
+        _ => {}
     }
 }
 
@@ -361,31 +400,25 @@ fn remove_plan(app: &App, req: &RemoveRequest) -> Result<serde_json::Value, Stri
     if req.confirm.trim() != id {
         return Err(format!("to remove plan {id}, repeat its name in `confirm`"));
     }
+    let _one = edit_lock();
     let before = app.daemon.config().ok();
-    let target = edit_checked(
-        app,
-        req.dry_run,
-        |text| without_plan(text, id),
-        |_| {
-            let plan = before.as_ref().and_then(|c| c.plan(id));
-            Ok(plan.map(|p| crate::catalog::public_url(p.target())))
-        },
-    )?;
-    let keys = before
+    let target = before
         .as_ref()
         .and_then(|c| c.plan(id))
-        .and_then(|p| p.profile.remote.s3_credentials_file.clone())
-        .filter(|f| f.parent() == Some(app.auth.dir().join("secrets").as_path()));
-    if let (Some(f), false) = (keys, req.dry_run) {
-        let _ = std::fs::remove_file(f);
+        .map(|p| crate::catalog::public_url(p.target()));
+    edit_locked(app, req.dry_run, |text| without_plan(text, id), |_| Ok(()))?;
+    if !req.dry_run {
+        sweep_keys(app);
     }
     let at = target.map(|t| format!(" at {t}")).unwrap_or_default();
+    let done = if req.dry_run {
+        "Checked; nothing saved."
+    } else {
+        "The plan is removed."
+    };
     Ok(serde_json::json!({
         "plan": id, "saved": !req.dry_run,
-        "message": format!(
-            "{} Its backups{at} stay there, untouched.",
-            if req.dry_run { "Checked; nothing saved." } else { "The plan is removed." }
-        ),
+        "message": format!("{done} Its backups{at} stay there, untouched."),
     }))
 }
 
@@ -476,6 +509,55 @@ mod tests {
             assert!(check_id(bad).is_err(), "{bad:?}");
         }
         check_id("photos-2").unwrap();
+    }
+
+    #[test]
+    fn plans_added_after_other_tables_land_in_their_own_tables() {
+        let mut text = "source = \"/a\"\ntarget = \"file:///b\"\n[encryption]\nenabled = false\n\
+                        [retention]\nkeep_full = 3\n[gpio]\ngreen = 5\nred = 6\nbutton = 13\n"
+            .to_string();
+        for id in ["two", "three", "four"] {
+            let target = format!("file:///{id}");
+            let add = Edit {
+                id,
+                new: true,
+                source: Some(Path::new("/c")),
+                selection: None,
+                target: Some(&target),
+                s3: None,
+            };
+            text = add.apply(&text).unwrap();
+            let c =
+                Config::parse(&text, Path::new("x.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let p = c.plan(id).unwrap();
+            assert_eq!(p.profile.encryption.enabled, Some(false), "{text}");
+            assert_eq!(p.target(), target);
+        }
+        let c = parse(&text);
+        assert_eq!(c.plans.len(), 4);
+        assert_eq!(c.plan("main").unwrap().profile.retention.keep_full, Some(3));
+        assert_eq!(c.gpio.unwrap().green, 5);
+    }
+
+    #[test]
+    fn leaving_s3_drops_its_settings() {
+        let text = "source = \"/a\"\ntarget = \"s3://b/a\"\n[encryption]\nenabled = false\n\
+                    [remote]\ntimeout = 5\ns3_credentials_file = \"/k\"\ns3_endpoint = \"http://x\"\n";
+        let change = Edit {
+            id: MAIN_PLAN,
+            new: false,
+            source: None,
+            selection: None,
+            target: Some("file:///usb"),
+            s3: None,
+        };
+        let c = parse(&change.apply(text).unwrap());
+        let r = &c.plan(MAIN_PLAN).unwrap().profile.remote;
+        assert_eq!(
+            (r.s3_credentials_file.as_ref(), r.s3_endpoint.as_ref()),
+            (None, None)
+        );
+        assert_eq!(r.timeout, Some(5), "the rest of [remote] stays");
     }
 
     #[test]

@@ -188,8 +188,23 @@ pub(super) fn edit_checked<T>(
     change: impl FnOnce(&str) -> Result<String, String>,
     check: impl FnOnce(&Config) -> Result<T, String>,
 ) -> Result<T, String> {
+    let _one = edit_lock();
+    edit_locked(app, dry_run, change, check)
+}
+
+/// The lock every change of the configuration file holds.
+pub(super) fn edit_lock() -> std::sync::MutexGuard<'static, ()> {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// [`edit_checked`] for a caller holding [`edit_lock`].
+pub(super) fn edit_locked<T>(
+    app: &App,
+    dry_run: bool,
+    change: impl FnOnce(&str) -> Result<String, String>,
+    check: impl FnOnce(&Config) -> Result<T, String>,
+) -> Result<T, String> {
     let file = app.daemon.config_file().to_path_buf();
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;

@@ -35,7 +35,7 @@ pub const PASSPHRASE_FILE: &str = "secrets/passphrase";
 /// Marks a configuration whose target already held backups.
 const EXISTING_MARK: &str = "# target: existing backups";
 
-fn pending_path(app: &App) -> PathBuf {
+pub(super) fn pending_path(app: &App) -> PathBuf {
     app.auth.dir().join(PENDING)
 }
 
@@ -565,7 +565,7 @@ pub async fn save(State(app): State<App>, Json(req): Json<SetupRequest>) -> Resp
         let path = keys.as_ref().map(|k| k.path.clone());
         let written = write_pending(&app, &req, path.as_deref());
         match (keys, &written) {
-            (Some(k), Ok(())) => k.keep_only(),
+            (Some(_), Ok(())) => super::plans::sweep_keys(&app),
             (Some(k), Err(_)) => k.discard(),
             _ => {}
         }
@@ -619,25 +619,26 @@ pub fn kit_of(file: &Path) -> Result<Kit, String> {
     let passphrase = passphrase_of(plan)?;
     let target_password = password_of(plan.target());
     let public = crate::catalog::public_url(plan.target());
-    let onion = c
-        .plans
-        .iter()
-        .any(|p| crate::catalog::public_url(p.target()).contains(".onion"));
-    let mut commands = vec![format!(
-        "sudo apt install duplicity{}",
-        if onion { " tor torsocks" } else { "" }
-    )];
-    commands.push(format!("export PASSPHRASE={}", quote(&passphrase)));
+    let mut commands = vec![apt_line(&c.plans)];
     for (i, p) in c.plans.iter().enumerate() {
         if c.plans.len() > 1 {
-            commands.push(format!("# plan {}", p.id));
+            commands.push(format!("# plan {}", printable(&p.id)));
         }
-        let dest = if i == 0 {
-            "~/cairn-restore".to_string()
-        } else {
-            format!("~/cairn-restore-{}", p.id)
+        let dest = match i {
+            0 => "~/cairn-restore".to_string(),
+            // Each plan sets what it needs; nothing carries over.
+            _ => {
+                commands.push(
+                    "unset PASSPHRASE FTP_PASSWORD AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY".into(),
+                );
+                format!("~/{}", quote(&format!("cairn-restore-{}", p.id)))
+            }
         };
-        commands.extend(restore_commands(p, &passphrase, &dest)?);
+        match restore_commands(p, &dest) {
+            Ok(lines) => commands.extend(lines),
+            Err(e) if i > 0 => commands.push(format!("# {}", printable(&e))),
+            Err(e) => return Err(e),
+        }
     }
     let text = kit_text_of(&public, target_password.as_deref(), &passphrase, &commands);
     let qr_svg = qrcode::QrCode::new(passphrase.as_bytes())
@@ -675,19 +676,52 @@ fn quote(s: &str) -> String {
     shlex::try_quote(s).map_or_else(|_| format!("'{s}'"), |c| c.into_owned())
 }
 
-/// Stock duplicity's commands that list and restore `plan` into `dest`
-/// (its passphrase exported when it is not `first_passphrase`; its target's
-/// password and S3 keys as duplicity reads them).
-fn restore_commands(
-    plan: &config::Plan,
-    first_passphrase: &str,
-    dest: &str,
-) -> Result<Vec<String>, String> {
+/// `apt install` of duplicity and what the plans' targets need besides:
+/// Tor for onion services, boto3 for S3 (only a suggestion of Debian's
+/// duplicity package).
+fn apt_line(plans: &[config::Plan]) -> String {
+    let any = |f: &dyn Fn(&str) -> bool| {
+        plans
+            .iter()
+            .any(|p| f(&crate::catalog::public_url(p.target())))
+    };
+    let mut line = "sudo apt install duplicity".to_string();
+    if any(&|u| u.contains(".onion")) {
+        line += " tor torsocks";
+    }
+    if any(&|u| u.starts_with("s3://")) {
+        line += " python3-boto3";
+    }
+    line
+}
+
+/// `text` with control characters shown as `?` (a comment stays one line).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Stock duplicity's commands that list and restore `plan` into `dest`,
+/// with what they need exported: the passphrase (or `--no-encryption`),
+/// the target's password, S3 keys.
+fn restore_commands(plan: &config::Plan, dest: &str) -> Result<Vec<String>, String> {
     let public = crate::catalog::public_url(plan.target());
     let mut out = Vec::new();
-    let own = passphrase_of(plan)?;
-    if own != first_passphrase {
-        out.push(format!("export PASSPHRASE={}", quote(&own)));
+    let mut options = String::new();
+    let enc = &plan.profile.encryption;
+    if enc.enabled == Some(false) {
+        options += " --no-encryption";
+    } else if enc.passphrase_file.is_some() {
+        out.push(format!(
+            "export PASSPHRASE={}",
+            quote(&passphrase_of(plan)?)
+        ));
+    } else {
+        out.push(format!(
+            "# encrypted to OpenPGP key {}: import its secret key first (gpg --import)",
+            printable(&enc.encrypt_keys.join(", "))
+        ));
     }
     if let Some(pw) = password_of(plan.target()) {
         out.push(format!("export FTP_PASSWORD={}", quote(&pw)));
@@ -701,7 +735,6 @@ fn restore_commands(
             quote(&secret)
         ));
     }
-    let mut options = String::new();
     if let Some(e) = &remote.s3_endpoint {
         options += &format!(" --s3-endpoint-url {}", quote(e));
     }
@@ -931,6 +964,67 @@ pub async fn unlock_kit_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kit_restores_every_plan_each_with_only_its_own_secrets() {
+        let t = tempfile::tempdir().unwrap();
+        let secret = |name: &str, text: &str| {
+            let f = t.path().join(name);
+            crate::repo::write_atomic(&f, text.as_bytes()).unwrap();
+            f.display().to_string()
+        };
+        let (p1, p2) = (secret("p1", "first one\n"), secret("p2", "second one"));
+        let keys = secret(
+            "s3",
+            "[default]\naws_access_key_id = AK\naws_secret_access_key = SK\n",
+        );
+        let text = format!(
+            "source = \"/a\"\ntarget = \"rsync://u:pw1@h::m/a\"\n[encryption]\npassphrase_file = \"{p1}\"\n\
+             [[plan]]\nid = \"b\"\nsource = \"/b\"\ntarget = \"sftp://v:pw2@h/b\"\n\
+             [plan.encryption]\npassphrase_file = \"{p2}\"\n\
+             [[plan]]\nid = \"c\"\nsource = \"/c\"\ntarget = \"s3://bucket/c\"\n\
+             [plan.encryption]\nenabled = false\n[plan.remote]\ns3_credentials_file = \"{keys}\"\n\
+             s3_endpoint = \"http://127.0.0.1:9000\"\n\
+             [[plan]]\nid = \"d\"\nsource = \"/d\"\ntarget = \"s3://bucket/d\"\n\
+             [plan.encryption]\nenabled = false\n[plan.remote]\ns3_credentials_file = \"/gone\"\n"
+        );
+        let file = t.path().join("cairn.toml");
+        std::fs::write(&file, text).unwrap();
+        let kit = kit_of(&file).unwrap();
+        let c = &kit.commands;
+        assert_eq!(c[0], "sudo apt install duplicity python3-boto3");
+        assert_eq!(kit.passphrase, "first one");
+        // Each plan's block, from its comment to the next.
+        let blocks: Vec<&[String]> = c[1..].split(|l| l.starts_with("# plan ")).skip(1).collect();
+        assert_eq!(blocks.len(), 4, "{c:#?}");
+        let has = |b: &[String], s: &str| b.iter().any(|l| l.contains(s));
+        assert!(has(blocks[0], "PASSPHRASE='first one'") && has(blocks[0], "FTP_PASSWORD=pw1"));
+        assert!(has(
+            blocks[1],
+            "unset PASSPHRASE FTP_PASSWORD AWS_ACCESS_KEY_ID"
+        ));
+        assert!(has(blocks[1], "PASSPHRASE='second one'") && has(blocks[1], "FTP_PASSWORD=pw2"));
+        assert!(has(blocks[1], "~/cairn-restore-b"));
+        assert!(has(blocks[2], "unset PASSPHRASE") && !has(blocks[2], "export PASSPHRASE"));
+        assert!(has(
+            blocks[2],
+            "--no-encryption --s3-endpoint-url http://127.0.0.1:9000"
+        ));
+        assert!(has(
+            blocks[2],
+            "AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK"
+        ));
+        // A plan the kit cannot cover is named, and the others still are.
+        assert!(
+            has(blocks[3], "# cannot read the S3 keys in /gone"),
+            "{c:#?}"
+        );
+        let sh = std::process::Command::new("bash")
+            .args(["-n", "-c", &kit.commands.join("\n")])
+            .status()
+            .unwrap();
+        assert!(sh.success(), "the kit is a shell script");
+    }
 
     #[test]
     fn passwords_go_into_the_url_encoded() {
