@@ -1399,6 +1399,14 @@ fn plans_are_added_moved_to_s3_and_removed_and_the_kit_restores_each() {
             && kit.contains(&format!("AWS_ACCESS_KEY_ID={key}")),
         "{kit}"
     );
+    // Stock duplicity (its boto3 backend) restores the plan from S3 too.
+    let home = card.dir.path().join("elsewhere-again");
+    run_kit(&kit, &home);
+    assert_same_tree(
+        &capture(&docs.join("sub")),
+        &capture(&home.join("cairn-restore-docs/sub")),
+        "docs from S3, with the kit",
+    );
 
     // Removed: the name must be repeated; the main plan stays; the
     // backups stay where they are.
