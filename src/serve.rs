@@ -11,7 +11,6 @@ use crate::appliance::clock::Clock;
 use crate::appliance::daemon::{self, Daemon};
 use anyhow::Context;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -199,17 +198,12 @@ pub async fn serve_with(
     daemon: Daemon,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use crate::web::server::{Limits, serve};
     use crate::web::{self, App};
-    use axum::serve::ListenerExt;
     let app = App::new(daemon);
     let Some(https) = https else {
-        return axum::serve(
-            http,
-            web::router(app).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
+        serve(http, web::router(app), Limits::default(), shutdown).await;
+        return Ok(());
     };
     let port = https.listener.local_addr()?.port();
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -220,20 +214,21 @@ pub async fn serve_with(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let tls = web::tls::TlsListener::new(https.listener, https.config)?.tap_io(|_| {});
-    let secure = axum::serve(
+    let tls = web::tls::TlsListener::new(https.listener, https.config)?;
+    let secure = serve(
         tls,
-        web::router_tls(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(rx.clone()));
-    let plain = axum::serve(
+        web::router_tls(app.clone()),
+        Limits::default(),
+        stopped(rx.clone()),
+    );
+    let plain = serve(
         http,
-        web::redirect_to_https(app, port).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(rx));
-    let (a, b) = tokio::join!(secure.into_future(), plain.into_future());
-    a.context("serving HTTPS")?;
-    b.context("serving HTTP")
+        web::redirect_to_https(app, port),
+        Limits::default(),
+        stopped(rx),
+    );
+    tokio::join!(secure, plain);
+    Ok(())
 }
 
 /// The HTTPS side if the configuration asks for it: its listener, and the

@@ -15,6 +15,7 @@
 //! | `plans` | what a plan backs up and where to (S3 keys included); plans added and removed |
 //! | `views` | templates and the small formatting helpers they use |
 //! | [`tls`] | optional HTTPS: the certificate made on the appliance, the TLS listener |
+//! | [`server`] | connections: a cap, a header-read timeout, graceful shutdown |
 //!
 //! Every route is in [`routes`] with its access; the router is built from
 //! that table only, so a route cannot be added without saying who may use
@@ -27,6 +28,7 @@ mod assets;
 mod browse;
 mod pages;
 mod plans;
+pub mod server;
 mod settings;
 mod setup;
 pub mod tls;
