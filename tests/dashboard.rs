@@ -1470,7 +1470,11 @@ fn a_put_back_cut_between_its_two_renames_is_finished_at_the_next_start() {
     fs::write(staging.join(".cairn-staging"), "").unwrap();
     fs::write(staging.join(".cairn-complete"), "").unwrap();
     fs::rename(src.join("docs"), staging.join("docs")).unwrap();
-    fs::write(card.conf().join("put-back"), &original).unwrap();
+    fs::write(
+        card.conf().join("put-back"),
+        format!("{}\0{original}", src.display()),
+    )
+    .unwrap();
     card.proc.take();
     card.start();
     let deadline = Instant::now() + Duration::from_secs(20);

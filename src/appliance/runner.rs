@@ -388,8 +388,10 @@ fn restore_over_original(
     // undone at the next start (`recover_put_back`).
     let journal = put_back_journal(cx.config);
     let original = opts.path.as_ref().map(|p| p.to_path(plan.source()));
-    let original = original.unwrap_or_default();
-    crate::repo::write_atomic(&journal, original.as_os_str().as_bytes())?;
+    let mut note = plan.source().as_os_str().as_bytes().to_vec();
+    note.push(0);
+    note.extend_from_slice(original.unwrap_or_default().as_os_str().as_bytes());
+    crate::repo::write_atomic(&journal, &note)?;
     let r = crate::restore::replace::replace(repo, plan.source(), &opts, &stamp);
     let _ = std::fs::remove_file(&journal);
     let r = r?;
@@ -411,7 +413,8 @@ fn restore_over_original(
 }
 
 /// Where the put-back under way is noted: `put-back` beside the
-/// configuration, holding the path being replaced.
+/// configuration, holding the plan's source and the path being replaced
+/// (NUL between them).
 fn put_back_journal(config: &Config) -> PathBuf {
     let home = config.file.parent().map(PathBuf::from).unwrap_or_default();
     home.join("put-back")
@@ -423,8 +426,16 @@ fn put_back_journal(config: &Config) -> PathBuf {
 pub fn recover_put_back(config: &Config) -> Option<String> {
     let journal = put_back_journal(config);
     let bytes = std::fs::read(&journal).ok()?;
-    let original = PathBuf::from(std::ffi::OsString::from_vec(bytes));
-    match crate::restore::replace::recover(&original) {
+    let path = |b: &[u8]| PathBuf::from(std::ffi::OsString::from_vec(b.to_vec()));
+    let Some(i) = bytes.iter().position(|b| *b == 0) else {
+        let _ = std::fs::remove_file(&journal);
+        return Some(format!(
+            "{} was not a put-back's note; removed",
+            journal.display()
+        ));
+    };
+    let (source, original) = (path(&bytes[..i]), path(&bytes[i + 1..]));
+    match crate::restore::replace::recover(&source, &original) {
         Ok(done) => {
             let _ = std::fs::remove_file(&journal);
             done

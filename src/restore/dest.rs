@@ -63,7 +63,7 @@ fn last_name(index: &Index) -> &OsStr {
 }
 
 /// Removes whatever is at `name` in `dir`, recursively, without following links.
-fn remove_at(dir: impl AsFd + Copy, name: &OsStr) -> nix::Result<()> {
+pub(crate) fn remove_at(dir: impl AsFd + Copy, name: &OsStr) -> nix::Result<()> {
     let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::ENOENT) => return Ok(()),

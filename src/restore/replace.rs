@@ -8,16 +8,25 @@
 //! replace anything (`RENAME_NOREPLACE`), so what appears under either name
 //! meanwhile is never lost. Every prefix is safe to run again: a marked
 //! staging folder is only ever rebuilt, never taken as done, and removed when
-//! the restore fails.
+//! the restore fails; one a power cut left is finished or undone by
+//! [`recover`].
+//!
+//! The folder holding the original is opened one level at a time from the
+//! source without following symlinks, and every step after that (the
+//! staging folder, the restore's writes, both renames) goes through that
+//! descriptor: someone who can write to the share and swaps a folder on the
+//! way for a symlink meanwhile cannot lead any of it elsewhere.
 
 use super::{RestoreOptions, RestoreReport, restore};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use nix::fcntl::{RenameFlags, renameat2};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
+use nix::sys::stat::{Mode, fstat, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 use std::ffi::{OsStr, OsString};
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
 
 /// The file that marks a staging folder as Cairn's.
 const MARK: &str = ".cairn-staging";
@@ -45,20 +54,21 @@ pub fn replace(repo: &Repo, source: &Path, opts: &RestoreOptions, stamp: &str) -
             ));
         }
     };
-    let parent = original.parent().expect("a path below the source");
+    let parent_path = original.parent().expect("a path below the source");
     let name = original.file_name().expect("a named path");
-    existing_real_directories(source, parent)?;
-    not_a_mount_point(&original, parent)?;
-    let aside = parent.join(with(name, &format!(".before-restore-{stamp}")));
-    if aside.symlink_metadata().is_ok() {
+    let parent = pinned_dir(source, parent_path)?;
+    not_a_mount_point(&parent, name, &original)?;
+    let aside = with(name, &format!(".before-restore-{stamp}"));
+    if exists_at(&parent, &aside) {
         return Err(refused(
-            &aside,
+            &parent_path.join(&aside),
             "exists already; move it away and restore again",
         ));
     }
-    let staging = Staging::create(parent.join(staging_name(name)))?;
+    let staging = Staging::create(parent, staging_name(name), parent_path)?;
     let mut opts = opts.clone();
-    opts.dest = staging.0.join(name);
+    // The staging folder through its descriptor, whatever its path becomes.
+    opts.dest = staging.proc_path().join(name);
     opts.force = false;
     let report = restore(repo, &opts)?;
     if !report.complete() {
@@ -67,50 +77,49 @@ pub fn replace(repo: &Repo, source: &Path, opts: &RestoreOptions, stamp: &str) -
             "the restore was incomplete, so nothing was replaced",
         ));
     }
-    fs::write(staging.0.join(DONE), b"").map_err(|e| Error::local("create", &staging.0, e))?;
-    sync(&staging.0)?;
-    let dir = fs::File::open(parent).map_err(|e| Error::local("open", parent, e))?;
-    let kept = match original.symlink_metadata() {
-        Ok(_) => {
-            swap(&dir, &original, name.as_ref(), &aside)?;
-            Some(aside)
+    staging.mark_complete()?;
+    let p = &staging.parent;
+    let kept = match exists_at(p, name) {
+        true => {
+            rename_at(p, name, p, &aside, &original)?;
+            Some(parent_path.join(&aside))
         }
-        Err(_) => None,
+        false => None,
     };
-    let restored = Path::new(staging.0.file_name().expect("named")).join(name);
-    swap(&dir, &opts.dest, &restored, &original)?;
-    dir.sync_all()
-        .map_err(|e| Error::local("sync", parent, e))?;
+    rename_at(&staging.fd, name, p, name, &original)?;
+    nix::unistd::fsync(p).map_err(|e| Error::local("sync", parent_path, e.into()))?;
     staging.finish()?;
     Ok(Replaced { report, kept })
 }
 
-/// Finishes or undoes a put-back of `original` that a power cut
-/// interrupted, from what its staging folder holds: a complete, flushed
-/// copy whose original had already been moved aside is renamed into place;
-/// anything else staged is removed (the original was never touched then).
-/// Returns what was done; nothing when there is no marked staging folder.
-pub fn recover(original: &Path) -> Result<Option<String>> {
-    let (Some(parent), Some(name)) = (original.parent(), original.file_name()) else {
+/// Finishes or undoes a put-back of `original` (below `source`) that a
+/// power cut interrupted, from what its staging folder holds: a complete,
+/// flushed copy whose original had already been moved aside is renamed into
+/// place; anything else staged is removed (the original was never touched
+/// then). Returns what was done; nothing when there is no marked staging
+/// folder.
+pub fn recover(source: &Path, original: &Path) -> Result<Option<String>> {
+    let (Some(parent_path), Some(name)) = (original.parent(), original.file_name()) else {
         return Ok(None);
     };
-    let staging = parent.join(staging_name(name));
-    let ours = staging.symlink_metadata().is_ok_and(|m| m.is_dir()) && staging.join(MARK).is_file();
-    if !ours {
+    if !parent_path.starts_with(source) {
         return Ok(None);
     }
-    let staged = staging.join(name);
-    let complete = staging.join(DONE).is_file() && staged.symlink_metadata().is_ok();
+    let parent = pinned_dir(source, parent_path)?;
+    let staging_name = staging_name(name);
+    let Some(staging) = Staging::existing(&parent, &staging_name) else {
+        return Ok(None);
+    };
+    let complete = exists_at(&staging, OsStr::new(DONE)) && exists_at(&staging, name);
     let mut done = "removed the staging folder of an interrupted put-back; nothing was replaced";
-    if complete && original.symlink_metadata().is_err() {
-        let dir = fs::File::open(parent).map_err(|e| Error::local("open", parent, e))?;
-        let from = Path::new(staging.file_name().expect("named")).join(name);
-        swap(&dir, &staged, &from, original)?;
-        dir.sync_all()
-            .map_err(|e| Error::local("sync", parent, e))?;
+    if complete && !exists_at(&parent, name) {
+        rename_at(&staging, name, &parent, name, original)?;
+        nix::unistd::fsync(&parent).map_err(|e| Error::local("sync", parent_path, e.into()))?;
         done = "finished putting it back after an interruption";
     }
-    fs::remove_dir_all(&staging).map_err(|e| Error::local("remove", &staging, e))?;
+    drop(staging);
+    super::dest::remove_at(&parent, &staging_name)
+        .map_err(|e| Error::local("remove", parent_path.join(&staging_name), e.into()))?;
     Ok(Some(format!("{}: {done}", original.display())))
 }
 
@@ -121,87 +130,156 @@ fn staging_name(name: &OsStr) -> OsString {
     s
 }
 
-/// Every directory from `source` down to `dir` exists and is a real
-/// directory, not a symlink that would lead the restore elsewhere.
-fn existing_real_directories(source: &Path, dir: &Path) -> Result<()> {
+fn dir_flags() -> OFlag {
+    OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY
+}
+
+/// The directory `dir` below `source`, opened one level at a time without
+/// following symlinks; it must exist and be a real directory all the way.
+fn pinned_dir(source: &Path, dir: &Path) -> Result<OwnedFd> {
     let below = dir.strip_prefix(source).expect("inside the source");
+    let mut fd: OwnedFd = std::fs::File::open(source)
+        .map_err(|e| Error::local("open", source, e))?
+        .into();
     let mut at = source.to_path_buf();
     for c in below.components() {
+        let Component::Normal(c) = c else {
+            return Err(refused(dir, "is not a plain path inside the source"));
+        };
         at.push(c);
-        match at.symlink_metadata() {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
+        fd = match openat(&fd, c, dir_flags(), Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP | Errno::ENOTDIR) => {
                 return Err(refused(
                     &at,
                     "is not a directory (a symlink or a file) in the live source",
                 ));
             }
-            Err(_) => {
+            Err(Errno::ENOENT) => {
                 return Err(refused(
                     &at,
                     "no longer exists; put back the folder above it instead",
                 ));
             }
-        }
+            Err(e) => return Err(Error::local("open", &at, e.into())),
+        };
     }
-    Ok(())
+    Ok(fd)
 }
 
-/// A directory mounted at `original` cannot be renamed; its content would
-/// be staged on the parent's file system.
-fn not_a_mount_point(original: &Path, parent: &Path) -> Result<()> {
-    let (Ok(o), Ok(p)) = (original.symlink_metadata(), parent.symlink_metadata()) else {
+/// Whether anything (a symlink included) is at `name` in `dir`.
+fn exists_at(dir: &impl AsFd, name: &OsStr) -> bool {
+    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+}
+
+/// A directory mounted at `name` cannot be renamed; its content would be
+/// staged on the parent's file system.
+fn not_a_mount_point(parent: &OwnedFd, name: &OsStr, shown: &Path) -> Result<()> {
+    let (Ok(o), Ok(p)) = (
+        fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW),
+        fstat(parent),
+    ) else {
         return Ok(());
     };
-    if o.is_dir() && o.dev() != p.dev() {
+    let is_dir = o.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if is_dir && o.st_dev != p.st_dev {
         return Err(refused(
-            original,
+            shown,
             "is a mount point; restore into a new folder and copy from there",
         ));
     }
     Ok(())
 }
 
-/// The staging folder, marked as Cairn's; removed again unless finished.
-struct Staging(PathBuf);
+/// The staging folder, marked as Cairn's, held open; removed again unless
+/// finished.
+struct Staging {
+    parent: OwnedFd,
+    name: OsString,
+    fd: OwnedFd,
+    /// For messages.
+    path: PathBuf,
+    finished: bool,
+}
 
 impl Staging {
-    /// A fresh staging folder at `path`; a marked one left by an interrupted
-    /// run is removed first, anything else there is refused.
-    fn create(path: PathBuf) -> Result<Staging> {
-        if path.symlink_metadata().is_ok() {
-            if !path.join(MARK).is_file() || path.symlink_metadata().is_ok_and(|m| m.is_symlink()) {
+    /// A fresh staging folder `name` in `parent`; a marked one left by an
+    /// interrupted run is removed first, anything else there is refused.
+    fn create(parent: OwnedFd, name: OsString, parent_path: &Path) -> Result<Staging> {
+        let path = parent_path.join(&name);
+        if exists_at(&parent, &name) {
+            if Staging::existing(&parent, &name).is_none() {
                 return Err(refused(
                     &path,
                     "is in the way and is not Cairn's; move it away",
                 ));
             }
-            fs::remove_dir_all(&path).map_err(|e| Error::local("remove", &path, e))?;
+            super::dest::remove_at(&parent, &name)
+                .map_err(|e| Error::local("remove", &path, e.into()))?;
         }
-        fs::create_dir(&path).map_err(|e| Error::local("create", &path, e))?;
-        let staging = Staging(path);
-        fs::write(
-            staging.0.join(MARK),
-            b"a restore in progress; Cairn removes this folder\n",
-        )
-        .map_err(|e| Error::local("create", &staging.0, e))?;
+        mkdirat(&parent, name.as_os_str(), Mode::from_bits_truncate(0o700))
+            .map_err(|e| Error::local("create", &path, e.into()))?;
+        let fd = openat(&parent, name.as_os_str(), dir_flags(), Mode::empty())
+            .map_err(|e| Error::local("open", &path, e.into()))?;
+        let staging = Staging {
+            parent,
+            name,
+            fd,
+            path,
+            finished: false,
+        };
+        staging.write(MARK, b"a restore in progress; Cairn removes this folder\n")?;
         Ok(staging)
     }
 
+    /// The marked staging folder `name` in `parent`, opened, if there is one.
+    fn existing(parent: &OwnedFd, name: &OsStr) -> Option<OwnedFd> {
+        let fd = openat(parent, name, dir_flags(), Mode::empty()).ok()?;
+        exists_at(&fd, OsStr::new(MARK)).then_some(fd)
+    }
+
+    /// The folder as a path that goes through its descriptor.
+    fn proc_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
+    fn write(&self, file: &str, data: &[u8]) -> Result<()> {
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(&self.fd, file, flags, Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::local("create", self.path.join(file), e.into()))?;
+        nix::unistd::write(&fd, data)
+            .map(drop)
+            .map_err(|e| Error::local("write", self.path.join(file), e.into()))
+    }
+
+    /// The copy is complete: said in the folder, and flushed with it.
+    fn mark_complete(&self) -> Result<()> {
+        self.write(DONE, b"")?;
+        nix::unistd::syncfs(&self.fd).map_err(|e| Error::local("sync", &self.path, e.into()))
+    }
+
     /// The restored copy has been moved out: the marked folder goes.
-    fn finish(self) -> Result<()> {
-        let path = self.0.clone();
-        std::mem::forget(self);
-        fs::remove_file(path.join(DONE))
-            .and_then(|()| fs::remove_file(path.join(MARK)))
-            .and_then(|()| fs::remove_dir(&path))
-            .map_err(|e| Error::local("remove", &path, e))
+    fn finish(mut self) -> Result<()> {
+        self.finished = true;
+        unlinkat(&self.fd, DONE, UnlinkatFlags::NoRemoveDir)
+            .and_then(|()| unlinkat(&self.fd, MARK, UnlinkatFlags::NoRemoveDir))
+            .and_then(|()| {
+                unlinkat(
+                    &self.parent,
+                    self.name.as_os_str(),
+                    UnlinkatFlags::RemoveDir,
+                )
+            })
+            .map_err(|e| Error::local("remove", &self.path, e.into()))
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        if !self.finished {
+            let _ = super::dest::remove_at(&self.parent, &self.name);
+        }
     }
 }
 
@@ -211,23 +289,22 @@ fn with(name: &OsStr, suffix: &str) -> OsString {
     s
 }
 
-/// Renames `from` (relative to `dir`) to the name of `to` in `dir`, never
-/// over something there.
-fn swap(dir: &fs::File, shown: &Path, from: &Path, to: &Path) -> Result<()> {
-    let to_name = to.file_name().expect("named");
-    renameat2(dir, from, dir, to_name, RenameFlags::RENAME_NOREPLACE).map_err(|e| {
+/// Renames `from` in `from_dir` to `to` in `to_dir`, never over something
+/// there; `shown` names the place in an error.
+fn rename_at(
+    from_dir: &OwnedFd,
+    from: &OsStr,
+    to_dir: &OwnedFd,
+    to: &OsStr,
+    shown: &Path,
+) -> Result<()> {
+    renameat2(from_dir, from, to_dir, to, RenameFlags::RENAME_NOREPLACE).map_err(|e| {
         Error::local(
             "rename",
             shown,
-            std::io::Error::other(format!("to {}: {e}", to.display())),
+            std::io::Error::other(format!("{} to {}: {e}", from.display(), to.display())),
         )
     })
-}
-
-/// Flushes the file system holding `dir` (the restored files).
-fn sync(dir: &Path) -> Result<()> {
-    let f = fs::File::open(dir).map_err(|e| Error::local("open", dir, e))?;
-    nix::unistd::syncfs(&f).map_err(|e| Error::local("sync", dir, e.into()))
 }
 
 fn refused(path: &Path, why: &str) -> Error {
@@ -240,6 +317,60 @@ fn refused(path: &Path, why: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    #[test]
+    fn the_folder_is_held_open_so_a_symlink_swapped_in_leads_nowhere() {
+        let t = tempfile::tempdir().unwrap();
+        let (source, elsewhere) = (t.path().join("share"), t.path().join("elsewhere"));
+        fs::create_dir_all(source.join("dir/item")).unwrap();
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, source.join("link")).unwrap();
+        let e = pinned_dir(&source, &source.join("link")).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+        assert!(pinned_dir(&source, &source.join("gone")).is_err());
+
+        let parent = pinned_dir(&source, &source.join("dir")).unwrap();
+        fs::rename(source.join("dir"), source.join("moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, source.join("dir")).unwrap();
+        let staging = Staging::create(
+            parent,
+            staging_name(OsStr::new("item")),
+            &source.join("dir"),
+        )
+        .unwrap();
+        fs::create_dir(staging.proc_path().join("item")).unwrap();
+        staging.mark_complete().unwrap();
+        let p = &staging.parent;
+        rename_at(
+            p,
+            OsStr::new("item"),
+            p,
+            OsStr::new("item.before"),
+            Path::new("item"),
+        )
+        .unwrap();
+        rename_at(
+            &staging.fd,
+            OsStr::new("item"),
+            p,
+            OsStr::new("item"),
+            Path::new("item"),
+        )
+        .unwrap();
+        staging.finish().unwrap();
+        assert_eq!(
+            fs::read_dir(&elsewhere).unwrap().count(),
+            0,
+            "nothing went through the symlink"
+        );
+        let mut names: Vec<String> = fs::read_dir(source.join("moved"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["item", "item.before"]);
+    }
 
     /// A staging folder for `dir/item` as an interrupted put-back left it.
     fn staged(dir: &Path, marked: bool, complete: bool, copy: bool) -> PathBuf {
@@ -270,7 +401,12 @@ mod tests {
 
         // Cut between the two renames: the original is aside, the copy complete.
         let staging = staged(t.path(), true, true, true);
-        assert!(recover(&item).unwrap().unwrap().contains("finished"));
+        assert!(
+            recover(t.path(), &item)
+                .unwrap()
+                .unwrap()
+                .contains("finished")
+        );
         assert_eq!(read(), b"restored");
         assert!(!staging.exists());
         fs::remove_dir_all(&item).unwrap();
@@ -280,7 +416,7 @@ mod tests {
             original();
             let staging = staged(t.path(), true, complete, true);
             assert!(
-                recover(&item)
+                recover(t.path(), &item)
                     .unwrap()
                     .unwrap()
                     .contains("nothing was replaced")
@@ -292,19 +428,19 @@ mod tests {
 
         // An incomplete copy with no original: nothing is put in its place.
         let staging = staged(t.path(), true, false, true);
-        recover(&item).unwrap();
+        recover(t.path(), &item).unwrap();
         assert!(!item.exists() && !staging.exists());
 
         // Cut after the second rename: the empty marked folder goes.
         original();
         let staging = staged(t.path(), true, false, false);
-        recover(&item).unwrap();
+        recover(t.path(), &item).unwrap();
         assert!(!staging.exists());
         assert_eq!(read(), b"original");
 
         // A folder of the owner's under that name is not Cairn's: left alone.
         let staging = staged(t.path(), false, true, true);
-        assert_eq!(recover(&item).unwrap(), None);
+        assert_eq!(recover(t.path(), &item).unwrap(), None);
         assert!(staging.join("item/f").exists());
     }
 }
