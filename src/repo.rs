@@ -236,12 +236,14 @@ impl Repo {
 
     /// Lists the target and the cache and groups what is there.
     pub fn collection(&self) -> Result<Collection> {
-        let remote = self.backend.list()?;
-        Ok(Collection::build(
-            &remote,
-            &self.local_names(),
-            &self.naming,
-        ))
+        let listed = self.backend.list_sized()?;
+        let remote: Vec<String> = listed.iter().map(|(n, _)| n.clone()).collect();
+        let mut c = Collection::build(&remote, &self.local_names(), &self.naming);
+        c.remote_sizes = listed
+            .into_iter()
+            .filter_map(|(n, s)| Some((n, s?)))
+            .collect();
+        Ok(c)
     }
 
     /// A cached plain manifest for the set, if the archive directory has one.

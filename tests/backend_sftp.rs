@@ -171,7 +171,7 @@ fn server_killed_mid_upload_is_retried_and_completes() {
     // The listing's sizes (the catalog's "stored" for remote targets).
     assert_eq!(
         b.list_sized().unwrap(),
-        Some(vec![(name.to_string(), data.len() as u64)])
+        vec![(name.to_string(), Some(data.len() as u64))]
     );
 }
 

@@ -299,7 +299,9 @@ impl Daemon {
         }
     }
 
-    /// Whether the configuration file exists.
+    /// Whether the configuration file says what to back up (more than the
+    /// appliance's own settings). Read each time: a small file, and setup
+    /// must see a file written a moment ago.
     pub fn configured(&self) -> bool {
         std::fs::read_to_string(&self.shared.config_file)
             .is_ok_and(|text| super::config::describes_backups(&text))

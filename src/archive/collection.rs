@@ -253,6 +253,8 @@ pub struct Collection {
     pub matched: Option<(usize, usize)>,
     /// The last incremental was dropped because its signatures are missing.
     pub dropped_unsigned_set: bool,
+    /// The remote files' sizes, from the same listing (where it gave them).
+    pub remote_sizes: std::collections::HashMap<String, u64>,
 }
 
 fn sig_chains(

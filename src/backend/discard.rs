@@ -44,7 +44,7 @@ impl Backend for DiscardWrites {
         self.inner.list()
     }
 
-    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
+    fn list_sized(&self) -> Result<Vec<(String, Option<u64>)>, BackendError> {
         self.inner.list_sized()
     }
 

@@ -298,11 +298,11 @@ pub trait Backend: Send + Sync {
     /// Names of the files at the target (not recursive).
     fn list(&self) -> Result<Vec<String>, BackendError>;
 
-    /// The files with the sizes the target's listing gives, for what is
-    /// stored where [`Backend::local_path`] cannot say (None: the listing
-    /// has no sizes).
-    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
-        Ok(None)
+    /// The files with the sizes the same listing gives (None where it
+    /// gives none), for what is stored where [`Backend::local_path`] cannot
+    /// say: one listing answers both.
+    fn list_sized(&self) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+        Ok(self.list()?.into_iter().map(|n| (n, None)).collect())
     }
 
     /// Opens a file for reading.

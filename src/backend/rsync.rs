@@ -667,9 +667,8 @@ impl Backend for RsyncBackend {
         Ok(self.listing()?.into_iter().map(|(n, _)| n).collect())
     }
 
-    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
-        let l = self.listing()?;
-        Ok(l.into_iter().map(|(n, s)| s.map(|s| (n, s))).collect())
+    fn list_sized(&self) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+        self.listing()
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {

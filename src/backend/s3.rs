@@ -895,9 +895,8 @@ impl Backend for S3Backend {
         Ok(self.0.list()?.into_iter().map(|(n, _)| n).collect())
     }
 
-    fn list_sized(&self) -> Result<Option<Vec<(String, u64)>>, BackendError> {
-        let l = self.0.list()?;
-        Ok(l.into_iter().map(|(n, s)| s.map(|s| (n, s))).collect())
+    fn list_sized(&self) -> Result<Vec<(String, Option<u64>)>, BackendError> {
+        self.0.list()
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + Sync>, BackendError> {

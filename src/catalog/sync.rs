@@ -12,6 +12,7 @@ use crate::progress::Progress;
 use crate::repo::Repo;
 use crate::time::Seconds;
 use rusqlite::{OptionalExtension, Transaction, params};
+use std::collections::HashMap;
 
 /// What a sync changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -104,22 +105,12 @@ fn signature_file(
     })
 }
 
-/// Sizes at the target from one listing (rsync, SFTP, S3), for files a
-/// local directory cannot answer for.
-type Listed = Option<std::collections::HashMap<String, u64>>;
-
-/// The target's listing with sizes, if it gives them; unknown if not.
-fn listed_sizes(repo: &Repo) -> Listed {
-    let sized = repo.backend.list_sized().ok().flatten()?;
-    Some(sized.into_iter().collect())
-}
-
 /// The stored size of a file at the target: a local directory's, else the
-/// listing's.
-fn stored_size(repo: &Repo, listed: &Listed, name: &str) -> Option<u64> {
+/// one a listing gave (rsync, SFTP, S3: [`Collection::remote_sizes`]).
+fn stored_size(repo: &Repo, listed: &HashMap<String, u64>, name: &str) -> Option<u64> {
     match repo.backend.local_path(name) {
         Some(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-        None => listed.as_ref()?.get(name).copied(),
+        None => listed.get(name).copied(),
     }
 }
 
@@ -131,7 +122,6 @@ fn total(sizes: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
 /// A listed set's facts: volumes from its manifest, sizes from the target.
 fn listed_facts(
     repo: &Repo,
-    listed: &Listed,
     coll: &Collection,
     chain_start: Seconds,
     set: &BackupSet,
@@ -143,7 +133,7 @@ fn listed_facts(
         .map(|(n, name)| VolumeFacts {
             number: *n,
             name: name.clone(),
-            size: stored_size(repo, listed, name),
+            size: stored_size(repo, &coll.remote_sizes, name),
             sha1: manifest
                 .volumes
                 .get(n)
@@ -170,10 +160,10 @@ fn listed_facts(
             .chain([set
                 .manifest
                 .as_deref()
-                .and_then(|m| stored_size(repo, listed, m))])
+                .and_then(|m| stored_size(repo, &coll.remote_sizes, m))])
             .chain([remote_sig
                 .as_deref()
-                .and_then(|s| stored_size(repo, listed, s))]),
+                .and_then(|s| stored_size(repo, &coll.remote_sizes, s))]),
     );
     Ok(SetFacts {
         full: set.kind == SetKind::Full,
@@ -211,7 +201,7 @@ impl SetFacts {
                 let name = repo.naming.volume(prev, t, *n, encoding);
                 VolumeFacts {
                     number: *n,
-                    size: stored_size(repo, &None, &name),
+                    size: stored_size(repo, &HashMap::new(), &name),
                     name,
                     sha1: v.best_hash().map(|(_, h)| h.to_ascii_lowercase()),
                 }
@@ -228,12 +218,12 @@ impl SetFacts {
                 .map(|v| v.size)
                 .chain([stored_size(
                     repo,
-                    &None,
+                    &HashMap::new(),
                     &repo.naming.manifest(prev, t, man_enc, false),
                 )])
                 .chain([stored_size(
                     repo,
-                    &None,
+                    &HashMap::new(),
                     &repo.naming.signatures(prev, t, encoding, false),
                 )]),
         )
@@ -328,14 +318,9 @@ impl Catalog {
         if !sets.is_empty() {
             progress.total(sets.len() as u64);
         }
-        let listed = if sets.is_empty() {
-            None
-        } else {
-            listed_sizes(repo)
-        };
         for (chain, set) in sets {
             let start = chain.full.set_time();
-            let facts = listed_facts(repo, &listed, coll, start, set)?;
+            let facts = listed_facts(repo, coll, start, set)?;
             let sig = signature_file(coll, start, set);
             let indexed = self.index_listed(repo, target, &facts, sig)?;
             if indexed {
