@@ -363,27 +363,35 @@ fn check_plans(
                 .map_err(|m| at(format!("plan {}: {m}", p.id), Some("passphrase_file")))?;
         }
     }
-    one_plan_per_target(plans).map_err(|m| at(m, None))
+    Ok(())
 }
 
 /// No two plans back up to the same place (as target or replica): their
-/// sets would share one chain, one cache and one retention.
-fn one_plan_per_target(plans: &[Plan]) -> Result<(), String> {
+/// sets would share one chain, one cache and one retention. Checked when
+/// the dashboard changes plans; a file written by hand that breaks it is
+/// still used (refusing it would stop every backup).
+pub fn one_plan_per_target(plans: &[Plan]) -> Result<(), String> {
     let mut seen: Vec<(String, &str)> = Vec::new();
     for p in plans {
         let places = p.profile.target.iter().chain(&p.replicas);
         for url in places {
+            // The same bucket name at two S3 services is two places.
+            let endpoint = match url.starts_with("s3://") {
+                true => p.profile.remote.s3_endpoint.clone().unwrap_or_default(),
+                false => String::new(),
+            };
             let place = crate::catalog::public_url(url)
                 .trim_end_matches('/')
                 .to_string();
-            if let Some((_, other)) = seen.iter().find(|(u, id)| *u == place && *id != p.id) {
+            let key = format!("{endpoint} {place}");
+            if let Some((_, other)) = seen.iter().find(|(k, id)| *k == key && *id != p.id) {
                 return Err(format!(
                     "plans {other} and {} both back up to {place}; give each plan a target of its \
                      own (another folder there will do)",
                     p.id
                 ));
             }
-            seen.push((place, &p.id));
+            seen.push((key, &p.id));
         }
     }
     Ok(())
@@ -466,22 +474,31 @@ mod tests {
                  [plan.encryption]\nenabled = false\n"
             )
         };
-        parse(&two("rsync://u@h::m/pi", "rsync://u@h::m/pi-b")).unwrap();
+        let check = |text: &str| one_plan_per_target(&parse(text).unwrap().plans);
+        check(&two("rsync://u@h::m/pi", "rsync://u@h::m/pi-b")).unwrap();
         for (a, b) in [
             ("rsync://u@h::m/pi", "rsync://u:pw@h::m/pi/"),
             ("file:///mnt/usb/cairn", "file:///mnt/usb/cairn"),
+            ("s3://b/pi", "s3://b/pi"),
         ] {
-            let e = parse(&two(a, b)).unwrap_err();
-            assert!(e.message.contains("both back up to"), "{e}");
+            let e = check(&two(a, b)).unwrap_err();
+            assert!(e.contains("both back up to"), "{e}");
         }
         let replica = two("file:///x", "file:///y").replace(
             "target = \"file:///y\"",
             "target = \"file:///y\"\nreplicas = [\"file:///x/\"]",
         );
         assert!(
-            parse(&replica).is_err(),
+            check(&replica).is_err(),
             "a replica on another plan's target"
         );
+        // The same bucket at two S3 services; a file written so is still used.
+        let services = two("s3://b/pi", "s3://b/pi").replace(
+            "[plan.encryption]",
+            "[plan.remote]\ns3_endpoint = \"http://minio:9000\"\n[plan.encryption]",
+        );
+        check(&services).unwrap();
+        assert!(parse(&two("file:///x", "file:///x")).is_ok());
     }
 
     #[test]

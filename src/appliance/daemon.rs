@@ -241,8 +241,10 @@ impl Daemon {
         }
         let mut plans = BTreeMap::new();
         let mut resume = Vec::new();
-        if let (Ok(c), true) = (&config, at_start)
-            && let Some(done) = runner::recover_put_back(c)
+        // Whether or not the file is usable: the note is beside it.
+        let home = self.shared.config_file.parent();
+        if let (Some(home), true) = (home, at_start)
+            && let Some(done) = runner::recover_put_back(home)
         {
             log(4, &done);
         }

@@ -386,7 +386,18 @@ fn restore_over_original(
     let stamp = time::to_string(cx.now);
     // Noted first, so that a power cut before the end is finished or
     // undone at the next start (`recover_put_back`).
-    let journal = put_back_journal(cx.config);
+    let home = cx.config.file.parent().unwrap_or(std::path::Path::new("."));
+    let journal = put_back_journal(home);
+    if journal.exists() {
+        // One a power cut left, which the start could not finish: now, or
+        // this one waits (the note holds one put-back).
+        let done = recover_put_back(home).unwrap_or_default();
+        if journal.exists() {
+            return Err(RunError::Plan(format!(
+                "an interrupted put-back is not finished yet ({done}); nothing was replaced"
+            )));
+        }
+    }
     let original = opts.path.as_ref().map(|p| p.to_path(plan.source()));
     let mut note = plan.source().as_os_str().as_bytes().to_vec();
     note.push(0);
@@ -415,16 +426,15 @@ fn restore_over_original(
 /// Where the put-back under way is noted: `put-back` beside the
 /// configuration, holding the plan's source and the path being replaced
 /// (NUL between them).
-fn put_back_journal(config: &Config) -> PathBuf {
-    let home = config.file.parent().map(PathBuf::from).unwrap_or_default();
+fn put_back_journal(home: &std::path::Path) -> PathBuf {
     home.join("put-back")
 }
 
 /// Finishes or undoes the put-back a power cut interrupted, if one did
 /// (`restore::replace::recover`); what was done, for the log. A failure
 /// keeps the note, to try again at the next start.
-pub fn recover_put_back(config: &Config) -> Option<String> {
-    let journal = put_back_journal(config);
+pub fn recover_put_back(home: &std::path::Path) -> Option<String> {
+    let journal = put_back_journal(home);
     let bytes = std::fs::read(&journal).ok()?;
     let path = |b: &[u8]| PathBuf::from(std::ffi::OsString::from_vec(b.to_vec()));
     let Some(i) = bytes.iter().position(|b| *b == 0) else {

@@ -86,10 +86,47 @@ pub fn replace(repo: &Repo, source: &Path, opts: &RestoreOptions, stamp: &str) -
         }
         false => None,
     };
-    rename_at(&staging.fd, name, p, name, &original)?;
-    nix::unistd::fsync(p).map_err(|e| Error::local("sync", parent_path, e.into()))?;
-    staging.finish()?;
+    if let Err(e) = rename_at(&staging.fd, name, p, name, &original) {
+        return Err(undo(staging, name, &aside, kept.is_some(), &original, e));
+    }
+    let mut report = report;
+    // Done: what is left to tidy is no reason to call it failed.
+    if let Err(e) = nix::unistd::fsync(p) {
+        report
+            .problems
+            .push(format!("{}: sync: {e}", parent_path.display()));
+    }
+    if let Err(e) = staging.finish() {
+        report.problems.push(e.to_string());
+    }
     Ok(Replaced { report, kept })
+}
+
+/// The restored copy could not be moved into place (something appeared
+/// there meanwhile): the version that was there goes back; if even that
+/// fails, both stay where they are and the error says where.
+fn undo(
+    mut staging: Staging,
+    name: &OsStr,
+    aside: &OsStr,
+    was_moved: bool,
+    original: &Path,
+    e: Error,
+) -> Error {
+    let p = &staging.parent;
+    if !was_moved || rename_at(p, aside, p, name, original).is_ok() {
+        return e;
+    }
+    staging.finished = true;
+    refused(
+        original,
+        &format!(
+            "could not be put in place ({e}); the version that was there is kept as {}, and the \
+             restored copy is in {}",
+            aside.display(),
+            staging.path.join(name).display()
+        ),
+    )
 }
 
 /// Finishes or undoes a put-back of `original` (below `source`) that a
@@ -117,8 +154,7 @@ pub fn recover(source: &Path, original: &Path) -> Result<Option<String>> {
         nix::unistd::fsync(&parent).map_err(|e| Error::local("sync", parent_path, e.into()))?;
         done = "finished putting it back after an interruption";
     }
-    drop(staging);
-    super::dest::remove_at(&parent, &staging_name)
+    remove_held(&parent, &staging_name, &staging)
         .map_err(|e| Error::local("remove", parent_path.join(&staging_name), e.into()))?;
     Ok(Some(format!("{}: {done}", original.display())))
 }
@@ -208,13 +244,13 @@ impl Staging {
     fn create(parent: OwnedFd, name: OsString, parent_path: &Path) -> Result<Staging> {
         let path = parent_path.join(&name);
         if exists_at(&parent, &name) {
-            if Staging::existing(&parent, &name).is_none() {
+            let Some(stale) = Staging::existing(&parent, &name) else {
                 return Err(refused(
                     &path,
                     "is in the way and is not Cairn's; move it away",
                 ));
-            }
-            super::dest::remove_at(&parent, &name)
+            };
+            remove_held(&parent, &name, &stale)
                 .map_err(|e| Error::local("remove", &path, e.into()))?;
         }
         mkdirat(&parent, name.as_os_str(), Mode::from_bits_truncate(0o700))
@@ -253,10 +289,13 @@ impl Staging {
             .map_err(|e| Error::local("write", self.path.join(file), e.into()))
     }
 
-    /// The copy is complete: said in the folder, and flushed with it.
+    /// The copy is complete: flushed first, then said in the folder (the
+    /// mark must never reach the disk before the data it speaks for).
     fn mark_complete(&self) -> Result<()> {
+        let sync = |e: Errno| Error::local("sync", &self.path, e.into());
+        nix::unistd::syncfs(&self.fd).map_err(sync)?;
         self.write(DONE, b"")?;
-        nix::unistd::syncfs(&self.fd).map_err(|e| Error::local("sync", &self.path, e.into()))
+        nix::unistd::fsync(&self.fd).map_err(sync)
     }
 
     /// The restored copy has been moved out: the marked folder goes.
@@ -278,9 +317,25 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.finished {
-            let _ = super::dest::remove_at(&self.parent, &self.name);
+            let _ = remove_held(&self.parent, &self.name, &self.fd);
         }
     }
+}
+
+/// Empties the held directory `dir` through its descriptor, then removes
+/// `name` from `parent` only if that is still the same directory: a
+/// folder swapped in under the name meanwhile (an owner's, renamed there by
+/// someone who can write to the share) is never touched.
+fn remove_held(parent: &OwnedFd, name: &OsStr, dir: &OwnedFd) -> nix::Result<()> {
+    super::dest::remove_contents(dir)?;
+    let (there, held) = (
+        fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)?,
+        fstat(dir)?,
+    );
+    if (there.st_dev, there.st_ino) != (held.st_dev, held.st_ino) {
+        return Err(Errno::ESTALE);
+    }
+    unlinkat(parent, name, UnlinkatFlags::RemoveDir)
 }
 
 fn with(name: &OsStr, suffix: &str) -> OsString {
@@ -387,6 +442,31 @@ mod tests {
             fs::write(staging.join("item/f"), b"restored").unwrap();
         }
         staging
+    }
+
+    #[test]
+    fn a_folder_swapped_in_under_the_staging_name_is_never_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let source = t.path();
+        fs::create_dir(source.join("item")).unwrap();
+        fs::write(source.join("item/f"), b"the owner's").unwrap();
+        let parent = pinned_dir(source, source).unwrap();
+        let staging = Staging::create(parent, staging_name(OsStr::new("item")), source).unwrap();
+        fs::write(staging.proc_path().join("scratch"), b"ours").unwrap();
+        // Someone who can write here moves our folder away and puts the
+        // owner's folder under its name; then the restore fails.
+        fs::rename(source.join(".cairn-restore-item"), source.join("x")).unwrap();
+        fs::rename(source.join("item"), source.join(".cairn-restore-item")).unwrap();
+        drop(staging);
+        assert_eq!(
+            fs::read(source.join(".cairn-restore-item/f")).unwrap(),
+            b"the owner's"
+        );
+        assert_eq!(
+            fs::read_dir(source.join("x")).unwrap().count(),
+            0,
+            "ours emptied"
+        );
     }
 
     #[test]

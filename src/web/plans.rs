@@ -119,7 +119,7 @@ fn change_plan(app: &App, req: &PlanRequest) -> Result<serde_json::Value, String
     // One edit at a time from writing the keys to sweeping the old ones.
     let _one = edit_lock();
     let keys = match &req.s3 {
-        Some(k) => Some(KeysFile::write(app, id, k, target.as_deref())?),
+        Some(k) => Some(KeysFile::write(app, id, k, target.as_deref(), req.dry_run)?),
         None => None,
     };
     let keys_path = keys.as_ref().map(|k| k.path.clone());
@@ -221,6 +221,7 @@ impl Edit<'_> {
         if self.s3.is_some() && !plan.target().starts_with("s3://") {
             return Err("S3 keys go with an s3://BUCKET/PATH target".into());
         }
+        crate::appliance::config::one_plan_per_target(&c.plans)?;
         if self.target.is_none() && self.s3.is_none() {
             return Ok((None, 0));
         }
@@ -302,11 +303,14 @@ pub struct KeysFile {
 }
 
 impl KeysFile {
+    /// A new key file; for a connection test only (`probe`), in the
+    /// appliance's scratch folder rather than with the secrets.
     pub fn write(
         app: &App,
         id: &str,
         k: &S3Keys,
         target: Option<&str>,
+        probe: bool,
     ) -> Result<KeysFile, String> {
         if target.is_some_and(|t| !t.starts_with("s3://")) {
             return Err("S3 keys go with an s3://BUCKET/PATH target".into());
@@ -315,7 +319,15 @@ impl KeysFile {
         if bad(k.access_key.trim()) || bad(k.secret_key.trim()) {
             return Err("give the S3 access key and secret key, each without spaces".into());
         }
-        let secrets = super::setup::secrets_dir(app)?;
+        let secrets = match probe {
+            false => super::setup::secrets_dir(app)?,
+            true => {
+                let tmp = app.auth.dir().join("tmp");
+                std::fs::create_dir_all(&tmp)
+                    .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+                tmp
+            }
+        };
         let mut tag = [0u8; 4];
         getrandom::getrandom(&mut tag).map_err(|e| e.to_string())?;
         let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
@@ -340,12 +352,13 @@ impl KeysFile {
 /// one names any more: an old key pair, or one a power cut left before
 /// it was saved. Nothing is removed while either file does not parse.
 pub fn sweep_keys(app: &App) {
-    let secrets = app.auth.dir().join("secrets");
+    let config = app.daemon.config_file().to_path_buf();
+    let pending = super::setup::pending_path(app);
+    if !config.exists() && !pending.exists() {
+        return;
+    }
     let mut named = Vec::new();
-    for file in [
-        app.daemon.config_file().to_path_buf(),
-        super::setup::pending_path(app),
-    ] {
+    for file in [config, pending] {
         match std::fs::read_to_string(&file) {
             Ok(text) => match text.parse::<toml::Table>() {
                 Ok(t) => credentials_files(&toml::Value::Table(t), &mut named),
@@ -355,12 +368,22 @@ pub fn sweep_keys(app: &App) {
             Err(_) => return,
         }
     }
+    let secrets = app.auth.dir().join("secrets");
     for e in std::fs::read_dir(&secrets).into_iter().flatten().flatten() {
-        let is_keys = e.file_name().to_string_lossy().starts_with("s3-");
-        if is_keys && !named.contains(&e.path()) {
+        let ours = is_keys_file(&e.file_name().to_string_lossy());
+        if ours && !named.contains(&e.path()) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// `s3-PLAN-TAG` with an 8-hex-digit tag: a name [`KeysFile`] writes, and
+/// no other (an owner's `s3-wasabi` is not the dashboard's to remove).
+fn is_keys_file(name: &str) -> bool {
+    let Some((rest, tag)) = name.strip_prefix("s3-").and_then(|r| r.rsplit_once('-')) else {
+        return false;
+    };
+    check_id(rest).is_ok() && tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Every `s3_credentials_file` in `v`, at any depth.
@@ -505,6 +528,16 @@ mod tests {
         assert!(parse(&removed).plan("photos").is_none());
         assert!(removed.contains("# the share"), "{removed}");
         assert!(without_plan(&added, "nope").is_err());
+        assert!(is_keys_file("s3-photos-0a1b2c3d"));
+        for not_ours in [
+            "s3-wasabi",
+            "s3-main-xyz",
+            "s3-main-0a1b2c3",
+            "s3--0a1b2c3d",
+            "k-main-0a1b2c3d",
+        ] {
+            assert!(!is_keys_file(not_ours), "{not_ours}");
+        }
         for bad in ["", "Photos", "a b", "../x", "-x"] {
             assert!(check_id(bad).is_err(), "{bad:?}");
         }

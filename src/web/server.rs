@@ -1,9 +1,11 @@
 //! Connections: a router served on a listener (plain TCP or TLS) with the
 //! limits a small board needs against a slow or greedy client on the LAN:
 //! at most [`Limits::connections`] at once (the rest wait in the kernel's
-//! backlog), each given [`Limits::header_read`] to send a request's head
-//! (hyper's header-read timeout, which `axum::serve` leaves off), and a
-//! graceful shutdown that lets the requests in flight finish.
+//! backlog) and [`Limits::per_client`] from one address (more are closed at
+//! once, so one client cannot take every slot), each given
+//! [`Limits::header_read`] to send a request's head (hyper's header-read
+//! timeout, which `axum::serve` leaves off), and a graceful shutdown that
+//! stops listening and lets the requests in flight finish.
 
 use axum::Router;
 use axum::body::Body;
@@ -12,7 +14,7 @@ use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
@@ -23,6 +25,8 @@ use tower::ServiceExt;
 pub struct Limits {
     /// Connections served at once.
     pub connections: u32,
+    /// Connections served at once from one address.
+    pub per_client: u32,
     /// Time to send a request's head (each request of a kept-alive
     /// connection too).
     pub header_read: Duration,
@@ -32,6 +36,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             connections: 128,
+            per_client: 32,
             header_read: Duration::from_secs(30),
         }
     }
@@ -48,6 +53,7 @@ pub async fn serve<L>(
     L: Listener<Addr = SocketAddr>,
 {
     let slots = Arc::new(Semaphore::new(limits.connections as usize));
+    let clients = Clients::default();
     let (closing, closed) = watch::channel(false);
     tokio::pin!(stop);
     loop {
@@ -58,6 +64,9 @@ pub async fn serve<L>(
         let (io, peer) = tokio::select! {
             c = listener.accept() => c,
             () = &mut stop => break,
+        };
+        let Some(client) = Client::count(&clients, peer.ip(), limits.per_client) else {
+            continue; // closed at once; the slot is free again
         };
         let (router, mut closed) = (router.clone(), closed.clone());
         tokio::spawn(async move {
@@ -77,12 +86,49 @@ pub async fn serve<L>(
                     let _ = conn.await;
                 }
             }
-            drop(slot);
+            drop((slot, client));
         });
     }
+    drop(listener);
     let _ = closing.send(true);
     // Every slot back: every connection has ended.
     let _ = slots.acquire_many(limits.connections).await;
+}
+
+type Clients = Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, u32>>>;
+
+/// One client's connection, counted while it lasts.
+struct Client {
+    clients: Clients,
+    ip: IpAddr,
+}
+
+impl Client {
+    /// Counts a connection from `ip`, unless it has `cap` already.
+    fn count(clients: &Clients, ip: IpAddr, cap: u32) -> Option<Client> {
+        let mut c = clients.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c.entry(ip).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(Client {
+            clients: clients.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let mut c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = c.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +167,7 @@ mod tests {
     async fn a_client_that_never_finishes_its_request_is_cut_off() {
         let limits = Limits {
             connections: 8,
+            per_client: 8,
             header_read: Duration::from_millis(300),
         };
         let (addr, _stop) = start(limits).await;
@@ -137,6 +184,7 @@ mod tests {
     async fn connections_over_the_cap_wait_for_a_free_one() {
         let limits = Limits {
             connections: 2,
+            per_client: 8,
             header_read: Duration::from_secs(30),
         };
         let (addr, stop) = start(limits).await;
@@ -152,5 +200,36 @@ mod tests {
             .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         stop.send(()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_take_every_connection() {
+        let limits = Limits {
+            connections: 8,
+            per_client: 2,
+            header_read: Duration::from_secs(30),
+        };
+        let (addr, _stop) = start(limits).await;
+        let _a = TcpStream::connect(addr).await.unwrap();
+        let _b = TcpStream::connect(addr).await.unwrap();
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut buf)).await;
+        assert!(
+            closed.is_ok(),
+            "a third connection from one address was kept"
+        );
+        // Another address is served.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut other = sock.connect(addr).await.unwrap();
+        other
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        other.read_to_string(&mut out).await.unwrap();
+        assert!(out.ends_with("127.0.0.2"), "{out}");
     }
 }

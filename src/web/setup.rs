@@ -330,7 +330,7 @@ fn probe(app: &App, req: &TargetRequest) -> Result<(String, usize), String> {
     let Some(keys) = &req.s3 else {
         return probe_target(&url, &args, req.passphrase.as_deref());
     };
-    let file = KeysFile::write(app, MAIN_PLAN, keys, Some(&url))?;
+    let file = KeysFile::write(app, MAIN_PLAN, keys, Some(&url), true)?;
     args.remote = keys.remote(&file.path);
     let r = probe_target(&url, &args, req.passphrase.as_deref());
     file.discard();
@@ -559,6 +559,7 @@ pub async fn save(State(app): State<App>, Json(req): Json<SetupRequest>) -> Resp
                 MAIN_PLAN,
                 k,
                 Some(req.target.trim()),
+                false,
             )?),
             None => None,
         };

@@ -165,9 +165,11 @@ impl TlsListener {
                 tokio::spawn(async move {
                     if let Ok(Ok(s)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(sock)).await
                     {
-                        drop(permit);
+                        // Held until the server takes it: connections it
+                        // cannot take yet count against the cap too.
                         let _ = tx.send((s, peer)).await;
                     }
+                    drop(permit);
                 });
             }
         });
