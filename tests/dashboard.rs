@@ -584,10 +584,22 @@ fn a_directory_goes_back_where_it_was_and_the_version_it_replaces_is_kept() {
     );
     assert!(staging.join("mine").is_dir());
     assert_same_tree(&current, &capture(&src.join("docs")), "a refused restore");
-    // A staging folder left by a run the power cut (marked) is rebuilt, not trusted.
+    // Marked, but others may write to it: anyone on the share could have
+    // made that, so it is still not Cairn's.
     fs::write(staging.join(".cairn-staging"), "").unwrap();
     card.json("POST", "/api/jobs", &body);
     let j = card.wait_finished(3);
+    assert!(
+        j["message"].as_str().unwrap().contains("not Cairn's"),
+        "{j}"
+    );
+    assert!(staging.join("mine").is_dir());
+    // A staging folder left by a run the power cut (marked, private) is
+    // rebuilt, not trusted.
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+    fs::set_permissions(&staging, private).unwrap();
+    card.json("POST", "/api/jobs", &body);
+    let j = card.wait_finished(4);
     assert_eq!(j["outcome"], "ok", "{j}");
     assert_same_tree(&backed_up, &capture(&src.join("docs")), "docs put back");
     assert!(!staging.exists());
@@ -614,7 +626,7 @@ fn a_directory_goes_back_where_it_was_and_the_version_it_replaces_is_kept() {
         r#"{{"kind":"restore","restore":{{"path":"docs/notes.md","replace":"{original}/notes.md"}}}}"#
     );
     card.json("POST", "/api/jobs", &body);
-    let j = card.wait_finished(4);
+    let j = card.wait_finished(5);
     assert_eq!(j["outcome"], "ok", "{j}");
     assert_eq!(
         fs::read(src.join("docs/notes.md")).unwrap(),
@@ -647,7 +659,7 @@ fn a_directory_goes_back_where_it_was_and_the_version_it_replaces_is_kept() {
         r#"{{"kind":"restore","restore":{{"path":"docs/2024","replace":"{original}/2024"}}}}"#
     );
     card.json("POST", "/api/jobs", &body);
-    let j = card.wait_finished(5);
+    let j = card.wait_finished(6);
     assert_eq!(j["outcome"], "failed", "{j}");
     assert!(j["message"].as_str().unwrap().contains("symlink"), "{j}");
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
@@ -1458,8 +1470,10 @@ fn a_put_back_cut_between_its_two_renames_is_finished_at_the_next_start() {
     card.json("POST", "/api/jobs", &body);
     let j = card.wait_finished(2);
     assert_eq!(j["outcome"], "ok", "{j}");
-    assert!(
-        !card.conf().join("put-back").exists(),
+    let notes = card.conf().join("put-back");
+    assert_eq!(
+        fs::read_dir(&notes).unwrap().count(),
+        0,
         "the note goes when it is done"
     );
 
@@ -1467,14 +1481,16 @@ fn a_put_back_cut_between_its_two_renames_is_finished_at_the_next_start() {
     // the restored copy was moved in: the copy is still staged, complete.
     let staging = src.join(".cairn-restore-docs");
     fs::create_dir(&staging).unwrap();
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+    fs::set_permissions(&staging, private).unwrap();
     fs::write(staging.join(".cairn-staging"), "").unwrap();
     fs::write(staging.join(".cairn-complete"), "").unwrap();
     fs::rename(src.join("docs"), staging.join("docs")).unwrap();
-    fs::write(
-        card.conf().join("put-back"),
-        format!("{}\0{original}", src.display()),
-    )
-    .unwrap();
+    let dev = std::os::unix::fs::MetadataExt::dev(&fs::metadata(&src).unwrap());
+    let notes = card.conf().join("put-back");
+    fs::create_dir_all(&notes).unwrap();
+    let note = format!("{}\0{original}\0STAMP\0{dev}\0", src.display());
+    fs::write(notes.join("the-note"), note).unwrap();
     card.proc.take();
     card.start();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -1483,7 +1499,7 @@ fn a_put_back_cut_between_its_two_renames_is_finished_at_the_next_start() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_same_tree(&backed_up, &capture(&src.join("docs")), "finished at start");
-    assert!(!staging.exists() && !card.conf().join("put-back").exists());
+    assert!(!staging.exists() && !notes.join("the-note").exists());
     let log = fs::read_to_string(card.dir.path().join("daemon.log")).unwrap();
     assert!(log.contains("finished putting it back"), "{log}");
     let kept = fs::read_dir(&src)

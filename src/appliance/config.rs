@@ -363,26 +363,27 @@ fn check_plans(
                 .map_err(|m| at(format!("plan {}: {m}", p.id), Some("passphrase_file")))?;
         }
     }
-    Ok(())
+    one_plan_per_target(plans).map_err(|m| at(m, None))
 }
 
 /// No two plans back up to the same place (as target or replica): their
-/// sets would share one chain, one cache and one retention. Checked when
-/// the dashboard changes plans; a file written by hand that breaks it is
-/// still used (refusing it would stop every backup).
-pub fn one_plan_per_target(plans: &[Plan]) -> Result<(), String> {
+/// sets would share one chain, one cache and one retention (one plan's
+/// retention would delete the other's sets). A file that breaks it is
+/// refused, like any other configuration error, until it is fixed.
+fn one_plan_per_target(plans: &[Plan]) -> Result<(), String> {
     let mut seen: Vec<(String, &str)> = Vec::new();
     for p in plans {
         let places = p.profile.target.iter().chain(&p.replicas);
         for url in places {
             // The same bucket name at two S3 services is two places.
             let endpoint = match url.starts_with("s3://") {
-                true => p.profile.remote.s3_endpoint.clone().unwrap_or_default(),
-                false => String::new(),
+                true => p.profile.remote.s3_endpoint.as_deref().unwrap_or_default(),
+                false => "",
             };
             let place = crate::catalog::public_url(url)
                 .trim_end_matches('/')
                 .to_string();
+            let endpoint = endpoint.trim_end_matches('/').to_ascii_lowercase();
             let key = format!("{endpoint} {place}");
             if let Some((_, other)) = seen.iter().find(|(k, id)| *k == key && *id != p.id) {
                 return Err(format!(
@@ -474,7 +475,7 @@ mod tests {
                  [plan.encryption]\nenabled = false\n"
             )
         };
-        let check = |text: &str| one_plan_per_target(&parse(text).unwrap().plans);
+        let check = |text: &str| parse(text).map(drop).map_err(|e| e.message);
         check(&two("rsync://u@h::m/pi", "rsync://u@h::m/pi-b")).unwrap();
         for (a, b) in [
             ("rsync://u@h::m/pi", "rsync://u:pw@h::m/pi/"),
@@ -492,13 +493,12 @@ mod tests {
             check(&replica).is_err(),
             "a replica on another plan's target"
         );
-        // The same bucket at two S3 services; a file written so is still used.
+        // The same bucket at two S3 services is two places.
         let services = two("s3://b/pi", "s3://b/pi").replace(
             "[plan.encryption]",
             "[plan.remote]\ns3_endpoint = \"http://minio:9000\"\n[plan.encryption]",
         );
         check(&services).unwrap();
-        assert!(parse(&two("file:///x", "file:///x")).is_ok());
     }
 
     #[test]

@@ -241,13 +241,6 @@ impl Daemon {
         }
         let mut plans = BTreeMap::new();
         let mut resume = Vec::new();
-        // Whether or not the file is usable: the note is beside it.
-        let home = self.shared.config_file.parent();
-        if let (Some(home), true) = (home, at_start)
-            && let Some(done) = runner::recover_put_back(home)
-        {
-            log(4, &done);
-        }
         if let Ok(c) = &config {
             for p in &c.plans {
                 let (ps, interrupted) = load_plan(c, p, at_start);
@@ -609,6 +602,12 @@ fn queue_due(s: &mut State, now: Seconds) -> Seconds {
 /// The worker: one job at a time.
 impl Daemon {
     fn work_loop(&self) {
+        // Before any job, off the start's path (removing a large partial
+        // copy takes a while): put-backs a power cut interrupted, whether or
+        // not the configuration is usable (the notes are beside it).
+        for done in runner::recover_put_backs(&self.shared.config_file) {
+            log(4, &done);
+        }
         loop {
             let Some((job, config, running)) = self.next_job() else {
                 return;

@@ -12,7 +12,6 @@ use crate::progress::{Cancel, Progress};
 use crate::repo::Repo;
 use crate::target::{self, EncryptionRequest, TargetArgs};
 use crate::time::{self, Seconds};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -385,27 +384,9 @@ fn restore_over_original(
     );
     let stamp = time::to_string(cx.now);
     // Noted first, so that a power cut before the end is finished or
-    // undone at the next start (`recover_put_back`).
-    let home = cx.config.file.parent().unwrap_or(std::path::Path::new("."));
-    let journal = put_back_journal(home);
-    if journal.exists() {
-        // One a power cut left, which the start could not finish: now, or
-        // this one waits (the note holds one put-back).
-        let done = recover_put_back(home).unwrap_or_default();
-        if journal.exists() {
-            return Err(RunError::Plan(format!(
-                "an interrupted put-back is not finished yet ({done}); nothing was replaced"
-            )));
-        }
-    }
-    let original = opts.path.as_ref().map(|p| p.to_path(plan.source()));
-    let mut note = plan.source().as_os_str().as_bytes().to_vec();
-    note.push(0);
-    note.extend_from_slice(original.unwrap_or_default().as_os_str().as_bytes());
-    crate::repo::write_atomic(&journal, &note)?;
-    let r = crate::restore::replace::replace(repo, plan.source(), &opts, &stamp);
-    let _ = std::fs::remove_file(&journal);
-    let r = r?;
+    // undone later (`recover_put_backs`).
+    let notes = put_back_notes(&cx.config.file);
+    let r = notes.replace(repo, plan.source(), &opts, &stamp)?;
     let kept = match &r.kept {
         Some(k) => format!("; the version it replaced is kept as {}", k.display()),
         None => String::new(),
@@ -423,38 +404,17 @@ fn restore_over_original(
     })
 }
 
-/// Where the put-back under way is noted: `put-back` beside the
-/// configuration, holding the plan's source and the path being replaced
-/// (NUL between them).
-fn put_back_journal(home: &std::path::Path) -> PathBuf {
-    home.join("put-back")
+/// Where put-backs under way are noted: `put-back/` beside the
+/// configuration.
+fn put_back_notes(config_file: &std::path::Path) -> crate::restore::replace::Notes {
+    let home = config_file.parent().unwrap_or(std::path::Path::new("."));
+    crate::restore::replace::Notes(home.join("put-back"))
 }
 
-/// Finishes or undoes the put-back a power cut interrupted, if one did
-/// (`restore::replace::recover`); what was done, for the log. A failure
-/// keeps the note, to try again at the next start.
-pub fn recover_put_back(home: &std::path::Path) -> Option<String> {
-    let journal = put_back_journal(home);
-    let bytes = std::fs::read(&journal).ok()?;
-    let path = |b: &[u8]| PathBuf::from(std::ffi::OsString::from_vec(b.to_vec()));
-    let Some(i) = bytes.iter().position(|b| *b == 0) else {
-        let _ = std::fs::remove_file(&journal);
-        return Some(format!(
-            "{} was not a put-back's note; removed",
-            journal.display()
-        ));
-    };
-    let (source, original) = (path(&bytes[..i]), path(&bytes[i + 1..]));
-    match crate::restore::replace::recover(&source, &original) {
-        Ok(done) => {
-            let _ = std::fs::remove_file(&journal);
-            done
-        }
-        Err(e) => Some(format!(
-            "an interrupted put-back of {} could not be finished: {e}",
-            original.display()
-        )),
-    }
+/// Finishes or undoes the put-backs a power cut interrupted
+/// (`restore::replace::Notes::recover_all`); what was done, for the log.
+pub fn recover_put_backs(config_file: &std::path::Path) -> Vec<String> {
+    put_back_notes(config_file).recover_all()
 }
 
 /// The rotating check: the volumes read back longest ago (never first),

@@ -71,7 +71,7 @@ pub(crate) fn remove_at(dir: impl AsFd + Copy, name: &OsStr) -> nix::Result<()> 
     };
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
         let fd = openat(dir, name, dir_flags(), Mode::empty())?;
-        remove_contents(&fd)?;
+        remove_contents(&fd, &[])?;
         drop(fd);
         unlinkat(dir, name, UnlinkatFlags::RemoveDir)
     } else {
@@ -79,16 +79,16 @@ pub(crate) fn remove_at(dir: impl AsFd + Copy, name: &OsStr) -> nix::Result<()> 
     }
 }
 
-/// Removes everything in the open directory `dir`, recursively, without
-/// following links.
-pub(crate) fn remove_contents(dir: &OwnedFd) -> nix::Result<()> {
+/// Removes everything in the open directory `dir` but the names in `keep`,
+/// recursively, without following links.
+pub(crate) fn remove_contents(dir: &OwnedFd, keep: &[&OsStr]) -> nix::Result<()> {
     let listing = openat(dir, ".", dir_flags(), Mode::empty())?;
     let mut d = nix::dir::Dir::from_fd(listing)?;
     let names: Vec<OsString> = d
         .iter()
         .filter_map(|e| e.ok())
         .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
-        .filter(|n| n != "." && n != "..")
+        .filter(|n| n != "." && n != ".." && !keep.contains(&n.as_os_str()))
         .collect();
     drop(d);
     for n in names {

@@ -26,6 +26,7 @@ use nix::sys::stat::{Mode, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The file that marks a staging folder as Cairn's.
@@ -129,34 +130,185 @@ fn undo(
     )
 }
 
-/// Finishes or undoes a put-back of `original` (below `source`) that a
-/// power cut interrupted, from what its staging folder holds: a complete,
-/// flushed copy whose original had already been moved aside is renamed into
-/// place; anything else staged is removed (the original was never touched
-/// then). Returns what was done; nothing when there is no marked staging
-/// folder.
-pub fn recover(source: &Path, original: &Path) -> Result<Option<String>> {
-    let (Some(parent_path), Some(name)) = (original.parent(), original.file_name()) else {
+/// Where put-backs under way are noted, one file each (the source, the
+/// path, the stamp and the folder's file system), so that one a power cut
+/// interrupted is finished or undone later by [`Notes::recover_all`].
+pub struct Notes(pub PathBuf);
+
+/// One noted put-back.
+struct Noted {
+    source: PathBuf,
+    original: PathBuf,
+    stamp: String,
+    dev: u64,
+}
+
+impl Notes {
+    /// [`replace`], noted first and the note removed when it is over. A
+    /// note left for the same path is settled first; if it cannot be, this
+    /// put-back waits (nothing is replaced).
+    pub fn replace(
+        &self,
+        repo: &Repo,
+        source: &Path,
+        opts: &RestoreOptions,
+        stamp: &str,
+    ) -> Result<Replaced> {
+        let original = opts
+            .path
+            .as_ref()
+            .map(|p| p.to_path(source))
+            .unwrap_or_default();
+        let file = self.file(&original);
+        if file.exists() {
+            let said = self.settle(&file).unwrap_or_default();
+            if file.exists() {
+                return Err(refused(
+                    &original,
+                    &format!(
+                        "an earlier put-back of it is not settled yet ({said}); nothing was replaced"
+                    ),
+                ));
+            }
+        }
+        let parent = original.parent().unwrap_or(source);
+        let dev = std::fs::metadata(parent).map_or(0, |m| std::os::unix::fs::MetadataExt::dev(&m));
+        let mut text = Vec::new();
+        for part in [
+            source.as_os_str().as_bytes(),
+            original.as_os_str().as_bytes(),
+            stamp.as_bytes(),
+            dev.to_string().as_bytes(),
+        ] {
+            text.extend_from_slice(part);
+            text.push(0);
+        }
+        std::fs::create_dir_all(&self.0).map_err(|e| Error::local("create", &self.0, e))?;
+        crate::repo::write_atomic(&file, &text)?;
+        let r = replace(repo, source, opts, stamp);
+        let _ = std::fs::remove_file(&file);
+        r
+    }
+
+    /// Every noted put-back settled where it can be: what was done, for the
+    /// log. A note that cannot be settled yet (its disk not mounted) stays.
+    pub fn recover_all(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(&self.0) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| self.settle(&e.path()))
+            .collect()
+    }
+
+    /// The note's file for `original`.
+    fn file(&self, original: &Path) -> PathBuf {
+        // FNV-1a: a short stable name per path.
+        let h = original
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        self.0.join(format!("{h:016x}"))
+    }
+
+    /// Settles one note: removed when done (or unreadable), kept otherwise.
+    fn settle(&self, file: &Path) -> Option<String> {
+        let bytes = std::fs::read(file).ok()?;
+        let Some(n) = Noted::parse(&bytes) else {
+            let _ = std::fs::remove_file(file);
+            return Some(format!(
+                "{} was not a put-back's note; removed",
+                file.display()
+            ));
+        };
+        match recover(&n) {
+            Ok(done) => {
+                let _ = std::fs::remove_file(file);
+                done
+            }
+            Err(e) => Some(format!(
+                "an interrupted put-back of {} is not settled yet: {e}",
+                n.original.display()
+            )),
+        }
+    }
+}
+
+impl Noted {
+    fn parse(bytes: &[u8]) -> Option<Noted> {
+        let parts: Vec<&[u8]> = bytes.split(|b| *b == 0).collect();
+        let [source, original, stamp, dev, rest] = parts[..] else {
+            return None;
+        };
+        let path = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+        Some(Noted {
+            source: path(source),
+            original: path(original),
+            stamp: String::from_utf8(stamp.to_vec()).ok()?,
+            dev: std::str::from_utf8(dev).ok()?.parse().ok()?,
+        })
+        .filter(|_| rest.is_empty())
+    }
+}
+
+/// Finishes or undoes a noted put-back a power cut interrupted:
+/// - a complete, flushed copy whose original was already moved aside goes
+///   into place; anything else staged is removed (the original was not
+///   touched then);
+/// - no staging folder, the original aside and nothing in its place: the
+///   original goes back;
+/// - the folder moved meanwhile: nothing is touched, and it says where to
+///   look.
+///
+/// An error (the source or its disk not there yet) keeps the note.
+fn recover(n: &Noted) -> Result<Option<String>> {
+    let (Some(parent_path), Some(name)) = (n.original.parent(), n.original.file_name()) else {
         return Ok(None);
     };
-    if !parent_path.starts_with(source) {
-        return Ok(None);
+    let aside = with(name, &format!(".before-restore-{}", n.stamp));
+    let parent = match pinned_dir(&n.source, parent_path) {
+        Err(Error::Replace { why, .. }) => {
+            return Ok(Some(format!(
+                "{}: an interrupted put-back cannot be settled ({why}); look for {} and .cairn-restore-{} there",
+                n.original.display(),
+                aside.display(),
+                name.display()
+            )));
+        }
+        other => other?,
+    };
+    if fstat(&parent)
+        .map_err(|e| Error::local("stat", parent_path, e.into()))?
+        .st_dev
+        != n.dev
+    {
+        return Err(refused(
+            parent_path,
+            "is not on the disk it was on (not mounted yet?)",
+        ));
     }
-    let parent = pinned_dir(source, parent_path)?;
     let staging_name = staging_name(name);
-    let Some(staging) = Staging::existing(&parent, &staging_name) else {
-        return Ok(None);
-    };
-    let complete = exists_at(&staging, OsStr::new(DONE)) && exists_at(&staging, name);
-    let mut done = "removed the staging folder of an interrupted put-back; nothing was replaced";
-    if complete && !exists_at(&parent, name) {
-        rename_at(&staging, name, &parent, name, original)?;
-        nix::unistd::fsync(&parent).map_err(|e| Error::local("sync", parent_path, e.into()))?;
-        done = "finished putting it back after an interruption";
+    let mut done = None;
+    if let Some(staging) = Staging::existing(&parent, &staging_name) {
+        let complete = exists_at(&staging, OsStr::new(DONE)) && exists_at(&staging, name);
+        done = Some("removed the staging folder of an interrupted put-back; nothing was replaced");
+        if complete && !exists_at(&parent, name) {
+            rename_at(&staging, name, &parent, name, &n.original)?;
+            done = Some("finished putting it back after an interruption");
+        }
+        remove_held(&parent, &staging_name, &staging)
+            .map_err(|e| Error::local("remove", parent_path.join(&staging_name), e.into()))?;
     }
-    remove_held(&parent, &staging_name, &staging)
-        .map_err(|e| Error::local("remove", parent_path.join(&staging_name), e.into()))?;
-    Ok(Some(format!("{}: {done}", original.display())))
+    // No copy to put in place, but the version that was there is aside.
+    if exists_at(&parent, &aside) && !exists_at(&parent, name) {
+        rename_at(&parent, &aside, &parent, name, &n.original)?;
+        done = Some("the restored copy was gone; the version that was there is back");
+    }
+    nix::unistd::fsync(&parent).map_err(|e| Error::local("sync", parent_path, e.into()))?;
+    Ok(done.map(|d| format!("{}: {d}", n.original.display())))
 }
 
 /// `.cairn-restore-NAME`, beside `NAME`.
@@ -244,14 +396,17 @@ impl Staging {
     fn create(parent: OwnedFd, name: OsString, parent_path: &Path) -> Result<Staging> {
         let path = parent_path.join(&name);
         if exists_at(&parent, &name) {
-            let Some(stale) = Staging::existing(&parent, &name) else {
-                return Err(refused(
-                    &path,
-                    "is in the way and is not Cairn's; move it away",
-                ));
-            };
-            remove_held(&parent, &name, &stale)
-                .map_err(|e| Error::local("remove", &path, e.into()))?;
+            match Staging::existing(&parent, &name) {
+                Some(stale) => remove_held(&parent, &name, &stale)
+                    .map_err(|e| Error::local("remove", &path, e.into()))?,
+                // An empty folder (all a cut in its removal can leave) goes;
+                // anything else is someone's.
+                None => {
+                    unlinkat(&parent, name.as_os_str(), UnlinkatFlags::RemoveDir).map_err(|_| {
+                        refused(&path, "is in the way and is not Cairn's; move it away")
+                    })?
+                }
+            }
         }
         mkdirat(&parent, name.as_os_str(), Mode::from_bits_truncate(0o700))
             .map_err(|e| Error::local("create", &path, e.into()))?;
@@ -269,9 +424,17 @@ impl Staging {
     }
 
     /// The marked staging folder `name` in `parent`, opened, if there is one.
+    /// Cairn's own only: a folder of this process's user that no one else
+    /// may write to, marked by a regular file of that user. (Anyone who can
+    /// write to the share can make a folder with a file of that name.)
     fn existing(parent: &OwnedFd, name: &OsStr) -> Option<OwnedFd> {
         let fd = openat(parent, name, dir_flags(), Mode::empty()).ok()?;
-        exists_at(&fd, OsStr::new(MARK)).then_some(fd)
+        let me = nix::unistd::geteuid().as_raw();
+        let dir = fstat(&fd).ok()?;
+        let mark = fstatat(&fd, MARK, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        let private = dir.st_uid == me && dir.st_mode & 0o077 == 0;
+        let marked = mark.st_uid == me && mark.st_mode & libc::S_IFMT == libc::S_IFREG;
+        (private && marked).then_some(fd)
     }
 
     /// The folder as a path that goes through its descriptor.
@@ -327,7 +490,18 @@ impl Drop for Staging {
 /// folder swapped in under the name meanwhile (an owner's, renamed there by
 /// someone who can write to the share) is never touched.
 fn remove_held(parent: &OwnedFd, name: &OsStr, dir: &OwnedFd) -> nix::Result<()> {
-    super::dest::remove_contents(dir)?;
+    // The "complete" mark first, the folder's own mark last: whatever a
+    // power cut leaves is never taken for a complete copy, and is still
+    // recognised as Cairn's (or is an empty folder).
+    match unlinkat(dir, DONE, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => nix::unistd::fsync(dir)?,
+        Err(e) => return Err(e),
+    }
+    super::dest::remove_contents(dir, &[OsStr::new(MARK)])?;
+    match unlinkat(dir, MARK, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
     let (there, held) = (
         fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)?,
         fstat(dir)?,
@@ -427,10 +601,26 @@ mod tests {
         assert_eq!(names, ["item", "item.before"]);
     }
 
+    /// The note of a put-back of `item` (below `source`) stamped "S".
+    fn noted(source: &Path, item: &Path) -> Noted {
+        let dev = std::os::unix::fs::MetadataExt::dev(&fs::metadata(source).unwrap());
+        Noted {
+            source: source.to_path_buf(),
+            original: item.to_path_buf(),
+            stamp: "S".into(),
+            dev,
+        }
+    }
+
     /// A staging folder for `dir/item` as an interrupted put-back left it.
     fn staged(dir: &Path, marked: bool, complete: bool, copy: bool) -> PathBuf {
         let staging = dir.join(".cairn-restore-item");
         fs::create_dir(&staging).unwrap();
+        fs::set_permissions(
+            &staging,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         if marked {
             fs::write(staging.join(MARK), b"").unwrap();
         }
@@ -470,6 +660,61 @@ mod tests {
     }
 
     #[test]
+    fn a_staging_folder_someone_else_could_write_or_mark_is_not_taken_for_ours() {
+        let t = tempfile::tempdir().unwrap();
+        let source = t.path();
+        let staging = staged(source, true, true, true);
+        let mode =
+            |m| fs::set_permissions(&staging, std::os::unix::fs::PermissionsExt::from_mode(m));
+        mode(0o777).unwrap();
+        let name = staging_name(OsStr::new("item"));
+        let create = || Staging::create(pinned_dir(source, source).unwrap(), name.clone(), source);
+        assert!(create().is_err(), "a folder others may write to");
+        assert!(staging.join("item/f").exists());
+        mode(0o700).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(staging.join(MARK), Some(65534), None).unwrap();
+            assert!(create().is_err(), "a mark of another user's");
+            assert!(staging.join("item/f").exists());
+        }
+        // An empty folder (a cut while removing ours) is not in the way.
+        fs::remove_dir_all(&staging).unwrap();
+        fs::create_dir(&staging).unwrap();
+        drop(create().unwrap());
+        assert!(!staging.exists());
+    }
+
+    #[test]
+    fn notes_are_settled_or_kept_until_their_disk_is_there() {
+        let t = tempfile::tempdir().unwrap();
+        let (source, notes) = (t.path().join("share"), Notes(t.path().join("notes")));
+        fs::create_dir_all(source.join("item.before-restore-S")).unwrap();
+        fs::create_dir_all(&notes.0).unwrap();
+        let item = source.join("item");
+        let write = |dev: u64| {
+            let n = noted(&source, &item);
+            let text = format!(
+                "{}\0{}\0S\0{dev}\0",
+                n.source.display(),
+                n.original.display()
+            );
+            fs::write(notes.file(&item), text).unwrap();
+            n.dev
+        };
+        let dev = write(1);
+        let said = notes.recover_all();
+        assert!(said[0].contains("not on the disk it was on"), "{said:?}");
+        assert!(notes.file(&item).exists(), "kept until its disk is there");
+        write(dev);
+        let said = notes.recover_all();
+        assert!(said[0].contains("is back"), "{said:?}");
+        assert!(item.exists() && !notes.file(&item).exists());
+        fs::write(notes.0.join("junk"), "no").unwrap();
+        assert!(notes.recover_all()[0].contains("not a put-back's note"));
+        assert_eq!(fs::read_dir(&notes.0).unwrap().count(), 0);
+    }
+
+    #[test]
     fn an_interrupted_put_back_is_finished_or_undone_by_what_it_left() {
         let t = tempfile::tempdir().unwrap();
         let item = t.path().join("item");
@@ -482,7 +727,7 @@ mod tests {
         // Cut between the two renames: the original is aside, the copy complete.
         let staging = staged(t.path(), true, true, true);
         assert!(
-            recover(t.path(), &item)
+            recover(&noted(t.path(), &item))
                 .unwrap()
                 .unwrap()
                 .contains("finished")
@@ -496,7 +741,7 @@ mod tests {
             original();
             let staging = staged(t.path(), true, complete, true);
             assert!(
-                recover(t.path(), &item)
+                recover(&noted(t.path(), &item))
                     .unwrap()
                     .unwrap()
                     .contains("nothing was replaced")
@@ -508,19 +753,19 @@ mod tests {
 
         // An incomplete copy with no original: nothing is put in its place.
         let staging = staged(t.path(), true, false, true);
-        recover(t.path(), &item).unwrap();
+        recover(&noted(t.path(), &item)).unwrap();
         assert!(!item.exists() && !staging.exists());
 
         // Cut after the second rename: the empty marked folder goes.
         original();
         let staging = staged(t.path(), true, false, false);
-        recover(t.path(), &item).unwrap();
+        recover(&noted(t.path(), &item)).unwrap();
         assert!(!staging.exists());
         assert_eq!(read(), b"original");
 
         // A folder of the owner's under that name is not Cairn's: left alone.
         let staging = staged(t.path(), false, true, true);
-        assert_eq!(recover(t.path(), &item).unwrap(), None);
+        assert_eq!(recover(&noted(t.path(), &item)).unwrap(), None);
         assert!(staging.join("item/f").exists());
     }
 }

@@ -76,6 +76,7 @@ impl App {
         setup::resume_rebuild(&app);
         // Key files a power cut left unsaved or unremoved.
         plans::sweep_keys(&app);
+        plans::sweep_probe_keys(&app);
         app
     }
 }

@@ -221,7 +221,6 @@ impl Edit<'_> {
         if self.s3.is_some() && !plan.target().starts_with("s3://") {
             return Err("S3 keys go with an s3://BUCKET/PATH target".into());
         }
-        crate::appliance::config::one_plan_per_target(&c.plans)?;
         if self.target.is_none() && self.s3.is_none() {
             return Ok((None, 0));
         }
@@ -354,7 +353,9 @@ impl KeysFile {
 pub fn sweep_keys(app: &App) {
     let config = app.daemon.config_file().to_path_buf();
     let pending = super::setup::pending_path(app);
-    if !config.exists() && !pending.exists() {
+    // A running job may still read the keys its configuration named.
+    let busy = app.daemon.status().running.is_some();
+    if busy || (!config.exists() && !pending.exists()) {
         return;
     }
     let mut named = Vec::new();
@@ -377,13 +378,24 @@ pub fn sweep_keys(app: &App) {
     }
 }
 
+/// Key files a connection test left in the scratch folder (a power cut or
+/// a stop during the test): removed at start.
+pub fn sweep_probe_keys(app: &App) {
+    let tmp = app.auth.dir().join("tmp");
+    for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        if is_keys_file(&e.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// `s3-PLAN-TAG` with an 8-hex-digit tag: a name [`KeysFile`] writes, and
 /// no other (an owner's `s3-wasabi` is not the dashboard's to remove).
 fn is_keys_file(name: &str) -> bool {
-    let Some((rest, tag)) = name.strip_prefix("s3-").and_then(|r| r.rsplit_once('-')) else {
+    let Some((plan, tag)) = name.strip_prefix("s3-").and_then(|r| r.rsplit_once('-')) else {
         return false;
     };
-    check_id(rest).is_ok() && tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit())
+    !plan.is_empty() && tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Every `s3_credentials_file` in `v`, at any depth.
@@ -529,6 +541,10 @@ mod tests {
         assert!(removed.contains("# the share"), "{removed}");
         assert!(without_plan(&added, "nope").is_err());
         assert!(is_keys_file("s3-photos-0a1b2c3d"));
+        assert!(
+            is_keys_file("s3-Photos 2-0a1b2c3d"),
+            "a hand-written plan id"
+        );
         for not_ours in [
             "s3-wasabi",
             "s3-main-xyz",

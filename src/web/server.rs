@@ -95,17 +95,18 @@ pub async fn serve<L>(
     let _ = slots.acquire_many(limits.connections).await;
 }
 
-type Clients = Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, u32>>>;
+/// Connections counted per address.
+pub(super) type Clients = Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, u32>>>;
 
 /// One client's connection, counted while it lasts.
-struct Client {
+pub(super) struct Client {
     clients: Clients,
     ip: IpAddr,
 }
 
 impl Client {
     /// Counts a connection from `ip`, unless it has `cap` already.
-    fn count(clients: &Clients, ip: IpAddr, cap: u32) -> Option<Client> {
+    pub(super) fn count(clients: &Clients, ip: IpAddr, cap: u32) -> Option<Client> {
         let mut c = clients.lock().unwrap_or_else(|e| e.into_inner());
         let n = c.entry(ip).or_insert(0);
         if *n >= cap {

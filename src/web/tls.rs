@@ -8,6 +8,7 @@
 //! complete; a key without one is the remainder of a power cut and is made
 //! again.
 
+use super::server::{Client, Clients};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ pub const KEY_FILE: &str = "tls/key.pem";
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; connections beyond are dropped.
 const MAX_HANDSHAKES: usize = 64;
+/// TLS handshakes under way from one address (so one client cannot hold
+/// every slot above).
+const HANDSHAKES_PER_ADDRESS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -148,6 +152,7 @@ impl TlsListener {
         let (tx, ready) = tokio::sync::mpsc::channel(16);
         let acceptor = TlsAcceptor::from(config);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let clients = Clients::default();
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -156,6 +161,11 @@ impl TlsListener {
                 };
                 let Ok((sock, peer)) = accepted else {
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                // One address may not take every handshake slot.
+                let Some(client) = Client::count(&clients, peer.ip(), HANDSHAKES_PER_ADDRESS)
+                else {
                     continue;
                 };
                 let Ok(permit) = handshakes.clone().try_acquire_owned() else {
@@ -169,7 +179,7 @@ impl TlsListener {
                         // cannot take yet count against the cap too.
                         let _ = tx.send((s, peer)).await;
                     }
-                    drop(permit);
+                    drop((permit, client));
                 });
             }
         });
@@ -218,5 +228,33 @@ mod tests {
         std::fs::write(&cert, "not a certificate").unwrap();
         let e = load_or_create(dir.path(), &names).unwrap_err().to_string();
         assert!(e.contains("cert.pem") && e.contains("delete"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_hold_every_handshake() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = load_or_create(dir.path(), &["localhost".to_string()]).unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let _listener = TlsListener::new(tcp, config).unwrap();
+        let mut silent = Vec::new();
+        for _ in 0..HANDSHAKES_PER_ADDRESS {
+            silent.push(TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut over = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(3), over.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "one more from the same address was kept"
+        );
+        // Another address still gets a handshake slot (the server waits for it).
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut other = sock.connect(addr).await.unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(500), other.read(&mut buf)).await;
+        assert!(waited.is_err(), "another address was turned away");
     }
 }
