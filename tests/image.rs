@@ -488,6 +488,15 @@ fn debugfs(fs_image: &Path, request: &str) -> String {
 /// Asserts that `path` in the ext4 image is a regular file owned by root with
 /// mode 0600 and exactly `content`.
 fn assert_root_only_file(fs_image: &Path, path: &str, content: &[u8], scratch: &Path) {
+    assert_eq!(
+        root_only_file(fs_image, path, scratch),
+        content,
+        "{path} differs"
+    );
+}
+
+/// The content of `path`, a regular file of root's, mode 0600.
+fn root_only_file(fs_image: &Path, path: &str, scratch: &Path) -> Vec<u8> {
     let stat = debugfs(fs_image, &format!("stat {path}"));
     assert!(stat.contains("Type: regular"), "{path}: {stat}");
     assert!(stat.contains("Mode:  0600"), "{path} is not 0600: {stat}");
@@ -498,7 +507,39 @@ fn assert_root_only_file(fs_image: &Path, path: &str, content: &[u8], scratch: &
     let dumped = scratch.join("dumped");
     let _ = fs::remove_file(&dumped);
     debugfs(fs_image, &format!("dump {path} {}", dumped.display()));
-    assert_eq!(fs::read(&dumped).unwrap(), content, "{path} differs");
+    fs::read(&dumped).unwrap()
+}
+
+/// Putting a folder back where it was, inside the service's sandbox (the
+/// data partition must be writable to it): a restore writes libc6's docs to
+/// /data/restore, a second plan added through Settings backs that folder up,
+/// and the folder is put back over itself, the version there kept beside it.
+fn put_back_inside_the_sandbox(guest: &Guest, session: &str, guest_url: &str) {
+    let job = |body: &str| {
+        let (status, answer) = http(guest.port, "POST", "/api/jobs", body, session).unwrap();
+        assert_eq!(status, 202, "{body}: {answer}");
+        let id = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["id"]
+            .as_u64()
+            .unwrap();
+        let run = guest.wait_for_job(session, id, GUEST_BACKUP_LIMIT);
+        assert_eq!(run["outcome"], "ok", "{body}: {run}\n{}", guest.log_tail());
+        run
+    };
+    job(r#"{"kind":"restore","restore":{"path":"libc6","into":"docs"}}"#);
+    let target = guest_url.replace("::backup/pi", "::backup/pi-restored");
+    let plan =
+        format!(r#"{{"plan":"restored","new":true,"source":"/data/restore","target":"{target}"}}"#);
+    let (status, answer) = http(guest.port, "POST", "/api/settings/plan", &plan, session).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    job(r#"{"kind":"backup","plan":"restored"}"#);
+    let run = job(
+        r#"{"kind":"restore","plan":"restored","restore":{"path":"docs","replace":"/data/restore/docs"}}"#,
+    );
+    let said = run["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("kept as /data/restore/docs.before-restore-"),
+        "{run}"
+    );
 }
 
 fn layout(card: &Path) -> (Part, Part, Part) {
@@ -646,6 +687,7 @@ fn virt_boots_configured_from_the_boot_partition() {
         .unwrap();
     let run = guest.wait_for_job(session, id, GUEST_BACKUP_LIMIT);
     assert_eq!(run["outcome"], "ok", "{run}\n{}", guest.log_tail());
+    put_back_inside_the_sandbox(&guest, session, &guest_url);
     // cairn answers only after cairn-firstboot and cairn-grow-data ran (units
     // order it so) and both flush what they write; now cut the power.
     guest.power_cut();
@@ -748,7 +790,19 @@ fn virt_boots_configured_from_the_boot_partition() {
     );
 
     // The configuration arrived, root-only; CR LF became LF where daemons parse lines.
-    assert_root_only_file(&data_fs, "/cairn/cairn.toml", toml.as_bytes(), dir);
+    // (Settings added a plan after it, comments and all kept.)
+    let config = root_only_file(&data_fs, "/cairn/cairn.toml", dir);
+    let config = String::from_utf8(config).unwrap();
+    assert!(
+        config.starts_with(&toml) && config.contains("id = \"restored\""),
+        "{config}"
+    );
+    // The folder put back, and the version it replaced beside it.
+    let restored = debugfs(&data_fs, "ls -p /restore");
+    assert!(
+        restored.contains("/docs/") && restored.contains("/docs.before-restore-"),
+        "{restored}"
+    );
     assert_root_only_file(
         &data_fs,
         "/cairn/secrets/passphrase",
