@@ -198,6 +198,7 @@ fn main() {
     let sizes = full_backups(&mut t, &b);
     incrementals(&mut t, &b, &sizes);
     restores(&mut t, &b);
+    real_text(&mut t, &b, &common::real_text_tree(&base, quick));
     rdiff_rows(&mut t, &b.work);
     if memory {
         memory_rows(&mut t, &b.work, &b.cairn);
@@ -443,6 +444,68 @@ fn restores(t: &mut Table, b: &Bench) {
     if rdir != b.work {
         let _ = fs::remove_dir_all(&rdir);
     }
+}
+
+// ---- Real text ---------------------------------------------------------------
+
+/// A full backup and a restore of the real-text corpus by duplicity and
+/// Cairn: where deflate's speed on the generated text says little.
+fn real_text(t: &mut Table, b: &Bench, tree: &Path) {
+    let mb_in = tree_bytes(tree);
+    let (dup_t, our_t) = (b.work.join("dup-real"), b.work.join("cairn-real"));
+    let mut c = Command::new("duplicity");
+    c.args(["full", "--archive-dir"])
+        .arg(b.work.join("dup-cache-real"))
+        .arg(tree)
+        .arg(url(&dup_t));
+    let dup_full = run_quiet(&mut c);
+    let mut c = b.cairn(&["backup", "--full"], "cairn-cache-real");
+    c.arg(tree).arg(url(&our_t));
+    let our_full = run_quiet(&mut c);
+    let (dup, ours) = (du(&dup_t), du(&our_t));
+    let op = format!("full backup, real text ({})", mb(mb_in));
+    t.cairn(&op, &our_full, &format!("archive {}", mb(ours)));
+    t.row(
+        &op,
+        "duplicity 0.8",
+        &dup_full,
+        &our_full,
+        &format!("archive {}", mb(dup)),
+    );
+    let rdir = restore_dir(&b.work);
+    let mut c = Command::new("duplicity");
+    c.args(["restore", "--archive-dir"])
+        .arg(b.work.join("dup-cache-real"))
+        .arg(url(&dup_t))
+        .arg(rdir.join("real-dup"));
+    let dup_restore = run_quiet(&mut c);
+    let mut c = b.cairn(&["restore"], "cairn-cache-real");
+    c.arg(url(&our_t)).arg(rdir.join("real-cairn"));
+    let our_restore = run_quiet(&mut c);
+    t.cairn("restore, real text", &our_restore, "");
+    t.row(
+        "restore, real text",
+        "duplicity 0.8",
+        &dup_restore,
+        &our_restore,
+        "",
+    );
+    let same = Command::new("diff")
+        .arg("-r")
+        .arg(rdir.join("real-dup"))
+        .arg(rdir.join("real-cairn"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(same, "the real-text restores differ");
+    let _ = fs::remove_dir_all(rdir.join("real-dup"));
+    let _ = fs::remove_dir_all(rdir.join("real-cairn"));
+    t.line(format!(
+        "| archive size, real text | Cairn / duplicity | | | | {:.3} ({}) |",
+        ours as f64 / dup as f64,
+        verdict(ours <= dup)
+    ));
 }
 
 // ---- The delta engine against rdiff -------------------------------------------

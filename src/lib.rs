@@ -13,7 +13,7 @@
 //! | [`target`] | opening a target the one way every front end does: backend, cache, keys, storage settings, the catalog's record of a new set |
 //! | [`repo`] | one target plus its local archive-dir cache: listing, fetching with hash checks, atomic writes, the lock |
 //! | [`source`] | walking the tree to back up, with duplicity's [`selection`](source::selection) rules |
-//! | [`backup`] | full and incremental sets, split into volumes, resumed after an interruption |
+//! | [`backup`] | full and incremental sets, split into volumes, uploaded while the next is encoded, resumed after an interruption |
 //! | [`restore`] | a point in time back into a directory, [`over the original`](restore::replace), or as a [`tar`](restore::tar) or [`zip`](restore::zip) stream; and `verify` |
 //! | [`catalog`] | a SQLite index of every set and every path in it, filled as a backup writes and rebuilt from the target's signatures alone |
 //! | [`maintenance`] | retention and `cleanup`: what to delete, shown before it is deleted |
@@ -31,9 +31,13 @@
 //! Backup: [`source`] yields paths in duplicity's index order → [`backup`]
 //! compares each with the previous signatures ([`archive::sigtar`]) and emits a
 //! snapshot, a [`delta`] or a deletion → [`archive::difftar`] lays them into
-//! tar volumes and new signatures → [`archive::codec`] compresses and encrypts
-//! on both cores → [`repo`] writes each volume through the [`backend`] under a
-//! temporary name, then the manifest, so a set looks complete only when it is.
+//! tar volumes and new signatures → [`archive::codec`] compresses (1 MiB
+//! segments of one deflate stream, on every core) and encrypts → [`repo`]
+//! stages each volume for the [`backend`], which commits it under its final
+//! name on a thread of its own while the next volume is encoded (at most
+//! `--concurrency` at once); a volume goes into the manifest once it is
+//! stored, in order, and the manifest goes last, so a set looks complete only
+//! when it is.
 //! As the signatures are written, [`backup::Observer`] hands each entry to
 //! a [`catalog::Recorder`] (a spool file); once the set is complete the
 //! [`catalog`] indexes it in one transaction. Every later use of the catalog

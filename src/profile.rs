@@ -7,6 +7,7 @@
 //! source = "/home/me"
 //! target = "rsync://me@backup.example::backups/laptop"
 //! volsize = 200                    # MiB
+//! concurrency = 1                  # volumes uploading while the next is encoded
 //! full_if_older_than = "1M"        # a new full chain every month
 //! selection = ["- **/.cache", "+ /home/me/docs", "- /home/me/tmp"]
 //!
@@ -19,6 +20,7 @@
 //! [remote]
 //! tor = "arti"                     # reach .onion targets with the embedded Tor client
 //! num_retries = 5
+//! max_upload_rate = "1M"           # leave the home uplink room (rsync:// targets)
 //! ```
 
 use crate::backend::{BackendOptions, TorMode};
@@ -42,6 +44,9 @@ pub struct Profile {
     pub tempdir: Option<PathBuf>,
     /// Volume size in MiB.
     pub volsize: Option<u64>,
+    /// Volumes uploaded at once while the next is encoded (default 1; 0
+    /// uploads each volume before encoding the next).
+    pub concurrency: Option<usize>,
     pub full_if_older_than: Option<String>,
     /// Selection rules in duplicity's file-list form, first match wins:
     /// `- PATTERN` excludes, `+ PATTERN` includes.
@@ -173,6 +178,11 @@ pub struct Remote {
     #[arg(long = "known-hosts", value_name = "FILE")]
     #[serde(default)]
     pub known_hosts: Vec<PathBuf>,
+    /// Cap uploads at this rate, e.g. 500K or 2M (per second; K = 1024
+    /// bytes), to leave a shared uplink room. rsync:// targets only: rsync's
+    /// own --bwlimit does it.
+    #[arg(long, value_name = "RATE")]
+    pub max_upload_rate: Option<String>,
 }
 
 impl Remote {
@@ -204,6 +214,7 @@ impl Remote {
         if self.known_hosts.is_empty() {
             self.known_hosts = f.known_hosts;
         }
+        self.max_upload_rate = self.max_upload_rate.or(f.max_upload_rate);
         self
     }
 
@@ -230,6 +241,10 @@ impl Remote {
         }
         o.rsync_options = crate::backend::split_options(&self.rsync_options)
             .map_err(|e| format!("--rsync-options: {e}"))?;
+        if let Some(r) = &self.max_upload_rate {
+            o.max_upload_rate =
+                Some(crate::backend::parse_rate(r).map_err(|e| format!("max_upload_rate: {e}"))?);
+        }
         o.ssh_options = crate::backend::split_options(&self.ssh_options)
             .map_err(|e| format!("--ssh-options: {e}"))?;
         o.tor.mode = match self.tor.as_deref() {
@@ -357,6 +372,7 @@ mod tests {
 source = "/home/me"
 target = "file:///mnt/usb"
 volsize = 50
+concurrency = 2
 selection = ["- **/.cache", "+ /home/me/docs"]
 [encryption]
 passphrase_file = "/data/secret"
@@ -368,6 +384,7 @@ keep_full = 12
         let prof = Profile::load(&p).unwrap();
         assert_eq!(prof.source.as_deref(), Some(Path::new("/home/me")));
         assert_eq!(prof.volsize, Some(50));
+        assert_eq!(prof.concurrency, Some(2));
         assert_eq!(prof.selection.len(), 2);
         assert_eq!(prof.retention.keep_full, Some(12));
     }
@@ -382,10 +399,12 @@ rsync_options = ["--bwlimit=100 '--rsh=ssh -p 2222'"]
 tor = "socks:127.0.0.1:9150"
 s3_multipart_chunk_size = 8
 s3_credentials_file = "/data/cairn/secrets/s3"
+max_upload_rate = "1.5M"
 "#,
         )
         .unwrap();
         let o = r.backend_options(None).unwrap();
+        assert_eq!(o.max_upload_rate, Some(3 << 19));
         assert_eq!(
             o.s3.credentials_file.as_deref(),
             Some(Path::new("/data/cairn/secrets/s3"))

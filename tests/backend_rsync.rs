@@ -9,7 +9,7 @@ mod common;
 
 use cairn::backend::{self, BackendError, BackendOptions};
 use common::servers::*;
-use common::{args, dup08, ok, run};
+use common::{args, dup08, ok, random_bytes, run};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -89,6 +89,74 @@ fn logging_rsync(dir: &Path) -> String {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
+}
+
+/// `max_upload_rate` reaches rsync as `--bwlimit` and holds an upload to
+/// it: 1 MiB at 256 KiB/s cannot take less than about 4 s (only a lower
+/// bound is checked; a loaded machine is slower, never faster).
+#[test]
+fn an_upload_limit_slows_the_upload_to_its_rate() {
+    let d = Rsyncd::start();
+    let opts = BackendOptions {
+        max_upload_rate: Some(256 << 10),
+        ..fast()
+    };
+    let b = backend::open(&d.url_pw("limited"), &opts).unwrap();
+    let data = random_bytes(1 << 20, 5);
+    let started = Instant::now();
+    let mut u = b
+        .create("duplicity-full.20261208T000000Z.vol1.difftar.gpg")
+        .unwrap();
+    u.write_all(&data).unwrap();
+    u.commit().unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2500),
+        "1 MiB at 256 KiB/s in {took:?}"
+    );
+    let stored = d
+        .module_dir
+        .join("limited/duplicity-full.20261208T000000Z.vol1.difftar.gpg");
+    assert_eq!(fs::read(stored).unwrap(), data);
+
+    // From the command line (and the profile's [remote] key of the same name).
+    let bin = tmpdir("bin");
+    let mut env = pw_env();
+    let path = logging_rsync(bin.path());
+    env.push(("PATH", &path));
+    let src = tmpdir("src");
+    fs::write(src.path().join("f"), b"small").unwrap();
+    let cache = tmpdir("cache");
+    let url = d.url("cli-limited");
+    let a = [
+        "backup",
+        "--no-encryption",
+        "--max-upload-rate",
+        "2M",
+        "--archive-dir",
+        cache.path().to_str().unwrap(),
+        src.path().to_str().unwrap(),
+        &url,
+    ];
+    ok(&common::cairn(), &args(&a), &env);
+    let log = fs::read_to_string(bin.path().join("argv.log")).unwrap();
+    assert!(log.contains("--bwlimit=2048"), "{log}");
+    let o = run(
+        &common::cairn(),
+        &args(&[
+            "backup",
+            "--max-upload-rate",
+            "2 MB/s",
+            src.path().to_str().unwrap(),
+            &url,
+        ]),
+        &env,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("2 MB/s"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

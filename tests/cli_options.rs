@@ -354,13 +354,14 @@ fn cases() -> Vec<Case> {
                 "full-if-n-inc",
                 "restore-ownership",
                 "print-statistics",
+                "concurrency",
             ],
             files: &[],
             steps: vec![
                 step(
                     "full --current-time 1790000000 --no-encryption --encryption \
                      --no-compression --compression --jsonstat --file-prefix-jsonstat j- \
-                     {SRC} {URL}",
+                     --concurrency 2 {SRC} {URL}",
                 ),
                 Step {
                     args: "incremental --skip-if-no-change --print-statistics \

@@ -239,6 +239,91 @@ pub fn make_tree(root: &Path, s: Scale) {
     fs::write(complete_marker(root), b"").unwrap();
 }
 
+/// Real text, next to the generated tree (whose 23-word vocabulary fills
+/// every hash chain and so sets deflate's pace unlike any real file): the
+/// text files (sources, documentation, manifests) of the crates Cargo.lock
+/// names, as cargo unpacked them, in name order, up to `cap` bytes (160 MB;
+/// 16 MB quick). The lock file fixes the set; `cargo fetch --locked`
+/// (which `just bench` runs) unpacks all of it. Built once under `base`.
+pub fn real_text_tree(base: &Path, quick: bool) -> PathBuf {
+    let root = base.join(if quick {
+        "real-text-quick"
+    } else {
+        "real-text"
+    });
+    if complete_marker(&root).exists() {
+        return root;
+    }
+    let cap: u64 = if quick { 16_000_000 } else { 160_000_000 };
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(&root).unwrap();
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"));
+    let registry = fs::read_dir(home.join("registry/src"))
+        .expect("cargo's registry sources (run `cargo fetch --locked`)")
+        .flatten()
+        .map(|e| e.path())
+        .next()
+        .expect("an unpacked registry");
+    let lock = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    let mut crates: Vec<String> = lock
+        .split("[[package]]")
+        .filter(|p| p.contains("source = \"registry+"))
+        .filter_map(|p| {
+            let field = |k: &str| {
+                let at = p.find(&format!("{k} = \""))? + k.len() + 4;
+                Some(p[at..at + p[at..].find('"')?].to_string())
+            };
+            Some(format!("{}-{}", field("name")?, field("version")?))
+        })
+        .collect();
+    crates.sort();
+    let mut total = 0u64;
+    for c in crates {
+        for f in text_files(&registry.join(&c)) {
+            let len = fs::metadata(&f).map_or(0, |m| m.len());
+            if total + len > cap {
+                fs::write(complete_marker(&root), b"").unwrap();
+                return root;
+            }
+            let dest = root.join(f.strip_prefix(&registry).unwrap());
+            fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs::copy(&f, &dest).unwrap();
+            total += len;
+        }
+    }
+    panic!(
+        "only {total} bytes of crate sources in {}: run `cargo fetch --locked`",
+        registry.display()
+    );
+}
+
+/// The text files under `dir`, sorted by path.
+fn text_files(dir: &Path) -> Vec<PathBuf> {
+    const EXT: &[&str] = &["rs", "md", "c", "h", "toml", "txt", "json", "py", "html"];
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(p);
+            } else if t.is_file()
+                && p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| EXT.contains(&x))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The benchmark tree under `base` (`tree` or `tree-quick`), built the
 /// first time.
 pub fn bench_tree(base: &Path, quick: bool) -> PathBuf {

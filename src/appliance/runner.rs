@@ -197,6 +197,7 @@ fn backup_set(
     let mut opts = BackupOptions::new(plan.source().to_path_buf(), storage);
     opts.selection = target::selection(&p.selection, plan.source())?;
     opts.volsize = p.volsize.unwrap_or(200).max(1) << 20;
+    opts.concurrency = p.concurrency.unwrap_or(1);
     if let Some(age) = &p.full_if_older_than {
         let t = time::parse_user_time(age, cx.now)
             .map_err(|e| RunError::Plan(format!("full_if_older_than: {e}")))?;

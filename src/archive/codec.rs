@@ -10,6 +10,7 @@
 //! time trying; and a writer thread puts the pieces back in order into the
 //! gzip or OpenPGP container, encrypts, hashes and uploads.
 
+use super::deflate::Deflater;
 use super::names::Encoding;
 use crate::crypto::{self, CryptoError, Keyring, MessageKeys, MessageWriter};
 use sha1::{Digest, Sha1};
@@ -89,11 +90,31 @@ impl Write for Sink {
 }
 
 impl Sink {
-    fn finish(self) -> Result<Stored, EncodeError> {
+    fn seal(self) -> Sealed {
         let size = self.written.load(Ordering::Relaxed);
         let sha1 = hex::encode(self.hash.finalize());
+        Sealed {
+            stored: Stored { sha1, size },
+            dest: self.dest,
+        }
+    }
+}
+
+/// A file encoded in full, not yet committed: what the manifest records
+/// about it, and the destination that makes it durable (for a remote
+/// target, the staged upload). It can be committed on another thread while
+/// the next file is encoded.
+pub struct Sealed {
+    pub stored: Stored,
+    dest: Box<dyn Destination>,
+}
+
+impl Sealed {
+    /// Makes the file durable under its final name (uploads it, for a
+    /// remote target). Dropped uncommitted, nothing reaches the target.
+    pub fn commit(self) -> Result<Stored, EncodeError> {
         self.dest.commit().map_err(EncodeError::Commit)?;
-        Ok(Stored { sha1, size })
+        Ok(self.stored)
     }
 }
 
@@ -136,6 +157,9 @@ pub enum Packing {
 
 /// Plaintext bytes per compression job.
 const SEGMENT: usize = 1 << 20;
+
+/// deflate's window: how much of a segment the next one may refer to.
+const DICTIONARY: usize = 32 << 10;
 
 /// Segment buffers, recycled. Allocating a fresh megabyte for every segment
 /// and its output made glibc's per-thread arenas keep freed ones around:
@@ -214,59 +238,34 @@ fn looks_random(data: &[u8]) -> bool {
 
 /// Compresses one segment into a piece of a raw deflate stream: ends with
 /// a sync flush (byte-aligned, not final) unless it is the last piece.
-fn deflate_segment(data: &[u8], level: u32, last: bool) -> Vec<u8> {
-    fn run(data: &[u8], level: u32, last: bool) -> Vec<u8> {
+/// `dict` is the end of the previous segment's plaintext (empty for the
+/// first), which the decoder has in its window when this piece starts.
+fn deflate_segment(dict: &[u8], data: &[u8], level: u32, last: bool) -> Vec<u8> {
+    fn run(dict: &[u8], data: &[u8], level: u32, last: bool) -> Vec<u8> {
         // One compressor per thread and level, reset between segments: its
         // window and hash tables are a few hundred KiB.
         thread_local! {
-            static COMPRESSOR: std::cell::RefCell<Option<(u32, flate2::Compress)>> =
+            static COMPRESSOR: std::cell::RefCell<Option<Deflater>> =
                 const { std::cell::RefCell::new(None) };
         }
         COMPRESSOR.with_borrow_mut(|slot| {
-            match slot {
-                Some((l, c)) if *l == level => c.reset(),
-                _ => {
-                    *slot = Some((
-                        level,
-                        flate2::Compress::new(flate2::Compression::new(level), false),
-                    ))
-                }
-            }
-            let (_, c) = slot.as_mut().expect("set above");
-            run_with(c, data, last)
+            let d = match slot {
+                Some(d) if d.level() == level => d,
+                _ => slot.insert(Deflater::new(level)),
+            };
+            let mut out = buffers().take(data.len() + data.len() / 500 + 1024);
+            d.segment(dict, data, last, &mut out);
+            out
         })
     }
-    fn run_with(c: &mut flate2::Compress, data: &[u8], last: bool) -> Vec<u8> {
-        let flush = if last {
-            flate2::FlushCompress::Finish
-        } else {
-            flate2::FlushCompress::Sync
-        };
-        let mut out = buffers().take(data.len() + data.len() / 500 + 1024);
-        loop {
-            let consumed = c.total_in() as usize;
-            let before = c.total_out();
-            let _ = c.compress_vec(&data[consumed..], &mut out, flush);
-            let done_in = c.total_in() as usize == data.len();
-            if done_in && out.len() < out.capacity() {
-                break;
-            }
-            if c.total_out() == before && c.total_in() as usize == consumed {
-                out.reserve(out.capacity().max(4096));
-            } else if out.len() == out.capacity() {
-                out.reserve(out.capacity() / 2 + 4096);
-            }
-        }
-        out
-    }
     if level == 0 || looks_random(data) {
-        return run(data, 0, last);
+        return run(&[], data, 0, last);
     }
-    let out = run(data, level, last);
+    let out = run(dict, data, level, last);
     if out.len() as f64 > data.len() as f64 * 0.98 {
         // It did not pay: store it, and save the reader's time too.
         buffers().give(out);
-        return run(data, 0, last);
+        return run(&[], data, 0, last);
     }
     out
 }
@@ -281,6 +280,8 @@ enum Check {
 
 struct Job {
     seq: u64,
+    /// The end of the previous segment's plaintext (up to 32 KiB).
+    dict: Vec<u8>,
     data: Vec<u8>,
     last: bool,
     /// deflate level, or `None` to pass the data through unchanged.
@@ -335,7 +336,7 @@ fn pool() -> &'static Pool {
                         let plain_len = job.data.len() as u64;
                         let bytes = match job.level {
                             Some(level) => {
-                                let out = deflate_segment(&job.data, level, job.last);
+                                let out = deflate_segment(&job.dict, &job.data, level, job.last);
                                 buffers().give(job.data);
                                 out
                             }
@@ -362,6 +363,9 @@ fn pool() -> &'static Pool {
 /// Cuts the framed stream into segments for the pool.
 struct Segmenter {
     buf: Vec<u8>,
+    /// The last 32 KiB of the segment sent before: the next one's
+    /// dictionary.
+    tail: Vec<u8>,
     seq: u64,
     level: Option<u32>,
     check: Check,
@@ -374,8 +378,11 @@ impl Segmenter {
     fn send(&mut self, last: bool) -> io::Result<()> {
         let data = std::mem::replace(&mut self.buf, buffers().take(SEGMENT));
         self.plain.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let tail = data.len().saturating_sub(DICTIONARY);
+        let dict = std::mem::replace(&mut self.tail, data[tail..].to_vec());
         let job = Job {
             seq: self.seq,
+            dict,
             data,
             last,
             level: self.level,
@@ -447,7 +454,7 @@ fn write_pieces(
     mut c: Container<'_>,
     pieces: Receiver<Piece>,
     reflected: Arc<AtomicU64>,
-) -> Result<Stored, EncodeError> {
+) -> Result<Sealed, EncodeError> {
     let mut pending: BTreeMap<u64, Piece> = BTreeMap::new();
     let mut next = 0u64;
     let mut crc = crc32fast::Hasher::new();
@@ -476,13 +483,13 @@ fn write_pieces(
                     Container::Gzip(mut s) => {
                         s.write_all(&crc.finalize().to_le_bytes())?;
                         s.write_all(&(total as u32).to_le_bytes())?;
-                        s.finish()
+                        Ok(s.seal())
                     }
                     Container::Gpg(mut m, zlib, _) => {
                         if zlib {
                             m.write_content(&adler.to_be_bytes())?;
                         }
-                        m.finish()?.finish()
+                        Ok(m.finish()?.seal())
                     }
                 };
             }
@@ -506,7 +513,7 @@ enum Front<'k> {
 /// target: OpenPGP, gzip or nothing, with the SHA1 of the stored bytes.
 pub struct Encoder<'k> {
     front: Option<Front<'k>>,
-    writer: Option<std::thread::JoinHandle<Result<Stored, EncodeError>>>,
+    writer: Option<std::thread::JoinHandle<Result<Sealed, EncodeError>>>,
     stored: Arc<AtomicU64>,
     /// Input bytes whose encoded output is already stored (all of them for
     /// plain files); with `stored` this gives the compression ratio so far.
@@ -556,6 +563,7 @@ impl<'k> Encoder<'k> {
         let (done_tx, done_rx) = sync_channel::<Piece>(8);
         let seg = SharedSegmenter(Arc::new(Mutex::new(Segmenter {
             buf: Vec::with_capacity(SEGMENT),
+            tail: Vec::new(),
             seq: 0,
             level: (enc == Encoding::Gzip || packing != Packing::None).then_some(level.min(9)),
             check: match (enc, packing) {
@@ -655,9 +663,14 @@ impl<'k> Encoder<'k> {
     }
 
     /// Finishes the layers and commits the upload.
-    pub fn finish(mut self) -> Result<Stored, EncodeError> {
+    pub fn finish(self) -> Result<Stored, EncodeError> {
+        self.seal()?.commit()
+    }
+
+    /// Finishes the layers; the caller commits the result.
+    pub fn seal(mut self) -> Result<Sealed, EncodeError> {
         let seg = match self.front.take().expect("open encoder") {
-            Front::Plain(sink) => return sink.finish(),
+            Front::Plain(sink) => return Ok(sink.seal()),
             Front::Gzip(seg) => seg,
             Front::Gpg(literal, seg) => {
                 literal
@@ -757,13 +770,14 @@ mod tests {
             };
             let mut stream = Vec::new();
             for (i, c) in chunks.iter().enumerate() {
-                stream.extend(deflate_segment(c, 6, i + 1 == chunks.len()));
+                let dict = if i == 0 { &[][..] } else { chunks[i - 1] };
+                stream.extend(deflate_segment(dict, c, 6, i + 1 == chunks.len()));
             }
             assert_eq!(inflate(&stream), data);
         }
         assert!(looks_random(&random));
         assert!(!looks_random(&b"hello world ".repeat(10_000)));
-        let stored = deflate_segment(&random, 6, true);
+        let stored = deflate_segment(&[], &random, 6, true);
         assert!(
             stored.len() < random.len() + 200,
             "random data is stored, not expanded"

@@ -1,6 +1,7 @@
 //! The duplicity archive format.
 pub mod codec;
 pub mod collection;
+mod deflate;
 pub mod difftar;
 pub mod index;
 pub mod manifest;

@@ -252,6 +252,30 @@ pub struct BackendOptions {
     pub tor: TorOptions,
     pub s3: S3Options,
     pub sftp: SftpOptions,
+    /// Uploads at most this many bytes per second (`max_upload_rate`);
+    /// rsync:// targets only, through rsync's `--bwlimit`.
+    pub max_upload_rate: Option<u64>,
+}
+
+/// A rate such as `500K` or `2.5M`: bytes per second, K = 1024, the unit
+/// required (rsync reads a bare number as KiB, people as bytes).
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let unit = |c: char| match c.to_ascii_uppercase() {
+        'K' => Some(1u64 << 10),
+        'M' => Some(1 << 20),
+        'G' => Some(1 << 30),
+        _ => None,
+    };
+    let bad = || format!("{text:?} is not a rate; give one with its unit, e.g. 500K or 2M");
+    let last = t.chars().last().ok_or_else(bad)?;
+    let mul = unit(last).ok_or_else(bad)?;
+    let n: f64 = t[..t.len() - 1].parse().map_err(|_| bad())?;
+    let bytes = n * mul as f64;
+    if !bytes.is_finite() || bytes < 1024.0 {
+        return Err(format!("{text:?}: the rate must be at least 1K"));
+    }
+    Ok(bytes as u64)
 }
 
 impl Default for BackendOptions {
@@ -267,6 +291,7 @@ impl Default for BackendOptions {
             tor: TorOptions::default(),
             s3: S3Options::default(),
             sftp: SftpOptions::default(),
+            max_upload_rate: None,
         }
     }
 }
@@ -345,6 +370,15 @@ pub trait Backend: Send + Sync {
 /// Opens a target by URL, as duplicity spells them. Nothing is contacted
 /// yet; the first operation connects.
 pub fn open(url: &str, opts: &BackendOptions) -> Result<Box<dyn Backend>, BackendError> {
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    if opts.max_upload_rate.is_some() && scheme != "rsync" {
+        return Err(BackendError::Setup {
+            target: url::redact(url),
+            detail: "max_upload_rate is applied by rsync (--bwlimit), so it works with \
+                     rsync:// targets only; remove it for this target"
+                .into(),
+        });
+    }
     if let Some(path) = url.strip_prefix("file://") {
         if path.is_empty() {
             return Err(BackendError::BadUrl {
@@ -354,7 +388,6 @@ pub fn open(url: &str, opts: &BackendOptions) -> Result<Box<dyn Backend>, Backen
         }
         return Ok(Box::new(FileBackend::new(PathBuf::from(path))));
     }
-    let scheme = url.split_once("://").map_or("", |(s, _)| s);
     match scheme {
         "rsync" => Ok(Box::new(rsync::RsyncBackend::new(url, opts)?)),
         #[cfg(feature = "sftp")]
@@ -379,4 +412,32 @@ pub fn open(url: &str, opts: &BackendOptions) -> Result<Box<dyn Backend>, Backen
 /// duplicity's rule is "contains `://`".
 pub fn is_url(arg: &str) -> bool {
     arg.contains("://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_need_their_unit() {
+        assert_eq!(parse_rate("500K"), Ok(500 << 10));
+        assert_eq!(parse_rate("2m"), Ok(2 << 20));
+        assert_eq!(parse_rate(" 1.5M "), Ok(3 << 19));
+        for bad in ["", "500", "K", "fast", "-1M", "0.5K", "infM"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_upload_limit_is_refused_where_rsync_does_not_carry_it() {
+        let opts = BackendOptions {
+            max_upload_rate: Some(1 << 20),
+            ..BackendOptions::default()
+        };
+        for url in ["file:///tmp/x", "sftp://me@host/x", "s3://bucket/x"] {
+            let e = open(url, &opts).err().expect(url).to_string();
+            assert!(e.contains("max_upload_rate"), "{url}: {e}");
+        }
+        assert!(open("rsync://me@host::module/x", &opts).is_ok());
+    }
 }

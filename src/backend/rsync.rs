@@ -465,6 +465,12 @@ impl RsyncBackend {
         if !has_opt(&self.opts.rsync_options, "--partial-dir") {
             args.push(format!("--partial-dir={PARTIAL_DIR}").into());
         }
+        if let Some(rate) = self.opts.max_upload_rate
+            && !has_opt(&self.opts.rsync_options, "--bwlimit")
+        {
+            // rsync's unit is 1024 bytes per second.
+            args.push(format!("--bwlimit={}", (rate / 1024).max(1)).into());
+        }
         args.push(local.into());
         args.push(format!("{}{name}", self.url_string).into());
         let r = self

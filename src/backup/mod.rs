@@ -7,6 +7,7 @@
 //! volumes; upload the signatures and, last, the manifest, whose presence is
 //! what makes a set complete.
 
+mod uploads;
 mod volumes;
 
 use crate::archive::codec;
@@ -89,6 +90,9 @@ pub struct BackupOptions {
     pub mode: Mode,
     /// Volume size target in bytes (`--volsize` MiB × 2²⁰).
     pub volsize: u64,
+    /// Volumes uploaded at once while the next one is encoded (duplicity
+    /// 3.x's `--concurrency`); 0 uploads each before encoding the next.
+    pub concurrency: usize,
     pub storage: Storage,
     pub selection: Selection,
     /// Recorded as the manifest's Hostname and checked on incrementals.
@@ -123,6 +127,7 @@ impl BackupOptions {
             source: source.into(),
             mode: Mode::Auto,
             volsize: 200 << 20,
+            concurrency: 1,
             storage,
             selection: Selection::default(),
             hostname: hostname(),
@@ -1153,7 +1158,14 @@ fn backup_set(repo: &Repo, opts: &BackupOptions, resume: bool) -> Result<BackupR
     let kept = restart
         .as_ref()
         .map_or(0, |r| r.manifest.volumes.len() as u64);
-    let mut vw = VolumeWriter::new(repo, (prev, t), format, opts.volsize, kept + 1);
+    let mut vw = VolumeWriter::new(
+        repo,
+        (prev, t),
+        format,
+        opts.volsize,
+        kept + 1,
+        opts.concurrency,
+    );
     if let Some(r) = restart {
         vw.resume_after(r.stored);
     }

@@ -4,6 +4,10 @@
 //! is encoded and uploaded, and its index range and SHA1 go into the manifest
 //! as soon as it is stored.
 //!
+//! A finished volume is committed (uploaded) by [`Uploads`] while the next
+//! one is encoded; its manifest entry is written once it is stored, in
+//! volume order.
+//!
 //! Each volume's plaintext (the tar bytes before compression and encryption)
 //! is hashed too. When an interrupted set is resumed, the entries the stored
 //! volumes hold are generated again and must hash the same: only then is
@@ -11,6 +15,7 @@
 //! would join old and new data, so the writer reports
 //! [`Error::SourceChanged`] and the set is started again.
 
+use super::uploads::Uploads;
 use crate::archive::codec::{Encoder, Format, Stored};
 use crate::archive::index::Index;
 use crate::archive::manifest::VolumeInfo;
@@ -76,6 +81,9 @@ pub struct VolumeWriter<'r, 'c> {
     /// When resuming an interrupted set: the volumes already stored, whose
     /// entries are checked and dropped.
     resume: Option<Resume>,
+    /// Volumes being sent: the manifest entry and plaintext hash each gets
+    /// once it is stored.
+    uploads: Uploads<(VolumeInfo, Vec<u8>)>,
     /// Bytes stored in finished volumes.
     pub stored: u64,
     pub volumes: u64,
@@ -89,6 +97,7 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         format: Format<'c>,
         volsize: u64,
         first_number: u64,
+        concurrency: usize,
     ) -> Self {
         // duplicity stops 50 KiB (footer and OpenPGP slack) plus 16 KiB and
         // one 64 KiB block short of --volsize.
@@ -103,6 +112,7 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             next_number: first_number,
             ratio: 1.0,
             resume: None,
+            uploads: Uploads::new(concurrency),
             stored: 0,
             volumes: 0,
         }
@@ -192,6 +202,8 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         if self.already_stored((index, chunk), [header, data, padding])? {
             return Ok(());
         }
+        self.uploads.poll()?;
+        self.log_stored(log)?;
         if let Some(o) = &self.open
             && o.encoder.estimated_size(self.ratio) >= self.threshold
         {
@@ -211,6 +223,7 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         Ok(())
     }
 
+    /// Ends the open volume and sends it; the next one can start at once.
     fn close(&mut self, log: &mut dyn VolumeLog) -> Result<()> {
         let Some(mut o) = self.open.take() else {
             return Ok(());
@@ -220,22 +233,31 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             .write_all(&footer)
             .map_err(|e| Error::local("write volume", o.name.clone(), e))?;
         o.plain.update(&footer);
-        let plain_sha1 = o.plain.finalize();
-        let name = o.name.clone();
+        let plain_sha1 = o.plain.finalize().to_vec();
         let plain = o.encoder.plain_bytes().max(1);
-        let stored = o.encoder.finish().map_err(|e| encode_err(&name, e))?;
-        self.ratio = (stored.size as f64 / plain as f64).clamp(0.01, 1.5);
+        let sealed = o.encoder.seal().map_err(|e| encode_err(&o.name, e))?;
+        self.ratio = (sealed.stored.size as f64 / plain as f64).clamp(0.01, 1.5);
         let info = VolumeInfo {
             number: o.number,
             start: o.start.0,
             start_block: o.start.1,
             end: o.end.0,
             end_block: o.end.1,
-            hashes: vec![("SHA1".into(), stored.sha1.clone())],
+            hashes: vec![("SHA1".into(), sealed.stored.sha1.clone())],
         };
-        self.stored += stored.size;
-        self.volumes += 1;
-        log.volume_done(&info, &stored, &plain_sha1)
+        self.uploads
+            .send(o.number, o.name, sealed, (info, plain_sha1))?;
+        self.log_stored(log)
+    }
+
+    /// Writes the manifest entries of the volumes stored so far, in order.
+    fn log_stored(&mut self, log: &mut dyn VolumeLog) -> Result<()> {
+        for (_, (info, plain_sha1), stored) in self.uploads.confirmed() {
+            self.stored += stored.size;
+            self.volumes += 1;
+            log.volume_done(&info, &stored, &plain_sha1)?;
+        }
+        Ok(())
     }
 
     /// Closes the last volume. A backup with nothing to store still writes
@@ -251,6 +273,8 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             self.start(&Index::root(), None)?;
         }
         self.close(log)?;
+        self.uploads.wait_all()?;
+        self.log_stored(log)?;
         Ok((self.volumes, self.stored))
     }
 }

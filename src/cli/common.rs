@@ -367,6 +367,9 @@ pub struct BackupRequest {
     pub source: PathBuf,
     pub mode: crate::backup::Mode,
     pub volsize_mib: u64,
+    /// Volumes uploaded at once while the next is encoded (0: one after
+    /// the other).
+    pub concurrency: usize,
     pub encryption: EncryptionRequest,
     pub selection: crate::source::selection::Selection,
     pub allow_source_mismatch: bool,
@@ -476,6 +479,7 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
     opts.selection = req.selection;
     opts.mode = mode;
     opts.volsize = req.volsize_mib.max(1) << 20;
+    opts.concurrency = req.concurrency;
     opts.allow_source_mismatch = req.allow_source_mismatch;
     opts.full_if_older_than = req
         .full_if_older_than
@@ -536,6 +540,7 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
             end: start_wall as f64 + started.elapsed().as_secs_f64(),
             target: url,
             source: &opts.source.to_string_lossy(),
+            concurrency: opts.concurrency,
         };
         write_jsonstat(&repo, &opts.storage, &r, &meta, req.dry_run)?;
     }

@@ -53,7 +53,7 @@ const OPTIONS: &[Spec] = &[
         "asynchronous-upload",
         0,
         Use::NoEffect(
-            "Cairn encodes volumes on both cores already; each is sent when it is complete",
+            "Cairn always sends a volume while it encodes the next; --concurrency N sends N at once",
         ),
     ),
     opt("compare-data", 0, Use::Yes),
@@ -348,14 +348,7 @@ const OPTIONS: &[Spec] = &[
     ),
     opt("compression", 0, Use::Yes),
     opt("encryption", 0, Use::Yes),
-    opt(
-        "concurrency",
-        1,
-        Use::NoEffect(
-            "Cairn sends one volume at a time, and encodes the next one after it is sent; \
-             parallel uploads are not implemented yet, and the backup written is the same",
-        ),
-    ),
+    opt("concurrency", 1, Use::Yes),
     opt(
         "copy-blocksize",
         1,
@@ -1319,6 +1312,7 @@ fn backup(
                 _ => Mode::Auto,
             },
             volsize_mib: volsize,
+            concurrency: count_option(inv, "concurrency")?.unwrap_or(1),
             encryption: encryption(inv),
             selection: selection(inv, std::path::Path::new(src))?,
             allow_source_mismatch: inv.flag("allow-source-mismatch"),

@@ -17,6 +17,8 @@ pub struct Meta<'a> {
     pub end: f64,
     pub target: &'a str,
     pub source: &'a str,
+    /// Volumes uploaded at once (`--concurrency`).
+    pub concurrency: usize,
 }
 
 /// The JSON, with 3.2.1's keys; counts Cairn does not keep are null.
@@ -47,7 +49,7 @@ pub fn render(r: &BackupReport, chain_incs: usize, full_time: i64, m: &Meta<'_>)
             "time_full_bkp": full_time,
             "time_full_bkp_str": time::to_string(full_time),
             "no_of_inc": chain_incs,
-            "concurrency": 0,
+            "concurrency": m.concurrency,
             "target": m.target,
             "source": m.source,
             "local_json_stat": ["N/A"],

@@ -109,6 +109,10 @@ enum Command {
         /// Volume size in MiB [default: 200].
         #[arg(long, value_name = "MIB")]
         volsize: Option<u64>,
+        /// Volumes uploaded at once while the next is encoded [default: 1];
+        /// 0 uploads each volume before encoding the next.
+        #[arg(long, value_name = "N")]
+        concurrency: Option<usize>,
         /// Exclude paths matching GLOB (duplicity's globbing; first match wins).
         #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
@@ -448,6 +452,7 @@ fn run(
             incremental,
             full_if_older_than,
             volsize,
+            concurrency,
             exclude,
             include,
             exclude_if_present,
@@ -499,6 +504,7 @@ fn run(
                         crate::backup::Mode::Auto
                     },
                     volsize_mib: volsize.or(profile.volsize).unwrap_or(200),
+                    concurrency: concurrency.or(profile.concurrency).unwrap_or(1),
                     encryption: EncryptionRequest {
                         encrypt: !crypt.no_encryption && enc.enabled.unwrap_or(true),
                         compress: !crypt.no_compression && enc.compress.unwrap_or(true),
