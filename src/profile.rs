@@ -179,13 +179,28 @@ pub struct Remote {
     #[serde(default)]
     pub known_hosts: Vec<PathBuf>,
     /// Cap uploads at this rate, e.g. 500K or 2M (per second; K = 1024
-    /// bytes), to leave a shared uplink room. rsync:// targets only: rsync's
-    /// own --bwlimit does it.
+    /// bytes), to leave a shared uplink room. rsync:// targets, through
+    /// rsync's own --bwlimit; a file:// target (a local disk) is not held
+    /// back; sftp:// and s3:// refuse it.
     #[arg(long, value_name = "RATE")]
     pub max_upload_rate: Option<String>,
 }
 
 impl Remote {
+    /// `max_upload_rate` holds each rsync process to the rate, so uploads
+    /// running side by side would add up to more: refused with a
+    /// `concurrency` above 1.
+    pub fn check_rate_with(&self, concurrency: usize) -> Result<(), String> {
+        match (&self.max_upload_rate, concurrency) {
+            (Some(rate), 2..) => Err(format!(
+                "max_upload_rate {rate} holds one upload at a time to the rate, and concurrency \
+                 {concurrency} runs {concurrency} at once, which would add up to more; use \
+                 concurrency 1 (the default) with a rate limit"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// These settings, with `fallback`'s wherever these leave one unset.
     pub fn or(mut self, fallback: &Remote) -> Remote {
         let f = fallback.clone();

@@ -157,6 +157,33 @@ fn an_upload_limit_slows_the_upload_to_its_rate() {
         "{}",
         text(&o)
     );
+    // Several uploads at once would add up to more than the rate.
+    let s = src.path().to_str().unwrap();
+    let a = [
+        "backup",
+        "--max-upload-rate",
+        "2M",
+        "--concurrency",
+        "2",
+        s,
+        &url,
+    ];
+    let o = run(&common::cairn(), &args(&a), &env);
+    assert!(
+        !o.status.success() && text(&o).contains("concurrency 2"),
+        "{}",
+        text(&o)
+    );
+    let o = run(
+        &common::cairn(),
+        &args(&["backup", "--no-encryption", "--concurrency", "9", s, &url]),
+        &env,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("at most 8"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -448,3 +448,63 @@ fn a_stopped_backup_is_resumed_by_the_next() {
         "restored after a stop and a resume",
     );
 }
+
+/// Volumes an interrupted run stored beyond its partial manifest (an upload
+/// that ran ahead with `--concurrency` above 1, or ended just before the
+/// kill) are removed when the set is resumed, so none outlasts the resumed
+/// set's last volume beside its manifest.
+#[test]
+fn volumes_stored_ahead_of_the_manifest_are_removed_on_resume() {
+    let work = tmpdir();
+    let src = work.path().join("src");
+    edge::build(&src, 6 << 20);
+    let target = work.path().join("t");
+    let url = file_url(&target);
+    let cache = work.path().join("cache");
+    let a = [
+        "backup",
+        "--volsize",
+        "1",
+        "--archive-dir",
+        cache.to_str().unwrap(),
+        src.to_str().unwrap(),
+        &url,
+    ];
+    // Step 6: two volumes stored, each with its manifest line and hash.
+    let o = run(
+        &cairn(),
+        &args(&a),
+        &[("PASSPHRASE", PW), ("CAIRN_KILL_AT_STEP", "6")],
+    );
+    assert!(!o.status.success(), "the kill point is inside the run");
+    let names = || -> Vec<String> {
+        fs::read_dir(&target)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    let vol1 = names()
+        .into_iter()
+        .find(|n| n.contains(".vol1.difftar"))
+        .expect("volume 1 is stored");
+    let ahead = vol1.replace(".vol1.", ".vol90.");
+    fs::copy(target.join(&vol1), target.join(&ahead)).unwrap();
+    let o = ok(&cairn(), &args(&a), &[("PASSPHRASE", PW)]);
+    assert!(
+        servers::text(&o).contains("partial set"),
+        "{}",
+        servers::text(&o)
+    );
+    assert!(
+        !target.join(&ahead).exists(),
+        "the volume ahead of the manifest is gone: {:?}",
+        names()
+    );
+    let dest = work.path().join("out");
+    ok(
+        &cairn(),
+        &args(&["restore", &url, dest.to_str().unwrap()]),
+        &[("PASSPHRASE", PW)],
+    );
+    assert_same_tree(&capture(&src), &capture(&dest), "resumed set");
+}

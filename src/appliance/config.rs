@@ -354,6 +354,10 @@ fn check_plans(
                 )
             })?;
         }
+        p.profile
+            .remote
+            .check_rate_with(p.profile.concurrency.unwrap_or(1))
+            .map_err(|m| at(format!("plan {}: {m}", p.id), Some("max_upload_rate")))?;
         let enc = &p.profile.encryption;
         for f in [&enc.passphrase_file, &enc.sign_passphrase_file]
             .into_iter()

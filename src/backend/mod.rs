@@ -371,7 +371,8 @@ pub trait Backend: Send + Sync {
 /// yet; the first operation connects.
 pub fn open(url: &str, opts: &BackendOptions) -> Result<Box<dyn Backend>, BackendError> {
     let scheme = url.split_once("://").map_or("", |(s, _)| s);
-    if opts.max_upload_rate.is_some() && scheme != "rsync" {
+    // A local disk shares no uplink: nothing to hold back there.
+    if opts.max_upload_rate.is_some() && !matches!(scheme, "rsync" | "file") {
         return Err(BackendError::Setup {
             target: url::redact(url),
             detail: "max_upload_rate is applied by rsync (--bwlimit), so it works with \
@@ -434,10 +435,14 @@ mod tests {
             max_upload_rate: Some(1 << 20),
             ..BackendOptions::default()
         };
-        for url in ["file:///tmp/x", "sftp://me@host/x", "s3://bucket/x"] {
+        for url in ["sftp://me@host/x", "s3://bucket/x"] {
             let e = open(url, &opts).err().expect(url).to_string();
             assert!(e.contains("max_upload_rate"), "{url}: {e}");
         }
         assert!(open("rsync://me@host::module/x", &opts).is_ok());
+        assert!(
+            open("file:///tmp/x", &opts).is_ok(),
+            "a local disk is not held back"
+        );
     }
 }

@@ -139,6 +139,14 @@ impl RsyncBackend {
             },
         };
 
+        if opts.max_upload_rate.is_some() && has_opt(&opts.rsync_options, "--bwlimit") {
+            return Err(BackendError::Setup {
+                target: describe,
+                detail: "max_upload_rate and --rsync-options --bwlimit both set the upload \
+                         rate; keep one of them"
+                    .into(),
+            });
+        }
         for refused in ["--inplace", "--append", "--append-verify"] {
             if has_opt(&opts.rsync_options, refused) {
                 return Err(BackendError::Setup {
@@ -465,9 +473,7 @@ impl RsyncBackend {
         if !has_opt(&self.opts.rsync_options, "--partial-dir") {
             args.push(format!("--partial-dir={PARTIAL_DIR}").into());
         }
-        if let Some(rate) = self.opts.max_upload_rate
-            && !has_opt(&self.opts.rsync_options, "--bwlimit")
-        {
+        if let Some(rate) = self.opts.max_upload_rate {
             // rsync's unit is 1024 bytes per second.
             args.push(format!("--bwlimit={}", (rate / 1024).max(1)).into());
         }

@@ -838,6 +838,23 @@ struct Restart {
     stored: Vec<StoredVolume>,
 }
 
+/// The partial set's volumes after the `kept` ones the resume continues
+/// from: stored by uploads that ran ahead (`--concurrency` above 1) or
+/// ended just before the interruption, in no manifest. The resumed run
+/// cuts its volumes anew, so a leftover could outlast its last one; they
+/// are removed first.
+fn drop_unlisted_volumes(
+    repo: &Repo,
+    volumes: &std::collections::BTreeMap<u64, String>,
+    kept: u64,
+) -> Result<Vec<String>> {
+    let stale: Vec<String> = volumes.range(kept + 1..).map(|(_, n)| n.clone()).collect();
+    if !stale.is_empty() {
+        repo.backend.delete(&stale)?;
+    }
+    Ok(stale)
+}
+
 /// Finds a partial last set to resume. Sets that cannot be resumed (no
 /// volume stored yet, other encoding, other source) are removed instead, so
 /// the run starts cleanly; the names removed go to `cleared`.
@@ -943,6 +960,7 @@ fn plan_restart(
         cleared.extend(clear_partial_sets_except(repo, None)?);
         return Ok(None);
     }
+    cleared.extend(drop_unlisted_volumes(repo, &volumes, k)?);
     // The signatures are rewritten from the start.
     let _ = fs::remove_file(dir.join(repo.naming.signatures(
         p.start_time,
@@ -969,6 +987,14 @@ fn plan_restart(
 
 /// Writes a backup set.
 pub fn backup(repo: &Repo, opts: &BackupOptions) -> Result<BackupReport> {
+    if opts.concurrency > uploads::MAX_CONCURRENCY {
+        return Err(Error::Usage(format!(
+            "--concurrency {}: at most {} uploads at once; each one stages a whole volume \
+             in the temporary directory",
+            opts.concurrency,
+            uploads::MAX_CONCURRENCY
+        )));
+    }
     // A directory or, as in duplicity, a single file (the set's root entry).
     fs::metadata(&opts.source)
         .map_err(|e| Error::local("read the backup source", &opts.source, e))?;

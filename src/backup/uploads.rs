@@ -11,8 +11,9 @@
 //! whatever order their uploads end in, so the manifest and the resume
 //! records only ever list a gapless run of volumes that are stored. A failed
 //! upload is reported by the next call that looks (`send`, `poll`,
-//! `wait_all`), and what was confirmed before it stays valid: the set is
-//! resumable after the last confirmed volume.
+//! `wait_all`), once the other uploads under way have ended; every volume
+//! before it that is stored can still be confirmed, and the set is resumable
+//! after the last of them.
 
 use crate::archive::codec::{Sealed, Stored};
 use crate::error::{Error, Result};
@@ -24,6 +25,9 @@ type Outcome = (
     u64,
     std::result::Result<Stored, crate::archive::codec::EncodeError>,
 );
+
+/// The most uploads at once: each stages a whole volume in `--tempdir`.
+pub const MAX_CONCURRENCY: usize = 8;
 
 /// Volumes being committed, and those committed but not yet confirmed.
 pub struct Uploads<T> {
@@ -57,10 +61,9 @@ impl<T> Uploads<T> {
     /// limit is 0; waits first while `limit` uploads are in flight.
     pub fn send(&mut self, number: u64, name: String, sealed: Sealed, then: T) -> Result<()> {
         if self.limit == 0 {
-            let stored = sealed
-                .commit()
-                .map_err(|e| super::volumes::encode_err(&name, e))?;
-            self.waiting.insert(number, (name, then));
+            let outcome = sealed.commit();
+            let name = &self.waiting.entry(number).or_insert((name, then)).0;
+            let stored = outcome.map_err(|e| super::volumes::encode_err(name, e))?;
             self.committed.insert(number, stored);
             return Ok(());
         }
@@ -71,7 +74,15 @@ impl<T> Uploads<T> {
         let thread = std::thread::Builder::new()
             .name(format!("cairn-upload-{number}"))
             .spawn(move || {
-                let _ = tx.send((number, sealed.commit()));
+                // A panic must still answer, or `settle` would wait forever.
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sealed.commit()))
+                        .unwrap_or_else(|_| {
+                            Err(crate::archive::codec::EncodeError::Io(
+                                std::io::Error::other("the upload thread panicked"),
+                            ))
+                        });
+                let _ = tx.send((number, outcome));
             })
             .map_err(|e| Error::local("start the upload of", name.clone(), e))?;
         self.waiting.insert(number, (name, then));
@@ -130,8 +141,24 @@ impl<T> Uploads<T> {
             // The volume stays waiting, never committed: nothing after it
             // is confirmed.
             Err(e) => {
-                let name = self.waiting.get(&number).map(|w| w.0.as_str());
-                Err(super::volumes::encode_err(name.unwrap_or_default(), e))
+                let name = self.waiting.get(&number).map(|w| w.0.clone());
+                self.drain();
+                Err(super::volumes::encode_err(&name.unwrap_or_default(), e))
+            }
+        }
+    }
+
+    /// After a failure: lets the other uploads end, keeping those that
+    /// stored their volume, so every volume before the failed one can still
+    /// be confirmed.
+    fn drain(&mut self) {
+        while !self.threads.is_empty() {
+            let (number, outcome) = self.rx.recv().expect("an upload thread is running");
+            if let Some(t) = self.threads.remove(&number) {
+                let _ = t.join();
+            }
+            if let Ok(stored) = outcome {
+                self.committed.insert(number, stored);
             }
         }
     }
@@ -282,6 +309,43 @@ mod tests {
         assert_eq!(confirmed, [1], "nothing after the failed volume");
     }
 
+    struct Panics;
+
+    impl Write for Panics {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Destination for Panics {
+        fn commit(self: Box<Self>) -> io::Result<()> {
+            panic!("a bug in a backend")
+        }
+    }
+
+    /// A panicking upload is a failed one, not a backup that waits forever.
+    #[test]
+    fn a_panicking_upload_fails_instead_of_hanging() {
+        let format = Format {
+            encoding: Encoding::Plain,
+            keys: None,
+            level: 0,
+            packing: Packing::None,
+        };
+        let sealed = Encoder::new(Box::new(Panics), format)
+            .unwrap()
+            .seal()
+            .unwrap();
+        let mut u = Uploads::new(1);
+        u.send(1, "v1".into(), sealed, ()).unwrap();
+        let e = u.wait_all().expect_err("the panic is reported").to_string();
+        assert!(e.contains("panicked"), "{e}");
+        assert!(u.confirmed().is_empty());
+    }
+
     #[test]
     fn limit_zero_commits_before_send_returns() {
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -291,5 +355,13 @@ mod tests {
         u.send(1, "v1".into(), s1, ()).unwrap();
         assert_eq!(*log.lock().unwrap(), [1]);
         assert_eq!(u.confirmed().len(), 1);
+        // A failure keeps everything after it unconfirmed.
+        let (s2, go2) = sealed(2, &log);
+        let (s3, go3) = sealed(3, &log);
+        go2.send(false).unwrap();
+        go3.send(true).unwrap();
+        assert!(u.send(2, "v2".into(), s2, ()).is_err());
+        u.send(3, "v3".into(), s3, ()).unwrap();
+        assert!(u.confirmed().is_empty(), "volume 3 is not confirmed past 2");
     }
 }

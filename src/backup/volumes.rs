@@ -202,8 +202,9 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
         if self.already_stored((index, chunk), [header, data, padding])? {
             return Ok(());
         }
-        self.uploads.poll()?;
+        let polled = self.uploads.poll();
         self.log_stored(log)?;
+        polled?;
         if let Some(o) = &self.open
             && o.encoder.estimated_size(self.ratio) >= self.threshold
         {
@@ -245,9 +246,11 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             end_block: o.end.1,
             hashes: vec![("SHA1".into(), sealed.stored.sha1.clone())],
         };
-        self.uploads
-            .send(o.number, o.name, sealed, (info, plain_sha1))?;
-        self.log_stored(log)
+        let sent = self
+            .uploads
+            .send(o.number, o.name, sealed, (info, plain_sha1));
+        self.log_stored(log)?;
+        sent
     }
 
     /// Writes the manifest entries of the volumes stored so far, in order.
@@ -273,8 +276,9 @@ impl<'r, 'c> VolumeWriter<'r, 'c> {
             self.start(&Index::root(), None)?;
         }
         self.close(log)?;
-        self.uploads.wait_all()?;
+        let waited = self.uploads.wait_all();
         self.log_stored(log)?;
+        waited?;
         Ok((self.volumes, self.stored))
     }
 }

@@ -465,6 +465,9 @@ pub fn backup(url: &str, args: &TargetArgs, req: BackupRequest) -> anyhow::Resul
         }
         .into());
     }
+    args.remote
+        .check_rate_with(req.concurrency)
+        .map_err(Error::Usage)?;
     let repo = open_repo(url, args)?;
     let (repo, _scratch) = if req.dry_run {
         let (r, s) = dry_run_repo(repo)?;

@@ -53,7 +53,8 @@ const OPTIONS: &[Spec] = &[
         "asynchronous-upload",
         0,
         Use::NoEffect(
-            "Cairn always sends a volume while it encodes the next; --concurrency N sends N at once",
+            "Cairn sends each volume while it encodes the next already (duplicity 3.x's \
+             --concurrency sets how many at once)",
         ),
     ),
     opt("compare-data", 0, Use::Yes),
