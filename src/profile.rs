@@ -191,6 +191,13 @@ impl Remote {
     /// running side by side would add up to more: refused with a
     /// `concurrency` above 1.
     pub fn check_rate_with(&self, concurrency: usize) -> Result<(), String> {
+        if concurrency > crate::backup::MAX_CONCURRENCY {
+            return Err(format!(
+                "concurrency {concurrency}: at most {} uploads at once; each one stages a \
+                 whole volume in the temporary directory",
+                crate::backup::MAX_CONCURRENCY
+            ));
+        }
         match (&self.max_upload_rate, concurrency) {
             (Some(rate), 2..) => Err(format!(
                 "max_upload_rate {rate} holds one upload at a time to the rate, and concurrency \

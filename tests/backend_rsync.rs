@@ -536,3 +536,75 @@ fn a_silent_daemon_times_out_with_a_clear_message() {
         "bounded by --timeout"
     );
 }
+
+/// The pid of a child of `parent` named rsync whose command line holds
+/// `needle`, if one runs.
+fn rsync_child(parent: u32, needle: &str) -> Option<u32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+        let (comm, rest) = stat.split_once(") ")?;
+        let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+        let found = comm.ends_with("(rsync")
+            && ppid == parent
+            && String::from_utf8_lossy(&cmdline).contains(needle);
+        found.then_some(pid)
+    })
+}
+
+/// Whether `pid` is gone (or a zombie waiting for its new parent).
+fn gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s.split_once(") ").is_some_and(|(_, r)| r.starts_with('Z')),
+    }
+}
+
+/// rsync dies with Cairn: an upload cut off by a SIGKILL of `cairn` alone
+/// (the OOM killer; a power cut takes everything) does not go on by itself
+/// and land an old volume after the next run stored its own.
+#[test]
+fn a_killed_cairn_takes_its_rsync_upload_with_it() {
+    let d = Rsyncd::start();
+    let src = tmpdir("src");
+    fs::write(src.path().join("f"), random_bytes(2 << 20, 3)).unwrap();
+    let cache = tmpdir("cache");
+    let mut child = std::process::Command::new(common::cairn())
+        .args([
+            "backup",
+            "--no-encryption",
+            "--max-upload-rate",
+            "64K",
+            "--archive-dir",
+        ])
+        .arg(cache.path())
+        .arg(src.path())
+        .arg(d.url("orphan"))
+        .env("FTP_PASSWORD", RSYNC_PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let rsync = loop {
+        if let Some(p) = rsync_child(child.id(), "cairn-upload-") {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no upload started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    while !gone(rsync) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "rsync {rsync} still uploads after cairn was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -358,6 +358,18 @@ fn check_plans(
             .remote
             .check_rate_with(p.profile.concurrency.unwrap_or(1))
             .map_err(|m| at(format!("plan {}: {m}", p.id), Some("max_upload_rate")))?;
+        let unlimited = |u: &&String| !u.starts_with("rsync://") && !u.starts_with("file://");
+        if p.profile.remote.max_upload_rate.is_some()
+            && let Some(u) = p.profile.target.iter().chain(&p.replicas).find(unlimited)
+        {
+            let msg = format!(
+                "plan {}: max_upload_rate works with rsync:// targets only (rsync's --bwlimit), \
+                 and {} is not one; remove the rate or that target",
+                p.id,
+                crate::backend::url::redact(u)
+            );
+            return Err(at(msg, Some("max_upload_rate")));
+        }
         let enc = &p.profile.encryption;
         for f in [&enc.passphrase_file, &enc.sign_passphrase_file]
             .into_iter()
@@ -503,6 +515,33 @@ mod tests {
             "[plan.remote]\ns3_endpoint = \"http://minio:9000\"\n[plan.encryption]",
         );
         check(&services).unwrap();
+    }
+
+    /// An upload limit only rsync carries is refused at load for a plan
+    /// with an SFTP or S3 place, as is a limit with several uploads at once
+    /// and more uploads than the cap.
+    #[test]
+    fn upload_limits_are_checked_at_load() {
+        let plan = |replica: &str, remote: &str| {
+            format!(
+                "source = \"/a\"\ntarget = \"file:///a\"\n[encryption]\nenabled = false\n\
+                 [[plan]]\nid = \"b\"\nsource = \"/b\"\ntarget = \"rsync://u@h::m/b\"\n\
+                 replicas = [\"{replica}\"]\n{remote}\n\
+                 [plan.remote]\nmax_upload_rate = \"1M\"\n[plan.encryption]\nenabled = false\n"
+            )
+        };
+        let check = |text: &str| parse(text).map(drop).map_err(|e| e.message);
+        check(&plan("file:///usb/b", "")).unwrap();
+        let e = check(&plan("sftp://u@h/b", "")).unwrap_err();
+        assert!(
+            e.contains("max_upload_rate") && e.contains("sftp://"),
+            "{e}"
+        );
+        let e = check(&plan("file:///usb/b", "concurrency = 2")).unwrap_err();
+        assert!(e.contains("concurrency 2"), "{e}");
+        let many = plan("file:///usb/b", "concurrency = 9").replace("max_upload_rate", "timeout");
+        let e = check(&many.replace("\"1M\"", "30")).unwrap_err();
+        assert!(e.contains("at most 8"), "{e}");
     }
 
     #[test]

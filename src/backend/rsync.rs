@@ -252,6 +252,18 @@ impl RsyncBackend {
     /// The rsync command with its environment (no operands yet).
     fn command(&self) -> Command {
         let mut c = Command::new(&self.opts.rsync_program);
+        // rsync dies with the thread that waits for it. Otherwise an upload
+        // would go on after Cairn was killed (a power cut spares nothing,
+        // but the OOM killer does) and could land an old volume over the
+        // one the next run stored under the same name.
+        // SAFETY: between fork and exec the closure only calls prctl(2),
+        // which is async-signal-safe, and allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
         c.env_remove("RSYNC_RSH");
         if let Some(u) = &self.user {
             c.env("USER", u);

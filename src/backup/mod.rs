@@ -10,6 +10,8 @@
 mod uploads;
 mod volumes;
 
+pub use uploads::MAX_CONCURRENCY;
+
 use crate::archive::codec;
 use crate::archive::codec::Encoder;
 use crate::archive::collection::{Collection, SetKind};
@@ -960,7 +962,15 @@ fn plan_restart(
         cleared.extend(clear_partial_sets_except(repo, None)?);
         return Ok(None);
     }
-    cleared.extend(drop_unlisted_volumes(repo, &volumes, k)?);
+    let dropped = drop_unlisted_volumes(repo, &volumes, k)?;
+    if !dropped.is_empty() {
+        opts.progress.note(&format!(
+            "{} volume(s) stored after volume {k} are not in the partial manifest; they are \
+             removed and made again: {}",
+            dropped.len(),
+            dropped.join(", ")
+        ));
+    }
     // The signatures are rewritten from the start.
     let _ = fs::remove_file(dir.join(repo.naming.signatures(
         p.start_time,
